@@ -1,0 +1,60 @@
+"""The one settings object of the service, read once from the environment (prefix INVEKTO_) or `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FusionMethod = Literal["score", "rrf", "wrrf", "dbsf", "bm25", "dense"]
+
+
+class Settings(BaseSettings):
+    """Service configuration. Every field can be set as INVEKTO_<NAME> (e.g. INVEKTO_DATA_DIR)."""
+
+    model_config = SettingsConfigDict(env_prefix="INVEKTO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+
+    # Embedding and retrieval
+    embedder: str = "use-multilingual"
+    store: Literal["edge", "server"] = "edge"
+    qdrant_url: str | None = None
+    qdrant_api_key: SecretStr | None = None
+    collection: str = "invekto_knowledge"
+    fusion: FusionMethod = "score"
+    # Weight of the dense (semantic) score in score-level fusion; BM25 gets 1 - dense_weight.
+    dense_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+    rrf_k: int = 60
+    prefetch_limit: int = 50
+    rerank_model: str | None = None
+    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
+    # Edge: build the HNSW index once this many points are not yet indexed (see README "Index maintenance").
+    optimize_threshold: int = 20_000
+
+    # Registry
+    database_url: str | None = None
+
+    # Assist
+    llm_provider: Literal["auto", "anthropic", "openai-compatible", "extractive"] = "auto"
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_model: str = "claude-haiku-4-5"
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str | None = None
+    llm_timeout_s: float = 20.0
+
+    # API
+    host: str = "127.0.0.1"
+    port: int = 7104
+    admin_token: SecretStr | None = None
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def registry_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
