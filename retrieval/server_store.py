@@ -1,0 +1,147 @@
+"""The scale-out store: a Qdrant server or cluster through qdrant-client (or its local mode for tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from .models import SearchFilters, SearchHit
+from .sparse import SparseVector
+from .store import DENSE, KEYWORD_FIELDS, SPARSE, IndexMeta, StoredPoint, StoreError, require_tenant
+
+
+def server_filter(tenant_id: str, filters: SearchFilters | None = None, doc_id: str | None = None) -> qm.Filter:
+    """Return the qdrant-client filter: always the tenant, then optional source/doc/metadata conditions."""
+    must: list[Any] = [qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))]
+    if doc_id is not None:
+        must.append(qm.FieldCondition(key="doc_id", match=qm.MatchValue(value=doc_id)))
+    if filters is not None:
+        if filters.sources:
+            must.append(qm.FieldCondition(key="source", match=qm.MatchAny(any=list(filters.sources))))
+        if filters.doc_ids:
+            must.append(qm.FieldCondition(key="doc_id", match=qm.MatchAny(any=list(filters.doc_ids))))
+        for key, value in filters.metadata.items():
+            must.append(qm.FieldCondition(key=f"metadata.{key}", match=qm.MatchValue(value=value)))
+    return qm.Filter(must=must)
+
+
+def connect(url: str, api_key: str | None = None, timeout: int = 10) -> QdrantClient:
+    """Return a client for `url`: http(s)://host:port, or `:memory:` / `local:<path>` for qdrant-client's local mode."""
+    if url == ":memory:":
+        return QdrantClient(location=":memory:")
+    if url.startswith("local:"):
+        return QdrantClient(path=url[len("local:") :])
+    return QdrantClient(url=url, api_key=api_key, timeout=timeout)
+
+
+class ServerStore:
+    """One collection for all tenants, `tenant_id` keyword index marked is_tenant, named vectors dense + sparse."""
+
+    backend = "server"
+
+    def __init__(self, client: QdrantClient, collection: str, meta: IndexMeta, where: str) -> None:
+        self._client = client
+        self._collection = collection
+        self._where = where
+        try:
+            exists = client.collection_exists(collection)
+        except Exception as exc:
+            raise StoreError(f"Cannot reach Qdrant at {where}: {exc}") from exc
+        if exists:
+            self._meta = self._read_meta()
+        else:
+            client.create_collection(
+                collection,
+                vectors_config={DENSE: qm.VectorParams(size=meta.dim, distance=qm.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: qm.SparseVectorParams(modifier=qm.Modifier.IDF)},
+                hnsw_config=qm.HnswConfigDiff(payload_m=16, m=16),
+                metadata=meta.as_dict(),
+            )
+            for field in KEYWORD_FIELDS:
+                client.create_payload_index(
+                    collection,
+                    field_name=field,
+                    field_schema=qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=field == "tenant_id"),
+                )
+            self._meta = meta
+
+    def _read_meta(self) -> IndexMeta | None:
+        info = self._client.get_collection(self._collection)
+        raw = getattr(info.config, "metadata", None) or {}
+        if not raw:
+            return None
+        return IndexMeta(embedder=raw["embedder"], dim=int(raw["dim"]), sparse=raw.get("sparse", ""), schema=int(raw.get("schema", 1)))
+
+    def meta(self) -> IndexMeta | None:
+        return self._meta
+
+    def upsert(self, points: Sequence[StoredPoint]) -> None:
+        if not points:
+            return
+        self._client.upsert(
+            self._collection,
+            points=[
+                qm.PointStruct(
+                    id=p.id,
+                    vector={
+                        DENSE: p.dense.astype(np.float32).tolist(),
+                        SPARSE: qm.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                    },
+                    payload=p.payload,
+                )
+                for p in points
+            ],
+            wait=True,
+        )
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> None:
+        selector = qm.FilterSelector(filter=server_filter(require_tenant(tenant_id), doc_id=doc_id))
+        self._client.delete(self._collection, points_selector=selector, wait=True)
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        selector = qm.FilterSelector(filter=server_filter(require_tenant(tenant_id)))
+        self._client.delete(self._collection, points_selector=selector, wait=True)
+
+    def count(self, tenant_id: str | None = None, filters: SearchFilters | None = None) -> int:
+        flt = server_filter(require_tenant(tenant_id), filters) if tenant_id is not None else None
+        return int(self._client.count(self._collection, count_filter=flt, exact=True).count)
+
+    def candidates(
+        self,
+        tenant_id: str,
+        dense: np.ndarray,
+        sparse: SparseVector,
+        limit: int,
+        filters: SearchFilters | None = None,
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        flt = server_filter(require_tenant(tenant_id), filters)
+        requests = [
+            qm.QueryRequest(query=dense.astype(np.float32).tolist(), using=DENSE, filter=flt, limit=limit, with_payload=True)
+        ]
+        if sparse:
+            requests.append(
+                qm.QueryRequest(
+                    query=qm.SparseVector(indices=sparse.indices, values=sparse.values),
+                    using=SPARSE,
+                    filter=flt,
+                    limit=limit,
+                    with_payload=True,
+                )
+            )
+        responses = self._client.query_batch_points(self._collection, requests=requests)
+        dense_hits = [SearchHit.from_payload(p.id, p.score, p.payload or {}) for p in responses[0].points]
+        sparse_hits = (
+            [SearchHit.from_payload(p.id, p.score, p.payload or {}) for p in responses[1].points] if sparse else []
+        )
+        return dense_hits, sparse_hits
+
+    def optimize(self) -> bool:
+        # A Qdrant server runs its optimizers by itself.
+        return False
+
+    def close(self) -> None:
+        self._client.close()
