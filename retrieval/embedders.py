@@ -86,7 +86,9 @@ class SentenceTransformerEmbedder:
                 "If this machine has no internet access, download the model elsewhere and point at its "
                 "folder: INVEKTO_EMBEDDER='sentence-transformers:/path/to/model'."
             ) from exc
-        dim = self._model.get_sentence_embedding_dimension()
+        # sentence-transformers 6 renamed the method; accept both spellings.
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         if not dim:
             raise EmbedderError(f"Model {name_or_path!r} does not report an embedding dimension")
         self._dim = int(dim)
