@@ -14,7 +14,17 @@ import qdrant_edge as qe
 
 from .models import SearchFilters, SearchHit
 from .sparse import SparseVector
-from .store import DENSE, KEYWORD_FIELDS, SPARSE, IndexMeta, StoredPoint, StoreError, require_tenant
+from .store import (
+    DENSE,
+    KEYWORD_FIELDS,
+    SPARSE,
+    IndexMeta,
+    StoredPoint,
+    StoreError,
+    bare_hit,
+    hydrated,
+    require_tenant,
+)
 
 _META_FILE = "index.json"
 _LOCK_FILE = ".lock"
@@ -113,9 +123,13 @@ class EdgeStore:
             return None
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            return IndexMeta(embedder=raw["embedder"], dim=int(raw["dim"]), sparse=raw["sparse"], schema=raw["schema"])
+            return IndexMeta(
+                embedder=raw["embedder"], dim=int(raw["dim"]), sparse=raw["sparse"], schema=raw["schema"]
+            )
         except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"The index metadata {path} is corrupt ({exc}); move the index away and re-ingest.") from exc
+            raise StoreError(
+                f"The index metadata {path} is corrupt ({exc}); move the index away and re-ingest."
+            ) from exc
 
     def _write_meta(self, meta: IndexMeta) -> None:
         path = self.index_dir / _META_FILE
@@ -132,7 +146,10 @@ class EdgeStore:
         batch = [
             qe.Point(
                 id=p.id,
-                vector={DENSE: p.dense.astype(np.float32).tolist(), SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values)},
+                vector={
+                    DENSE: p.dense.astype(np.float32).tolist(),
+                    SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values),
+                },
                 payload=p.payload,
             )
             for p in points
@@ -147,7 +164,9 @@ class EdgeStore:
 
     def delete_tenant(self, tenant_id: str) -> None:
         with self._write_lock:
-            self._shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(require_tenant(tenant_id))))
+            self._shard.update(
+                qe.UpdateOperation.delete_points_by_filter(edge_filter(require_tenant(tenant_id)))
+            )
 
     def count(self, tenant_id: str | None = None, filters: SearchFilters | None = None) -> int:
         flt = edge_filter(require_tenant(tenant_id), filters) if tenant_id is not None else None
@@ -167,7 +186,7 @@ class EdgeStore:
                 limit=limit,
                 query=qe.Query.Nearest(dense.astype(np.float32).tolist(), using=DENSE),
                 filter=flt,
-                with_payload=True,
+                with_payload=False,
             )
         ]
         if sparse:
@@ -176,13 +195,19 @@ class EdgeStore:
                     limit=limit,
                     query=qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=SPARSE),
                     filter=flt,
-                    with_payload=True,
+                    with_payload=False,
                 )
             )
         results = self._shard.query_batch(qe.QueryBatchRequest(requests))
-        dense_hits = [SearchHit.from_payload(p.id, p.score, p.payload or {}) for p in results[0]]
-        sparse_hits = [SearchHit.from_payload(p.id, p.score, p.payload or {}) for p in results[1]] if sparse else []
+        dense_hits = [bare_hit(p.id, p.score) for p in results[0]]
+        sparse_hits = [bare_hit(p.id, p.score) for p in results[1]] if sparse else []
         return dense_hits, sparse_hits
+
+    def hydrate(self, tenant_id: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
+        if not hits:
+            return []
+        records = self._shard.retrieve([h.point_id for h in hits], with_payload=True, with_vector=False)
+        return hydrated(hits, {str(r.id): r.payload or {} for r in records}, require_tenant(tenant_id))
 
     def optimize(self) -> bool:
         """Build HNSW and merge segments; blocks (about 3 min per 200k points on 2 cores)."""

@@ -87,7 +87,10 @@ class SentenceTransformerEmbedder:
                 "folder: INVEKTO_EMBEDDER='sentence-transformers:/path/to/model'."
             ) from exc
         # sentence-transformers 6 renamed the method; accept both spellings.
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         dim = get_dim()
         if not dim:
             raise EmbedderError(f"Model {name_or_path!r} does not report an embedding dimension")

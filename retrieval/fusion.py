@@ -28,7 +28,9 @@ def _ranked(scores: dict[str, float], pool: dict[str, SearchHit]) -> Ranked:
     return [replace(pool[pid], score=score) for pid, score in order]
 
 
-def weighted_rrf(dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, k: int = 60, dense_weight: float = 0.5) -> Ranked:
+def weighted_rrf(
+    dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, k: int = 60, dense_weight: float = 0.5
+) -> Ranked:
     """Return hits ranked by weighted reciprocal rank fusion: w/(k+rank) summed over the two lists."""
     weights = (dense_weight, 1.0 - dense_weight)
     scores: dict[str, float] = {}
@@ -58,7 +60,9 @@ def dbsf(dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, dense_weigh
     return _ranked(scores, _by_id(dense, sparse))
 
 
-def score_fusion(dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, dense_weight: float = 0.3) -> Ranked:
+def score_fusion(
+    dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, dense_weight: float = 0.3
+) -> Ranked:
     """Return hits ranked by w·cosine + (1-w)·BM25/max(BM25): raw cosine keeps its absolute meaning.
 
     BM25 scores are unbounded, so they are divided by the best score of this query; cosine is already in
@@ -71,7 +75,9 @@ def score_fusion(dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, den
         scores[hit.point_id] = dense_weight * max(hit.score, 0.0)
     if top_sparse > 0:
         for hit in sparse:
-            scores[hit.point_id] = scores.get(hit.point_id, 0.0) + (1.0 - dense_weight) * hit.score / top_sparse
+            scores[hit.point_id] = (
+                scores.get(hit.point_id, 0.0) + (1.0 - dense_weight) * hit.score / top_sparse
+            )
     return _ranked(scores, _by_id(dense, sparse))
 
 

@@ -50,12 +50,16 @@ def open_store(settings: Settings, meta: IndexMeta) -> VectorStore:
         from .server_store import ServerStore, connect
 
         if not settings.qdrant_url:
-            raise StoreError("INVEKTO_STORE=server needs INVEKTO_QDRANT_URL (http(s)://host:6333, :memory: or local:<path>)")
+            raise StoreError(
+                "INVEKTO_STORE=server needs INVEKTO_QDRANT_URL (http(s)://host:6333, :memory: or local:<path>)"
+            )
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         with warnings.catch_warnings():
             # Local mode warns that payload indexes are no-ops there; a real server uses them.
             warnings.simplefilter("ignore", UserWarning)
-            store = ServerStore(connect(settings.qdrant_url, key), settings.collection, meta, settings.qdrant_url)
+            store = ServerStore(
+                connect(settings.qdrant_url, key), settings.collection, meta, settings.qdrant_url
+            )
         where = f"{settings.qdrant_url} collection {settings.collection!r}"
     try:
         check_meta(store.meta(), meta, where)
@@ -68,11 +72,15 @@ def open_store(settings: Settings, meta: IndexMeta) -> VectorStore:
 class KnowledgeIndex:
     """Hybrid (dense + Turkish BM25) index over every tenant's chunks; every read needs a tenant."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None
+    ) -> None:
         self.settings = settings
         self.embedder = embedder or load_embedder(settings.embedder)
         self.bm25 = TurkishBm25()
-        self.meta = IndexMeta(embedder=self.embedder.model_id, dim=self.embedder.dim, sparse=self.bm25.model_id)
+        self.meta = IndexMeta(
+            embedder=self.embedder.model_id, dim=self.embedder.dim, sparse=self.bm25.model_id
+        )
         self.store = store or open_store(settings, self.meta)
         self._reranker: CrossEncoderReranker | None = None
 
@@ -122,7 +130,11 @@ class KnowledgeIndex:
 
     # ----- reads -----
     def search(
-        self, tenant_id: str, query: str, options: QueryOptions | None = None, filters: SearchFilters | None = None
+        self,
+        tenant_id: str,
+        query: str,
+        options: QueryOptions | None = None,
+        filters: SearchFilters | None = None,
     ) -> SearchResult:
         """Return the best chunks of `tenant_id` for `query`; never another tenant's."""
         tenant_id = require_tenant(tenant_id)
@@ -145,17 +157,26 @@ class KnowledgeIndex:
         method = opts.fusion or s.fusion
         weight = s.dense_weight if opts.dense_weight is None else opts.dense_weight
         ranked = fuse(method, dense_hits, sparse_hits, dense_weight=weight, rrf_k=s.rrf_k)
-        # Cosine of the dense match travels with each hit: assist uses it as an absolute relevance signal.
+        # The raw signals travel with each hit: assist uses cosine and BM25 as absolute relevance evidence.
         cosine = {h.point_id: h.score for h in dense_hits}
-        ranked = [replace(h, metadata={**h.metadata, "_dense": cosine.get(h.point_id)}) for h in ranked]
-        if opts.rerank if opts.rerank is not None else bool(s.rerank_model):
-            ranked = self._rerank(query, ranked[: max(opts.limit * 4, 20)])
+        bm25 = {h.point_id: h.score for h in sparse_hits}
+        ranked = [
+            replace(h, dense_score=cosine.get(h.point_id), sparse_score=bm25.get(h.point_id)) for h in ranked
+        ]
+        rerank = opts.rerank if opts.rerank is not None else bool(s.rerank_model)
         lam = opts.mmr_lambda if opts.mmr_lambda is not None else s.mmr_lambda
+        # Second-stage ranking reads chunk text, so it gets a wider hydrated pool than the final limit.
+        pool = max(opts.limit * 4, 20) if (rerank or lam is not None) else opts.limit
+        ranked = self.store.hydrate(tenant_id, ranked[:pool])
+        if rerank:
+            ranked = self._rerank(query, ranked)
         if lam is not None:
             ranked = mmr(ranked, lam=lam, limit=opts.limit)
         hits: list[SearchHit] = ranked[: opts.limit]
         t3 = time.perf_counter()
-        timings.update(encode=(t1 - t0) * 1e3, engine=(t2 - t1) * 1e3, fuse=(t3 - t2) * 1e3, total=(t3 - t0) * 1e3)
+        timings.update(
+            encode=(t1 - t0) * 1e3, engine=(t2 - t1) * 1e3, fuse=(t3 - t2) * 1e3, total=(t3 - t0) * 1e3
+        )
         result = SearchResult(hits=hits, tenant_id=tenant_id, query=query, timings_ms=timings)
         if not hits and self.store.count(tenant_id) == 0:
             result.tenant_known = False

@@ -71,6 +71,9 @@ class SearchHit:
     title: str = ""
     section: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The raw signals behind `score`: cosine of the dense match and BM25 of the sparse match (None if absent).
+    dense_score: float | None = None
+    sparse_score: float | None = None
 
     @classmethod
     def from_payload(cls, pid: Any, score: float, payload: dict[str, Any]) -> SearchHit:

@@ -50,6 +50,7 @@ def mmr(hits: list[SearchHit], *, lam: float, limit: int) -> list[SearchHit]:
     pool = [(h, h.score / top, _tokens(h.text)) for h in hits]
     chosen: list[tuple[SearchHit, float, set[str]]] = []
     while pool and len(chosen) < limit:
+
         def gain(item: tuple[SearchHit, float, set[str]]) -> float:
             redundancy = max(
                 (len(item[2] & c[2]) / max(1, len(item[2] | c[2])) for c in chosen),

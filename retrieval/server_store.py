@@ -11,10 +11,22 @@ from qdrant_client import models as qm
 
 from .models import SearchFilters, SearchHit
 from .sparse import SparseVector
-from .store import DENSE, KEYWORD_FIELDS, SPARSE, IndexMeta, StoredPoint, StoreError, require_tenant
+from .store import (
+    DENSE,
+    KEYWORD_FIELDS,
+    SPARSE,
+    IndexMeta,
+    StoredPoint,
+    StoreError,
+    bare_hit,
+    hydrated,
+    require_tenant,
+)
 
 
-def server_filter(tenant_id: str, filters: SearchFilters | None = None, doc_id: str | None = None) -> qm.Filter:
+def server_filter(
+    tenant_id: str, filters: SearchFilters | None = None, doc_id: str | None = None
+) -> qm.Filter:
     """Return the qdrant-client filter: always the tenant, then optional source/doc/metadata conditions."""
     must: list[Any] = [qm.FieldCondition(key="tenant_id", match=qm.MatchValue(value=tenant_id))]
     if doc_id is not None:
@@ -65,7 +77,9 @@ class ServerStore:
                 client.create_payload_index(
                     collection,
                     field_name=field,
-                    field_schema=qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=field == "tenant_id"),
+                    field_schema=qm.KeywordIndexParams(
+                        type=qm.KeywordIndexType.KEYWORD, is_tenant=field == "tenant_id"
+                    ),
                 )
             self._meta = meta
 
@@ -74,7 +88,12 @@ class ServerStore:
         raw = getattr(info.config, "metadata", None) or {}
         if not raw:
             return None
-        return IndexMeta(embedder=raw["embedder"], dim=int(raw["dim"]), sparse=raw.get("sparse", ""), schema=int(raw.get("schema", 1)))
+        return IndexMeta(
+            embedder=raw["embedder"],
+            dim=int(raw["dim"]),
+            sparse=raw.get("sparse", ""),
+            schema=int(raw.get("schema", 1)),
+        )
 
     def meta(self) -> IndexMeta | None:
         return self._meta
@@ -120,7 +139,13 @@ class ServerStore:
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         flt = server_filter(require_tenant(tenant_id), filters)
         requests = [
-            qm.QueryRequest(query=dense.astype(np.float32).tolist(), using=DENSE, filter=flt, limit=limit, with_payload=True)
+            qm.QueryRequest(
+                query=dense.astype(np.float32).tolist(),
+                using=DENSE,
+                filter=flt,
+                limit=limit,
+                with_payload=False,
+            )
         ]
         if sparse:
             requests.append(
@@ -129,15 +154,19 @@ class ServerStore:
                     using=SPARSE,
                     filter=flt,
                     limit=limit,
-                    with_payload=True,
+                    with_payload=False,
                 )
             )
         responses = self._client.query_batch_points(self._collection, requests=requests)
-        dense_hits = [SearchHit.from_payload(p.id, p.score, p.payload or {}) for p in responses[0].points]
-        sparse_hits = (
-            [SearchHit.from_payload(p.id, p.score, p.payload or {}) for p in responses[1].points] if sparse else []
-        )
+        dense_hits = [bare_hit(p.id, p.score) for p in responses[0].points]
+        sparse_hits = [bare_hit(p.id, p.score) for p in responses[1].points] if sparse else []
         return dense_hits, sparse_hits
+
+    def hydrate(self, tenant_id: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
+        if not hits:
+            return []
+        records = self._client.retrieve(self._collection, ids=[h.point_id for h in hits], with_payload=True)
+        return hydrated(hits, {str(r.id): r.payload or {} for r in records}, require_tenant(tenant_id))
 
     def optimize(self) -> bool:
         # A Qdrant server runs its optimizers by itself.
