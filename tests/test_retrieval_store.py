@@ -10,7 +10,10 @@ from retrieval.models import Chunk, SearchFilters
 FAQ = [
     ("taşıt", "Taşıt kredisi için gelir belgesi, kimlik ve araç ruhsatı gerekir. Vade en fazla 48 aydır."),
     ("konut", "Konut kredisinde ekspertiz raporu ve tapu fotokopisi istenir; vade 120 aya kadar çıkar."),
-    ("kart", "Kredi kartı aidatı ilk yıl alınmaz. Kartınızı mobil uygulamadan limit artırımıyla kullanabilirsiniz."),
+    (
+        "kart",
+        "Kredi kartı aidatı ilk yıl alınmaz. Kartınızı mobil uygulamadan limit artırımıyla kullanabilirsiniz.",
+    ),
     ("iade", "İade talebinizi ürün elinize ulaştıktan sonra 14 gün içinde iletebilirsiniz."),
 ]
 
@@ -30,7 +33,9 @@ def test_hybrid_search_finds_the_right_chunk_first(index: KnowledgeIndex) -> Non
 
 def test_no_result_from_another_tenant_ever_comes_back(index: KnowledgeIndex) -> None:
     index.upsert(_chunks("tenant-a"))
-    index.upsert([Chunk("tenant-b", "secret", "0000", "Taşıt kredisi gizli kampanya: faiz yüzde sıfır, kod B-SECRET.")])
+    index.upsert(
+        [Chunk("tenant-b", "secret", "0000", "Taşıt kredisi gizli kampanya: faiz yüzde sıfır, kod B-SECRET.")]
+    )
     for query in ["taşıt kredisi faiz kampanya", "B-SECRET", "gizli kampanya kodu nedir", "kredi"]:
         for method in ("score", "rrf", "dense", "bm25"):
             hits = index.search("tenant-a", query, QueryOptions(limit=20, fusion=method)).hits
@@ -63,8 +68,20 @@ def test_delete_tenant_leaves_other_tenants_alone(index: KnowledgeIndex) -> None
 
 def test_source_filter_narrows_results(index: KnowledgeIndex) -> None:
     index.upsert(_chunks("acme", source="faq"))
-    index.upsert([Chunk("acme", "chat:1", "0000", "Müşteri: taşıt kredisi belgeleri?\nTemsilci: Ruhsat ve kimlik yeterli.", source="chat")])
-    hits = index.search("acme", "taşıt kredisi belgeler", QueryOptions(limit=10), SearchFilters(sources=("chat",))).hits
+    index.upsert(
+        [
+            Chunk(
+                "acme",
+                "chat:1",
+                "0000",
+                "Müşteri: taşıt kredisi belgeleri?\nTemsilci: Ruhsat ve kimlik yeterli.",
+                source="chat",
+            )
+        ]
+    )
+    hits = index.search(
+        "acme", "taşıt kredisi belgeler", QueryOptions(limit=10), SearchFilters(sources=("chat",))
+    ).hits
     assert [h.doc_id for h in hits] == ["chat:1"]
 
 
@@ -87,7 +104,11 @@ def test_missing_tenant_is_refused(index: KnowledgeIndex) -> None:
 
 
 def test_turkish_casing_matches_in_both_directions(index: KnowledgeIndex) -> None:
-    index.upsert([Chunk("acme", "ist", "0000", "İSTANBUL ŞUBESİ IĞDIR ŞUBESİNDEN farklı saatlerde açıktır."),
-                  Chunk("acme", "ank", "0000", "Ankara şubesi hafta sonu kapalıdır.")])
+    index.upsert(
+        [
+            Chunk("acme", "ist", "0000", "İSTANBUL ŞUBESİ IĞDIR ŞUBESİNDEN farklı saatlerde açıktır."),
+            Chunk("acme", "ank", "0000", "Ankara şubesi hafta sonu kapalıdır."),
+        ]
+    )
     assert index.search("acme", "istanbul şubesi", QueryOptions(fusion="bm25")).hits[0].doc_id == "ist"
     assert index.search("acme", "ığdır", QueryOptions(fusion="bm25")).hits[0].doc_id == "ist"
