@@ -1,0 +1,231 @@
+"""KVKK redaction: replace personal data with placeholders before anything is embedded or stored.
+
+Built-in detectors, in the order they claim text:
+
+- e-mail addresses -> ``[EPOSTA]``
+- Turkish IBANs (TR + 24 digits, spaces allowed, mod-97 check) -> ``[IBAN]``
+- T.C. Kimlik numbers (11 digits, official checksum) -> ``[TCKN]``
+- payment card numbers (13-19 digits, spaces or dashes, Luhn check) -> ``[KART]``
+- Turkish phone numbers (+90 / 0090 / 0 / bare 5xx mobile, common spellings) -> ``[TELEFON]``
+
+Numbers shaped like an IBAN, TCKN or card that fail the check digits are look-alikes
+(order numbers, tracking codes): they are kept, and they also stop a later detector
+from redacting a piece of them. Digit runs are matched whole, never in part.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+EMAIL = "EPOSTA"
+IBAN = "IBAN"
+TCKN = "TCKN"
+CARD = "KART"
+PHONE = "TELEFON"
+
+_EMAIL_RE = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}")
+# The two check digits follow "TR"; the rest is 22 digits that people group in fours.
+_IBAN_RE = re.compile(r"(?<![\w])TR ?\d\d(?: ?\d){22}(?!\d)", re.IGNORECASE)
+_TCKN_RE = re.compile(r"(?<!\d)[1-9]\d{10}(?!\d)")
+# No issuer starts with 0, which also keeps "0090..." phone numbers out of here.
+_CARD_RE = re.compile(
+    r"(?<!\d)(?:"
+    r"[1-9]\d{12,18}"  # written as one run
+    r"|[1-9]\d{3}(?:[ \-]\d{4}){2,3}(?:[ \-]\d{1,3})?"  # 4-4-4-4(-3), 4-4-4-1..3
+    r"|[1-9]\d{3}[ \-]\d{6}[ \-]\d{4,5}"  # Amex / Diners 4-6-5, 4-6-4
+    r")(?!\d)"
+)
+_SEP = r"[ .\-]?"
+_AREA = r"(?:[2-5]\d\d|8[05]0)"  # landline (2xx-4xx), mobile 5xx, 800 / 850 numbers
+_SUBSCRIBER = rf"\d{{3}}{_SEP}\d\d{_SEP}\d\d"
+_PHONE_RE = re.compile(
+    r"(?<![\d+])(?:"
+    # with a country code or trunk 0, any area code, optionally in parentheses
+    rf"(?:(?:\+|00)?90|\+?\(\+?90\)){_SEP} ?(?:\(0?{_AREA}\)|0?{_AREA}){_SEP} ?{_SUBSCRIBER}"
+    rf"|0 ?(?:\({_AREA}\)|{_AREA}){_SEP} ?{_SUBSCRIBER}"
+    rf"|\(0?{_AREA}\){_SEP} ?{_SUBSCRIBER}"
+    # bare: only mobile numbers, a bare landline is too easily some other number
+    rf"|5\d\d{_SEP}{_SUBSCRIBER}"
+    r")(?!\d)"
+)
+_PLACEHOLDER_NAME_RE = re.compile(r"\w+")
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdecimal())
+
+
+def is_valid_tckn(number: str) -> bool:
+    """Return True when `number` is 11 digits, does not start with 0 and passes the T.C. Kimlik checksum."""
+    if len(number) != 11 or not number.isdecimal() or number[0] == "0":
+        return False
+    d = [int(ch) for ch in number]
+    d10 = ((d[0] + d[2] + d[4] + d[6] + d[8]) * 7 - (d[1] + d[3] + d[5] + d[7])) % 10
+    d11 = sum(d[:10]) % 10
+    return d[9] == d10 and d[10] == d11
+
+
+def is_valid_iban(iban: str) -> bool:
+    """Return True when `iban` (spaces allowed) passes the ISO 13616 mod-97 check."""
+    compact = iban.replace(" ", "").upper()
+    if len(compact) < 5 or not compact.isalnum():
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _is_card_number(number: str) -> bool:
+    return 13 <= len(_digits(number)) <= 19 and is_valid_luhn(number)
+
+
+def is_valid_luhn(number: str) -> bool:
+    """Return True when the digits of `number` pass the Luhn check used by payment cards."""
+    digits = _digits(number)
+    if not digits:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 1:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+@dataclass(frozen=True)
+class ExtraPattern:
+    """A tenant-specific kind of personal data, e.g. ExtraPattern("MUSTERI_NO", r"MŞ-\\d{6}")."""
+
+    name: str
+    regex: str
+
+    @property
+    def placeholder(self) -> str:
+        return f"[{self.name}]"
+
+
+@dataclass
+class RedactionResult:
+    """Redacted text and how many of each placeholder (key without brackets, e.g. "TCKN") went in."""
+
+    text: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Detector:
+    name: str
+    pattern: re.Pattern[str]
+    # None: every match is personal data. Otherwise matches failing the check are look-alikes.
+    check: Callable[[str], bool] | None = None
+
+
+_BUILT_IN: tuple[_Detector, ...] = (
+    _Detector(EMAIL, _EMAIL_RE),
+    _Detector(IBAN, _IBAN_RE, is_valid_iban),
+    _Detector(TCKN, _TCKN_RE, is_valid_tckn),
+    _Detector(CARD, _CARD_RE, _is_card_number),
+    _Detector(PHONE, _PHONE_RE),
+)
+
+
+def _overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:
+    return any(start < s_end and s_start < end for s_start, s_end in spans)
+
+
+def _allowed_keys(value: str) -> set[str]:
+    # Spacing, case and the phone prefix (+90 / 0) differ between configuration and text.
+    digits = _digits(value)
+    keys = {value.strip().lower()}
+    if len(digits) >= 10:
+        keys |= {digits, digits[-10:]}
+    return keys
+
+
+def _match_key(name: str, value: str) -> str:
+    if name == PHONE:
+        return _digits(value)[-10:]
+    if name in (IBAN, TCKN, CARD):
+        return _digits(value)
+    return value.strip().lower()
+
+
+class Redactor:
+    """Redacts built-in personal data plus one tenant's extra patterns; build once, call per text."""
+
+    def __init__(self, extra_patterns: Sequence[ExtraPattern] = (), allowed: Iterable[str] = ()) -> None:
+        """`allowed` lists the tenant's own public values (company IBAN, call-centre number) to keep."""
+        self._extra = tuple(_compile_extra(p) for p in extra_patterns)
+        self._allowed = frozenset(key for value in allowed if value.strip() for key in _allowed_keys(value))
+
+    def __call__(self, text: str) -> str:
+        """Return `text` with personal data replaced by placeholders."""
+        return self.redact(text).text
+
+    def redact(self, text: str) -> RedactionResult:
+        """Return the redacted text and the count of each placeholder type."""
+        redacted: list[tuple[int, int, str]] = []
+        claimed: list[tuple[int, int]] = []
+        for detector in _BUILT_IN:
+            for match in detector.pattern.finditer(text):
+                start, end = match.span()
+                if _overlaps(start, end, claimed):
+                    continue
+                claimed.append((start, end))
+                if detector.check is not None and not detector.check(match.group()):
+                    continue  # a look-alike: keep it, and keep other detectors off it
+                if _match_key(detector.name, match.group()) in self._allowed:
+                    continue
+                redacted.append((start, end, detector.name))
+        # Extra patterns may match inside a kept look-alike (a tenant's 11-digit order number is
+        # exactly what a look-alike is), but never inside text already redacted.
+        for detector in self._extra:
+            for match in detector.pattern.finditer(text):
+                start, end = match.span()
+                if start == end or _overlaps(start, end, [(s, e) for s, e, _ in redacted]):
+                    continue
+                if _match_key(detector.name, match.group()) in self._allowed:
+                    continue
+                redacted.append((start, end, detector.name))
+        return _apply(text, redacted)
+
+
+def _compile_extra(pattern: ExtraPattern) -> _Detector:
+    if not _PLACEHOLDER_NAME_RE.fullmatch(pattern.name):
+        raise ValueError(
+            f"Extra pattern name {pattern.name!r} must be letters, digits or underscores (e.g. MUSTERI_NO)"
+        )
+    try:
+        compiled = re.compile(pattern.regex)
+    except re.error as err:
+        raise ValueError(
+            f"Extra pattern {pattern.name} has an invalid regex {pattern.regex!r}: {err}"
+        ) from err
+    if compiled.fullmatch(""):
+        raise ValueError(
+            f"Extra pattern {pattern.name} regex {pattern.regex!r} matches empty text; it must match something"
+        )
+    return _Detector(pattern.name, compiled)
+
+
+def _apply(text: str, redacted: list[tuple[int, int, str]]) -> RedactionResult:
+    parts: list[str] = []
+    counts: dict[str, int] = {}
+    cursor = 0
+    for start, end, name in sorted(redacted):
+        parts.append(text[cursor:start])
+        parts.append(f"[{name}]")
+        counts[name] = counts.get(name, 0) + 1
+        cursor = end
+    parts.append(text[cursor:])
+    return RedactionResult("".join(parts), counts)
+
+
+def redact(text: str, extra_patterns: Sequence[ExtraPattern] = ()) -> RedactionResult:
+    """Return `text` with personal data replaced by placeholders, and the count of each type.
+
+    Compiles `extra_patterns` on every call; build a `Redactor` once per tenant instead.
+    """
+    return Redactor(extra_patterns).redact(text)
