@@ -1,0 +1,403 @@
+"""The registry's data model: tenant settings, the frozen records callers get, and the ORM tables behind them.
+
+Only portable types (String, Integer, Float, Text, JSON, timezone-aware DateTime) so the same
+schema runs on SQLite and PostgreSQL. Every tenant-owned row cascades when its tenant goes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ingestion.redact import ExtraPattern, Redactor
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# Bump when a table changes shape; Registry refuses files whose stored version differs.
+SCHEMA_VERSION = 1
+
+Tone = Literal["siz", "sen"]
+DocumentSource = Literal["doc", "faq", "chat", "quick_reply"]
+DocumentStatus = Literal["pending", "indexed", "failed", "deleted"]
+JobKind = Literal["files", "faq", "quick_replies", "chats"]
+JobStatus = Literal["queued", "running", "succeeded", "partial", "failed"]
+JobFileStatus = Literal["pending", "indexed", "skipped", "failed"]
+FeedbackAction = Literal["accepted", "edited", "rejected"]
+AuditKind = Literal["suggest", "resolve"]
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("registry timestamps must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- Tenant settings ---
+
+
+class PiiPattern(BaseModel):
+    """A tenant's own kind of personal data, redacted as [NAME] (see ingestion.redact.ExtraPattern)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    regex: str
+
+
+class TenantSettings(BaseModel):
+    """Per-tenant behaviour; unknown keys are rejected so a typo never silently does nothing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tone: Tone = "siz"
+    language: str = Field(default="tr", pattern=r"^[a-z]{2}$")
+    # Named thresholds for auto-resolution (e.g. {"min_confidence": 0.8}); assist/ owns the names
+    # and falls back to its own defaults for any that are missing.
+    resolve_thresholds: dict[str, float] = Field(default_factory=dict)
+    pii_patterns: tuple[PiiPattern, ...] = ()
+    # The tenant's own public values (company IBAN, call-centre number) that redaction keeps.
+    pii_allowed: tuple[str, ...] = ()
+
+    @field_validator("resolve_thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, threshold in value.items():
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"resolve threshold {name!r} must be between 0 and 1, got {threshold}")
+        return value
+
+    @field_validator("pii_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[PiiPattern, ...]) -> tuple[PiiPattern, ...]:
+        # Fail when the setting is saved, not later in the middle of an ingestion job.
+        Redactor([ExtraPattern(p.name, p.regex) for p in value])
+        return value
+
+    def extra_patterns(self) -> list[ExtraPattern]:
+        """Return the tenant's PII patterns in the form ingestion.redact.Redactor takes."""
+        return [ExtraPattern(p.name, p.regex) for p in self.pii_patterns]
+
+
+# --- Records returned to callers ---
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    settings: TenantSettings
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as shown to admins: never the key itself, only a display prefix."""
+
+    id: str
+    tenant_id: str
+    name: str
+    key_prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True)
+class Document:
+    """A tenant document. While `status` is "pending", `version`/`content_hash` describe the attempt in
+    flight and `indexed_version` the one still live in the index (None if nothing is)."""
+
+    tenant_id: str
+    doc_id: str
+    source: DocumentSource
+    source_uri: str | None
+    title: str | None
+    content_hash: str
+    version: int
+    indexed_version: int | None
+    status: DocumentStatus
+    chunk_count: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class DocumentDecision:
+    """What to do with an incoming document: "skip" (already indexed with this content) or "index" `version`."""
+
+    action: Literal["index", "skip"]
+    doc_id: str
+    version: int
+    # The version live in the index right now, whose chunks the new version replaces.
+    indexed_version: int | None
+
+
+@dataclass(frozen=True)
+class JobFile:
+    name: str
+    status: JobFileStatus
+    doc_id: str | None
+    chunks: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    tenant_id: str
+    kind: JobKind
+    status: JobStatus
+    files_total: int
+    files_done: int  # indexed or skipped
+    files_failed: int
+    chunks_written: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    idempotency_key: str | None
+    files: tuple[JobFile, ...]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: str
+    tenant_id: str
+    conversation_id: str
+    text: str
+    strategy: str
+    confidence: float | None
+    citations: list[dict[str, Any]]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Feedback:
+    id: str
+    tenant_id: str
+    suggestion_id: str
+    action: FeedbackAction
+    final_text: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    tenant_id: str
+    conversation_id: str
+    kind: AuditKind
+    retrieved_ids: list[str]
+    provider: str | None
+    decision: str
+    reason: str | None
+    confidence: float | None
+    latency_ms: int | None
+    created_at: datetime
+
+
+# --- ORM tables ---
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _tenant_fk() -> Mapped[str]:
+    return mapped_column(String(64), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+class SchemaVersionRow(Base):
+    __tablename__ = "schema_version"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class TenantRow(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    key_prefix: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_api_keys_tenant", "tenant_id"),)
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    doc_id: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    source_uri: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    chunk_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # The version (and its hash) live in the index, kept apart so a failed update can fall back to it.
+    indexed_version: Mapped[int | None] = mapped_column(Integer)
+    indexed_hash: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_documents_tenant_status", "tenant_id", "status"),)
+
+
+class JobRow(Base):
+    __tablename__ = "ingestion_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = _tenant_fk()
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16))
+    files_total: Mapped[int] = mapped_column(Integer, default=0)
+    files_done: Mapped[int] = mapped_column(Integer, default=0)
+    files_failed: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_written: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    # NULLs never collide in a unique constraint (SQLite and PostgreSQL), so keyless jobs are fine.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    files: Mapped[list[JobFileRow]] = relationship(
+        order_by="JobFileRow.position", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_ingestion_jobs_idempotency"),
+        Index("ix_ingestion_jobs_tenant_created", "tenant_id", "created_at"),
+        Index("ix_ingestion_jobs_status", "status"),
+    )
+
+
+class JobFileRow(Base):
+    __tablename__ = "job_files"
+
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ingestion_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    doc_id: Mapped[str | None] = mapped_column(String(1024))
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SuggestionRow(Base):
+    __tablename__ = "suggestions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = _tenant_fk()
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    strategy: Mapped[str] = mapped_column(String(50))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    citations: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_suggestions_tenant_conversation", "tenant_id", "conversation_id"),)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = _tenant_fk()
+    suggestion_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("suggestions.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    final_text: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_feedback_tenant_created", "tenant_id", "created_at"),)
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    # SQLite only auto-increments an INTEGER PRIMARY KEY, PostgreSQL gets a 64-bit identity.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = _tenant_fk()
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    retrieved_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    provider: Mapped[str | None] = mapped_column(String(50))
+    decision: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_audit_log_tenant_id", "tenant_id", "id"),)
+
+
+RecordT = TypeVar("RecordT", bound="DataclassInstance")
+
+
+def to_record(record_type: type[RecordT], row: Base, **overrides: Any) -> RecordT:
+    """Return `row` as a `record_type`, copying the same-named attributes unless given in `overrides`."""
+    values = {f.name: getattr(row, f.name) for f in fields(record_type) if f.name not in overrides}
+    return record_type(**values, **overrides)

@@ -1,0 +1,398 @@
+"""Registry tests on a real SQLite file (and the same behaviour on an in-memory database)."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingestion.registry import Registry, TenantExistsError
+from retrieval.settings import Settings
+
+
+def _file_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}"
+
+
+@pytest.fixture(params=["file", "memory"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    url = _file_url(tmp_path) if request.param == "file" else "sqlite://"
+    with Registry(url) as reg:
+        reg.create_tenant("acme", "Acme Kargo")
+        reg.create_tenant("globex", "Globex Market")
+        yield reg
+
+
+# --- Tenants ---
+
+
+@pytest.mark.parametrize("bad", ["a", "Acme", "acme corp", "ac/me", "şirket", "x" * 65, ""])
+def test_tenant_id_must_be_a_slug(registry: Registry, bad: str) -> None:
+    with pytest.raises(ValueError, match="2-64 characters"):
+        registry.create_tenant(bad, "Bad")
+    assert registry.get_tenant(bad) is None
+
+
+def test_tenant_slugs_with_digits_dashes_underscores_are_accepted(registry: Registry) -> None:
+    for good in ("ab", "acme-tr", "shop_42", "x" * 64):
+        assert registry.create_tenant(good, "Shop").id == good
+    assert {t.id for t in registry.list_tenants()} >= {"ab", "acme-tr", "shop_42", "x" * 64}
+
+
+def test_duplicate_tenant_is_refused_and_the_original_kept(registry: Registry) -> None:
+    with pytest.raises(TenantExistsError, match="already exists"):
+        registry.create_tenant("acme", "Someone Else")
+    tenant = registry.get_tenant("acme")
+    assert tenant is not None and tenant.name == "Acme Kargo"
+
+
+def test_tenant_settings_default_patch_and_validate(registry: Registry) -> None:
+    tenant = registry.get_tenant("acme")
+    assert tenant is not None
+    assert (tenant.settings.tone, tenant.settings.language) == ("siz", "tr")
+
+    patched = registry.update_tenant_settings(
+        "acme",
+        {
+            "tone": "sen",
+            "resolve_thresholds": {"min_confidence": 0.8},
+            "pii_patterns": [{"name": "MUSTERI_NO", "regex": r"MŞ-\d{6}"}],
+        },
+    )
+    assert patched.settings.tone == "sen"
+    assert patched.settings.resolve_thresholds == {"min_confidence": 0.8}
+    assert [p.name for p in patched.settings.extra_patterns()] == ["MUSTERI_NO"]
+
+    for bad in ({"tone": "hey"}, {"pii_patterns": [{"name": "X", "regex": "("}]}, {"colour": "red"}):
+        with pytest.raises(ValueError):
+            registry.update_tenant_settings("acme", bad)
+    reset = registry.update_tenant_settings("acme", {"tone": None})
+    assert reset.settings.tone == "siz" and reset.settings.resolve_thresholds == {"min_confidence": 0.8}
+    with pytest.raises(LookupError):
+        registry.update_tenant_settings("nobody", {"tone": "sen"})
+
+
+# --- API keys ---
+
+
+def test_api_key_authenticates_its_tenant_only_until_revoked(registry: Registry) -> None:
+    info, key = registry.create_api_key("acme", "crm-backend")
+    tenant = registry.authenticate(key)
+    assert tenant is not None and tenant.id == "acme"
+    assert key.startswith("ik_acme_") and info.key_prefix in key and info.key_prefix != key
+
+    wrong_last_char = key[:-1] + ("A" if key[-1] != "A" else "B")
+    for wrong in (wrong_last_char, key + "x", "", "Bearer " + key, info.key_prefix):
+        assert registry.authenticate(wrong) is None
+
+    assert registry.revoke_api_key(info.id, tenant_id="globex") is False  # not globex's key
+    assert registry.authenticate(key) is not None
+    assert registry.revoke_api_key(info.id) is True
+    assert registry.authenticate(key) is None
+    [listed] = registry.list_api_keys("acme")
+    assert listed.id == info.id and listed.revoked
+
+
+def test_api_key_plaintext_is_never_written_to_disk(tmp_path: Path) -> None:
+    url = _file_url(tmp_path)
+    reg = Registry(url)
+    reg.create_tenant("acme", "Acme")
+    _, key = reg.create_api_key("acme", "crm-backend")
+    secret = key.removeprefix("ik_acme_")
+    reg.close()
+
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "data").iterdir())
+    assert hashlib.sha256(key.encode()).hexdigest().encode() in on_disk  # we are reading the right bytes
+    assert key.encode() not in on_disk and secret.encode() not in on_disk
+    with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
+        row = conn.execute("SELECT key_prefix, key_hash FROM api_keys").fetchone()
+    assert row[1] == hashlib.sha256(key.encode()).hexdigest() and secret not in row[0] + row[1]
+
+
+# --- Documents ---
+
+
+def test_document_lifecycle_index_skip_reindex(registry: Registry) -> None:
+    first = registry.begin_document("acme", "iade.pdf", "doc", "s3://acme/iade.pdf", "İade", "h1")
+    assert (first.action, first.version, first.indexed_version) == ("index", 1, None)
+    assert registry.get_document("acme", "iade.pdf").status == "pending"  # type: ignore[union-attr]
+    registry.mark_indexed("acme", "iade.pdf", 1, chunk_count=7)
+
+    same = registry.begin_document("acme", "iade.pdf", "doc", "s3://acme/iade.pdf", "İade", "h1")
+    assert (same.action, same.version) == ("skip", 1)
+
+    changed = registry.begin_document("acme", "iade.pdf", "doc", "s3://acme/iade.pdf", "İade", "h2")
+    assert (changed.action, changed.version, changed.indexed_version) == ("index", 2, 1)
+    doc = registry.mark_indexed("acme", "iade.pdf", 2, chunk_count=9)
+    assert (doc.status, doc.version, doc.content_hash, doc.chunk_count) == ("indexed", 2, "h2", 9)
+    assert [d.doc_id for d in registry.list_documents("acme", status="indexed", source="doc")] == ["iade.pdf"]
+    assert registry.list_documents("acme", source="faq") == []
+
+
+def test_failed_update_keeps_the_indexed_version(registry: Registry) -> None:
+    registry.begin_document("acme", "kargo.md", "doc", None, "Kargo", "h1")
+    registry.mark_indexed("acme", "kargo.md", 1, chunk_count=4)
+    assert registry.begin_document("acme", "kargo.md", "doc", None, "Kargo", "h2").version == 2
+
+    doc = registry.mark_failed("acme", "kargo.md", "embedder timeout")
+    assert (doc.status, doc.version, doc.content_hash, doc.chunk_count) == ("indexed", 1, "h1", 4)
+    assert doc.error == "embedder timeout"
+    # The old content is still what is live, so it is still skipped; the new one is tried again.
+    assert registry.begin_document("acme", "kargo.md", "doc", None, "Kargo", "h1").action == "skip"
+    retry = registry.begin_document("acme", "kargo.md", "doc", None, "Kargo", "h2")
+    assert (retry.action, retry.version) == ("index", 2)
+    assert registry.mark_indexed("acme", "kargo.md", 2, chunk_count=5).error is None
+
+
+def test_failed_new_document_is_failed_and_retried_at_the_same_version(registry: Registry) -> None:
+    registry.begin_document("acme", "bozuk.docx", "doc", None, None, "h1")
+    doc = registry.mark_failed("acme", "bozuk.docx", "unreadable file")
+    assert (doc.status, doc.error) == ("failed", "unreadable file")
+    assert registry.begin_document("acme", "bozuk.docx", "doc", None, None, "h1").version == 1
+
+
+def test_stale_mark_indexed_is_refused(registry: Registry) -> None:
+    registry.begin_document("acme", "a.md", "doc", None, None, "h1")
+    registry.begin_document("acme", "a.md", "doc", None, None, "h2")  # a newer upload took over
+    with pytest.raises(ValueError, match="version 2"):
+        registry.mark_indexed("acme", "a.md", 1, chunk_count=3)
+
+
+def test_deleted_and_forgotten_documents(registry: Registry) -> None:
+    registry.begin_document("acme", "eski.md", "faq", None, None, "h1")
+    registry.mark_indexed("acme", "eski.md", 1, chunk_count=2)
+    doc = registry.mark_deleted("acme", "eski.md")
+    assert doc is not None and (doc.status, doc.chunk_count, doc.indexed_version) == ("deleted", 0, None)
+    readded = registry.begin_document("acme", "eski.md", "faq", None, None, "h1")
+    assert (readded.action, readded.version) == ("index", 2)
+    assert registry.forget_document("acme", "eski.md") is True
+    assert registry.get_document("acme", "eski.md") is None
+    assert registry.mark_deleted("acme", "eski.md") is None
+
+
+# --- Ingestion jobs ---
+
+
+def test_idempotency_key_returns_the_same_job_per_tenant(registry: Registry) -> None:
+    job = registry.create_job("acme", "files", ["a.pdf", "b.pdf"], idempotency_key="upload-1")
+    again = registry.create_job("acme", "files", ["a.pdf", "b.pdf"], idempotency_key="upload-1")
+    assert again.id == job.id and len(registry.list_jobs("acme")) == 1
+    other = registry.create_job("globex", "files", ["a.pdf"], idempotency_key="upload-1")
+    assert other.id != job.id
+    assert registry.create_job("acme", "files", ["c.pdf"]).id != job.id  # no key: always a new job
+
+
+def test_job_counters_and_partial_status(registry: Registry) -> None:
+    job = registry.create_job("acme", "files", ["a.pdf", "b.pdf", "c.pdf", "d.pdf"])
+    assert (job.status, job.files_total, [f.status for f in job.files]) == ("queued", 4, ["pending"] * 4)
+    assert registry.start_job(job.id).status == "running"
+    registry.update_job_file(job.id, "a.pdf", "indexed", doc_id="a.pdf", chunks=5)
+    registry.update_job_file(job.id, "b.pdf", "skipped", doc_id="b.pdf")
+    registry.update_job_file(job.id, "c.pdf", "failed", error="şifreli PDF")
+    registry.update_job_file(job.id, "c.pdf", "failed", error="şifreli PDF")  # a repeat does not double count
+    registry.update_job_file(job.id, "d.pdf", "failed", error="timeout")
+    registry.update_job_file(job.id, "d.pdf", "indexed", doc_id="d.pdf", chunks=3)  # a retry succeeded
+
+    done = registry.finish_job(job.id)
+    assert (done.status, done.files_done, done.files_failed, done.chunks_written) == ("partial", 3, 1, 8)
+    assert done.finished_at is not None and done.started_at is not None
+    assert {f.name: f.error for f in done.files if f.status == "failed"} == {"c.pdf": "şifreli PDF"}
+    with pytest.raises(ValueError, match="already finished"):
+        registry.update_job_file(job.id, "a.pdf", "failed")
+
+
+def test_job_final_status_succeeded_or_failed(registry: Registry) -> None:
+    ok = registry.create_job("acme", "faq", ["sss.csv"])
+    registry.update_job_file(ok.id, "sss.csv", "indexed", chunks=40)
+    assert registry.finish_job(ok.id).status == "succeeded"
+    bad = registry.create_job("acme", "files", ["x.pdf", "y.pdf"])
+    registry.update_job_file(bad.id, "x.pdf", "failed", error="boş dosya")
+    finished = registry.finish_job(bad.id)  # y.pdf never ran: it counts as failed too
+    assert (finished.status, finished.files_failed) == ("failed", 2)
+    assert registry.finish_job(bad.id) == finished
+    with pytest.raises(LookupError):
+        registry.update_job_file(registry.create_job("acme", "files", ["a.pdf"]).id, "nope.pdf", "indexed")
+    with pytest.raises(LookupError):
+        registry.start_job("no-such-job")
+
+
+def test_interrupted_jobs_are_the_unfinished_ones(registry: Registry) -> None:
+    running = registry.create_job("acme", "files", ["a.pdf", "b.pdf"])
+    registry.start_job(running.id)
+    registry.update_job_file(running.id, "a.pdf", "indexed", chunks=2)
+    queued = registry.create_job("globex", "chats", ["chats.jsonl"])
+    finished = registry.create_job("acme", "quick_replies", [])
+    registry.finish_job(finished.id)
+
+    assert [j.id for j in registry.interrupted_jobs()] == [running.id, queued.id]
+    recovered = registry.finish_job(running.id, error="worker restarted")
+    assert (recovered.status, recovered.files_done, recovered.files_failed) == ("partial", 1, 1)
+    assert [j.id for j in registry.interrupted_jobs()] == [queued.id]
+
+
+def test_concurrent_file_updates_add_up(registry: Registry) -> None:
+    names = [f"dosya-{i:02d}.pdf" for i in range(80)]
+    job = registry.create_job("acme", "files", names)
+    registry.start_job(job.id)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def worker(part: list[str]) -> None:
+        try:
+            barrier.wait()
+            for i, name in enumerate(part):
+                if i % 5 == 0:
+                    registry.update_job_file(job.id, name, "failed", error="bozuk")
+                else:
+                    registry.update_job_file(job.id, name, "indexed", doc_id=name, chunks=3)
+        except BaseException as err:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(names[i::8],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    result = registry.finish_job(job.id)
+    assert (result.files_done, result.files_failed, result.chunks_written) == (64, 16, 64 * 3)
+    assert result.status == "partial" and all(f.status != "pending" for f in result.files)
+
+
+def test_concurrent_requests_with_one_idempotency_key_make_one_job(registry: Registry) -> None:
+    barrier = threading.Barrier(8)
+    ids: list[str] = []
+
+    def submit() -> None:
+        barrier.wait()
+        ids.append(registry.create_job("acme", "files", ["a.pdf"], idempotency_key="retry-storm").id)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == 8 and len(set(ids)) == 1
+
+
+# --- Tenant isolation, suggestions, feedback, audit ---
+
+
+def test_other_tenants_rows_are_invisible(registry: Registry) -> None:
+    job = registry.create_job("acme", "files", ["a.pdf"])
+    [suggestion_id] = registry.record_suggestions(
+        "acme", "conv-1", [{"text": "Siparişiniz yola çıktı.", "strategy": "llm", "confidence": 0.9}]
+    )
+    registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
+
+    assert registry.get_job("globex", job.id) is None
+    assert registry.get_job("acme", job.id) is not None
+    assert registry.get_suggestion("globex", suggestion_id) is None
+    with pytest.raises(LookupError):
+        registry.record_feedback("globex", suggestion_id, "accepted")
+    assert registry.get_document("globex", "a.pdf") is None
+    assert registry.list_documents("globex") == [] and registry.list_jobs("globex") == []
+
+
+def test_suggestions_and_feedback(registry: Registry) -> None:
+    citations = [{"doc_id": "iade.pdf", "chunk_id": "c-3", "score": 0.71}]
+    ids = registry.record_suggestions(
+        "acme",
+        "conv-7",
+        [
+            {"text": "İade süresi 14 gündür.", "strategy": "llm", "confidence": 0.82, "citations": citations},
+            {"text": "Kargo ücretsizdir.", "strategy": "extractive"},
+        ],
+    )
+    assert len(ids) == 2 and len(set(ids)) == 2
+    first = registry.get_suggestion("acme", ids[0])
+    assert first is not None and first.citations == citations and first.conversation_id == "conv-7"
+
+    feedback = registry.record_feedback("acme", ids[0], "edited", final_text="İade süresi 14 gün.")
+    assert (feedback.action, feedback.suggestion_id) == ("edited", ids[0])
+    with pytest.raises(LookupError):
+        registry.record_feedback("acme", "no-such-id", "accepted")
+    with pytest.raises(ValueError):
+        registry.record_feedback("acme", ids[1], "liked")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        registry.record_suggestions("acme", "conv-7", [{"strategy": "llm"}])
+
+
+def test_audit_is_listed_newest_first_per_tenant(registry: Registry) -> None:
+    for i in range(3):
+        registry.record_audit(
+            "acme",
+            f"conv-{i}",
+            "resolve",
+            retrieved_ids=[f"c-{i}"],
+            decision="handoff",
+            reason="low_confidence",
+            provider="extractive",
+            confidence=0.3,
+            latency_ms=120,
+        )
+    registry.record_audit("globex", "conv-x", "suggest", retrieved_ids=[], decision="suggest")
+    entries = registry.list_audit("acme", limit=2)
+    assert [e.conversation_id for e in entries] == ["conv-2", "conv-1"]
+    assert entries[0].retrieved_ids == ["c-2"] and entries[0].reason == "low_confidence"
+    assert [e.tenant_id for e in registry.list_audit("globex", limit=10)] == ["globex"]
+
+
+def test_deleting_a_tenant_removes_its_rows(registry: Registry) -> None:
+    _, key = registry.create_api_key("acme", "k")
+    registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
+    job = registry.create_job("acme", "files", ["a.pdf"])
+    [sid] = registry.record_suggestions("acme", "c", [{"text": "Merhaba", "strategy": "llm"}])
+    registry.record_feedback("acme", sid, "accepted")
+    registry.record_audit("acme", "c", "suggest", retrieved_ids=["x"], decision="suggest")
+
+    assert registry.delete_tenant("acme") is True
+    assert registry.delete_tenant("acme") is False
+    registry.create_tenant("acme", "Acme Again")
+    assert registry.authenticate(key) is None
+    assert registry.list_documents("acme") == [] and registry.get_job("acme", job.id) is None
+    assert registry.get_suggestion("acme", sid) is None and registry.list_audit("acme", 10) == []
+    assert registry.get_tenant("globex") is not None
+
+
+# --- The file itself ---
+
+
+def test_reopening_the_file_keeps_the_data(tmp_path: Path) -> None:
+    url = _file_url(tmp_path)
+    with Registry(url) as reg:
+        reg.create_tenant("acme", "Acme", {"tone": "sen"})
+        _, key = reg.create_api_key("acme", "k")
+        reg.begin_document("acme", "a.pdf", "doc", None, None, "h1")
+        reg.mark_indexed("acme", "a.pdf", 1, chunk_count=3)
+        job = reg.create_job("acme", "files", ["a.pdf"], idempotency_key="u1")
+
+    with Registry(url) as reopened:
+        tenant = reopened.authenticate(key)
+        assert tenant is not None and tenant.settings.tone == "sen"
+        assert reopened.begin_document("acme", "a.pdf", "doc", None, None, "h1").action == "skip"
+        assert reopened.create_job("acme", "files", ["a.pdf"], idempotency_key="u1").id == job.id
+    with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+
+
+def test_a_file_from_another_schema_version_is_refused(tmp_path: Path) -> None:
+    url = _file_url(tmp_path)
+    Registry(url).close()
+    with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(RuntimeError, match="schema version 99"):
+        Registry(url)
+
+
+def test_settings_registry_url_creates_the_file_in_the_data_dir(settings: Settings) -> None:
+    assert not settings.data_dir.exists()
+    with Registry(settings.registry_url) as reg:
+        reg.create_tenant("acme", "Acme")
+    assert (settings.data_dir / "registry.sqlite3").is_file()
