@@ -162,6 +162,12 @@ class EdgeStore:
         with self._write_lock:
             self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
 
+    def delete_stale(self, tenant_id: str, doc_id: str, keep_version: int) -> None:
+        flt = edge_filter(require_tenant(tenant_id), doc_id=doc_id)
+        keep = qe.FieldCondition(key="metadata.doc_version", match=qe.MatchValue(keep_version))
+        with self._write_lock:
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=flt.must, must_not=[keep])))
+
     def delete_tenant(self, tenant_id: str) -> None:
         with self._write_lock:
             self._shard.update(

@@ -107,6 +107,9 @@ class KnowledgeIndex:
     def delete_document(self, tenant_id: str, doc_id: str) -> None:
         self.store.delete_document(require_tenant(tenant_id), doc_id)
 
+    def delete_stale(self, tenant_id: str, doc_id: str, keep_version: int) -> None:
+        self.store.delete_stale(require_tenant(tenant_id), doc_id, keep_version)
+
     def delete_tenant(self, tenant_id: str) -> None:
         self.store.delete_tenant(require_tenant(tenant_id))
 

@@ -121,6 +121,11 @@ class ServerStore:
         selector = qm.FilterSelector(filter=server_filter(require_tenant(tenant_id), doc_id=doc_id))
         self._client.delete(self._collection, points_selector=selector, wait=True)
 
+    def delete_stale(self, tenant_id: str, doc_id: str, keep_version: int) -> None:
+        flt = server_filter(require_tenant(tenant_id), doc_id=doc_id)
+        flt.must_not = [qm.FieldCondition(key="metadata.doc_version", match=qm.MatchValue(value=keep_version))]
+        self._client.delete(self._collection, points_selector=qm.FilterSelector(filter=flt), wait=True)
+
     def delete_tenant(self, tenant_id: str) -> None:
         selector = qm.FilterSelector(filter=server_filter(require_tenant(tenant_id)))
         self._client.delete(self._collection, points_selector=selector, wait=True)

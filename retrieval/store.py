@@ -55,6 +55,10 @@ class VectorStore(Protocol):
 
     def delete_tenant(self, tenant_id: str) -> None: ...
 
+    def delete_stale(self, tenant_id: str, doc_id: str, keep_version: int) -> None:
+        """Delete the document's chunks written by any version other than `keep_version`."""
+        ...
+
     def count(self, tenant_id: str | None = None, filters: SearchFilters | None = None) -> int: ...
 
     def candidates(

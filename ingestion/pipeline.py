@@ -1,0 +1,238 @@
+"""Ingestion jobs: load → redact → chunk → embed → upsert, with a registry row per document and per job.
+
+Every document goes through the same steps whatever its kind:
+
+1. `begin_document` in the registry: unchanged content (same hash) is skipped.
+2. build its chunks (parse + chunk, FAQ rows, chat pairs), then redact every chunk's text, title,
+   section and metadata strings: personal data never reaches the embedder or the index.
+3. upsert the chunks tagged with the new `doc_version`, then delete the document's chunks of any other
+   version, then `mark_indexed`. A crash anywhere leaves the document pending; running the job again
+   repeats the steps and ends in the state one clean run gives (point ids are deterministic).
+
+A failing document is marked failed with its error and the rest of the batch goes on; an update that
+fails leaves the previously indexed version searchable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from retrieval.index import KnowledgeIndex
+from retrieval.models import Chunk, Source
+
+from .redact import Redactor
+from .registry import Registry
+from .registry_models import Job, JobKind, TenantSettings
+
+log = logging.getLogger(__name__)
+
+# Part of every content hash: changing how text is chunked re-indexes documents on their next ingest.
+PIPELINE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class IngestItem:
+    """One document to ingest; `build` returns its chunks (and may raise a clear ValueError)."""
+
+    name: str
+    doc_id: str
+    source: Source
+    uri: str | None
+    content_hash: str
+    build: Callable[[], list[Chunk]]
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    files_done: int
+    files_total: int
+    chunks_written: int
+    current: str
+    status: str
+
+
+ProgressFn = Callable[[IngestProgress], None]
+
+
+def content_hash(data: bytes, *params: object) -> str:
+    """Return the sha256 of the content plus the pipeline parameters that shape its chunks."""
+    digest = hashlib.sha256(data)
+    digest.update(repr((PIPELINE_VERSION, *params)).encode())
+    return digest.hexdigest()
+
+
+_DOC_ID_UNSAFE = re.compile(r"[^\w.\-:/@]+", re.UNICODE)
+
+
+def doc_id_for(uri: str) -> str:
+    """Return a stable, readable document id for a source uri (file name, URL, sheet name)."""
+    cleaned = _DOC_ID_UNSAFE.sub("_", uri.strip()).strip("_")
+    if not cleaned:
+        raise ValueError("A document needs a name or uri to derive its id from")
+    return cleaned[:200]
+
+
+def tenant_redactor(settings: TenantSettings | None) -> Redactor:
+    """Return the KVKK redactor for a tenant: built-in detectors plus its extra patterns and allowed values."""
+    if settings is None:
+        return Redactor()
+    return Redactor(settings.extra_patterns(), allowed=settings.pii_allowed)
+
+
+def _redact_value(value: Any, redactor: Redactor) -> Any:
+    if isinstance(value, str):
+        return redactor(value)
+    if isinstance(value, list):
+        return [_redact_value(v, redactor) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v, redactor) for k, v in value.items()}
+    return value
+
+
+def redact_chunk(chunk: Chunk, redactor: Redactor) -> Chunk:
+    """Return the chunk with personal data replaced by typed placeholders in every string it carries."""
+    return replace(
+        chunk,
+        text=redactor(chunk.text),
+        title=redactor(chunk.title),
+        section=redactor(chunk.section),
+        metadata=_redact_value(chunk.metadata, redactor),
+    )
+
+
+class Ingestor:
+    """Runs ingestion jobs for one index and one registry."""
+
+    def __init__(self, index: KnowledgeIndex, registry: Registry, *, batch_chunks: int = 128) -> None:
+        self.index = index
+        self.registry = registry
+        self.batch_chunks = batch_chunks
+
+    def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
+        if self.registry.get_tenant(tenant_id) is None:
+            self.registry.create_tenant(tenant_id, name or tenant_id)
+
+    def run(
+        self,
+        tenant_id: str,
+        kind: JobKind,
+        items: Sequence[IngestItem],
+        *,
+        idempotency_key: str | None = None,
+        progress: ProgressFn | None = None,
+        job: Job | None = None,
+    ) -> Job:
+        """Ingest `items` as one job and return the finished job (status, counts, per-file results)."""
+        tenant = self.registry.get_tenant(tenant_id)
+        if tenant is None:
+            raise LookupError(f"Unknown tenant {tenant_id!r}: create it first")
+        if job is None:
+            job = self.registry.create_job(tenant_id, kind, [i.name for i in items], idempotency_key=idempotency_key)
+            if job.status not in ("queued", "running"):
+                return job  # the same idempotency key already ran this job
+        redactor = tenant_redactor(tenant.settings)
+        self.registry.start_job(job.id)
+        state = _JobState(total=len(items))
+        pending: list[tuple[IngestItem, int, int | None, list[Chunk]]] = []
+
+        def flush() -> None:
+            chunks = [c for *_, cs in pending for c in cs]
+            try:
+                self.index.upsert(chunks, batch_size=64)
+            except Exception as exc:  # the engine refused the batch: fail these documents, keep the rest
+                for item, _, _, _ in pending:
+                    self._fail(tenant_id, job.id, item, f"could not write to the index: {exc}", state, progress)
+                pending.clear()
+                return
+            for item, version, indexed_version, cs in pending:
+                if indexed_version is not None:
+                    self.index.delete_stale(tenant_id, item.doc_id, version)
+                self.registry.mark_indexed(tenant_id, item.doc_id, version, len(cs))
+                self.registry.update_job_file(job.id, item.name, "indexed", doc_id=item.doc_id, chunks=len(cs))
+                state.done += 1
+                state.chunks += len(cs)
+                _report(progress, state, item.name, "indexed")
+            pending.clear()
+
+        for item in items:
+            decision = self.registry.begin_document(
+                tenant_id, item.doc_id, item.source, item.uri, item.title, item.content_hash
+            )
+            if decision.action == "skip":
+                self.registry.update_job_file(job.id, item.name, "skipped", doc_id=item.doc_id)
+                state.done += 1
+                _report(progress, state, item.name, "skipped (unchanged)")
+                continue
+            try:
+                chunks = [
+                    redact_chunk(_versioned(c, decision.version), redactor) for c in item.build()
+                ]
+                if not chunks:
+                    raise ValueError("no text to index")
+            except Exception as exc:  # one bad file must not stop the batch
+                self._fail(tenant_id, job.id, item, _describe(exc), state, progress)
+                continue
+            pending.append((item, decision.version, decision.indexed_version, chunks))
+            if sum(len(p[3]) for p in pending) >= self.batch_chunks:
+                flush()
+        if pending:
+            flush()
+        finished = self.registry.finish_job(job.id)
+        self.index.maintain()
+        return finished
+
+    def _fail(
+        self, tenant_id: str, job_id: str, item: IngestItem, error: str, state: _JobState, progress: ProgressFn | None
+    ) -> None:
+        log.warning("ingestion of %s failed: %s", item.name, error)
+        self.registry.mark_failed(tenant_id, item.doc_id, error)
+        self.registry.update_job_file(job_id, item.name, "failed", doc_id=item.doc_id, error=error)
+        state.done += 1
+        _report(progress, state, item.name, f"failed: {error}")
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> bool:
+        """Remove every chunk of a document from the index and mark it deleted; False if unknown."""
+        if self.registry.get_document(tenant_id, doc_id) is None:
+            return False
+        self.index.delete_document(tenant_id, doc_id)
+        self.registry.mark_deleted(tenant_id, doc_id)
+        return True
+
+
+@dataclass
+class _JobState:
+    total: int
+    done: int = 0
+    chunks: int = 0
+
+
+def _report(progress: ProgressFn | None, state: _JobState, name: str, status: str) -> None:
+    if progress:
+        progress(IngestProgress(state.done, state.total, state.chunks, name, status))
+
+
+def _versioned(chunk: Chunk, version: int) -> Chunk:
+    return replace(chunk, metadata={**chunk.metadata, "doc_version": version})
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc) or exc.__class__.__name__
+    return text if isinstance(exc, ValueError) else f"{exc.__class__.__name__}: {text}"
+
+
+def iter_files(paths: Iterable[Path]) -> list[Path]:
+    """Return the files named by `paths`, walking folders (hidden files skipped), sorted for a stable order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith("."))
+        else:
+            files.append(path)
+    return files
