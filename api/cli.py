@@ -15,8 +15,13 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks that write JSON and a Markdown table.", no_args_is_help=True)
 index_app = typer.Typer(help="Inspect and maintain the index.", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Offline evaluation: retrieval and answer quality, reports, comparisons, CI gates.",
+    no_args_is_help=True,
+)
 app.add_typer(bench_app, name="bench")
 app.add_typer(index_app, name="index")
+app.add_typer(eval_app, name="eval")
 
 console = Console(stderr=True)
 DEFAULT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
@@ -145,6 +150,90 @@ def bench_retrieval(
     (out / "retrieval.md").write_text("# Retrieval benchmark\n\n" + table, encoding="utf-8")
     typer.echo(table)
     typer.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.md'}")
+
+
+def _gate(metrics: dict, fail_under: list[str]) -> None:
+    from eval.compare import GateError, check_gates
+
+    try:
+        failures = check_gates(metrics, fail_under)
+    except GateError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for failure in failures:
+        console.print(f"[red]gate failed:[/red] {failure}")
+    if failures:
+        raise typer.Exit(1)
+    if fail_under:
+        console.print(f"[green]all {len(fail_under)} gates passed[/green]")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Path = typer.Option(..., "--dataset", help="Folder with corpus.jsonl and queries.jsonl."),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder: metrics.json, per_query.jsonl, report.md, report.html."
+    ),
+    extra_corpus: list[Path] = typer.Option(
+        [], "--extra-corpus", help="More corpus folders mixed in as distractors."
+    ),
+    fusion: str | None = typer.Option(None, help="Override INVEKTO_FUSION for this run."),
+    dense_weight: float | None = typer.Option(None, help="Override INVEKTO_DENSE_WEIGHT for this run."),
+    fail_under: list[str] = typer.Option([], "--fail-under", help="Gate such as recall@1=0.93 (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Recall@1/5/10, MRR@10, nDCG@10 and latency, through the same ingestion and search users run."""
+    from eval.datasets import DatasetError
+    from eval.runner import run_retrieval_eval
+    from retrieval.index import QueryOptions
+
+    try:
+        metrics = run_retrieval_eval(
+            load_settings(),
+            dataset,
+            out,
+            extra_corpus=extra_corpus,
+            options=QueryOptions(limit=10, fusion=fusion, dense_weight=dense_weight),
+            show_progress=not quiet,
+        )
+    except (DatasetError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    keys = [
+        "recall@1",
+        "recall@5",
+        "recall@10",
+        "mrr@10",
+        "ndcg@10",
+        "n_queries",
+        "latency_ms_p50",
+        "latency_ms_p95",
+    ]
+    for key in keys:
+        value = metrics[key]
+        typer.echo(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
+    typer.echo(f"report: {out / 'report.html'}")
+    _gate(metrics, fail_under)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    run_a: Path = typer.Argument(..., help="Baseline run folder (or its metrics.json)."),
+    run_b: Path = typer.Argument(..., help="Candidate run folder."),
+    fail_under: list[str] = typer.Option(
+        [], "--fail-under", help="Gates checked on RUN_B, e.g. recall@1=0.93."
+    ),
+) -> None:
+    """Metric deltas side by side; with --fail-under, exit 1 when RUN_B misses a gate."""
+    from eval.compare import compare_runs, format_comparison, load_metrics
+
+    try:
+        deltas = compare_runs(run_a, run_b)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(format_comparison(deltas, run_a.name, run_b.name))
+    _gate(load_metrics(run_b), fail_under)
 
 
 if __name__ == "__main__":

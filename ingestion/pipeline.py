@@ -134,7 +134,9 @@ class Ingestor:
         if tenant is None:
             raise LookupError(f"Unknown tenant {tenant_id!r}: create it first")
         if job is None:
-            job = self.registry.create_job(tenant_id, kind, [i.name for i in items], idempotency_key=idempotency_key)
+            job = self.registry.create_job(
+                tenant_id, kind, [i.name for i in items], idempotency_key=idempotency_key
+            )
             if job.status not in ("queued", "running"):
                 return job  # the same idempotency key already ran this job
         redactor = tenant_redactor(tenant.settings)
@@ -147,15 +149,20 @@ class Ingestor:
             try:
                 self.index.upsert(chunks, batch_size=64)
             except Exception as exc:  # the engine refused the batch: fail these documents, keep the rest
-                for item, _, _, _ in pending:
-                    self._fail(tenant_id, job.id, item, f"could not write to the index: {exc}", state, progress)
+                for item, _, indexed_version, _ in pending:
+                    self._drop_partial(tenant_id, item.doc_id, indexed_version)
+                    self._fail(
+                        tenant_id, job.id, item, f"could not write to the index: {exc}", state, progress
+                    )
                 pending.clear()
                 return
             for item, version, indexed_version, cs in pending:
                 if indexed_version is not None:
                     self.index.delete_stale(tenant_id, item.doc_id, version)
                 self.registry.mark_indexed(tenant_id, item.doc_id, version, len(cs))
-                self.registry.update_job_file(job.id, item.name, "indexed", doc_id=item.doc_id, chunks=len(cs))
+                self.registry.update_job_file(
+                    job.id, item.name, "indexed", doc_id=item.doc_id, chunks=len(cs)
+                )
                 state.done += 1
                 state.chunks += len(cs)
                 _report(progress, state, item.name, "indexed")
@@ -171,9 +178,7 @@ class Ingestor:
                 _report(progress, state, item.name, "skipped (unchanged)")
                 continue
             try:
-                chunks = [
-                    redact_chunk(_versioned(c, decision.version), redactor) for c in item.build()
-                ]
+                chunks = [redact_chunk(_versioned(c, decision.version), redactor) for c in item.build()]
                 if not chunks:
                     raise ValueError("no text to index")
             except Exception as exc:  # one bad file must not stop the batch
@@ -189,13 +194,29 @@ class Ingestor:
         return finished
 
     def _fail(
-        self, tenant_id: str, job_id: str, item: IngestItem, error: str, state: _JobState, progress: ProgressFn | None
+        self,
+        tenant_id: str,
+        job_id: str,
+        item: IngestItem,
+        error: str,
+        state: _JobState,
+        progress: ProgressFn | None,
     ) -> None:
         log.warning("ingestion of %s failed: %s", item.name, error)
         self.registry.mark_failed(tenant_id, item.doc_id, error)
         self.registry.update_job_file(job_id, item.name, "failed", doc_id=item.doc_id, error=error)
         state.done += 1
         _report(progress, state, item.name, f"failed: {error}")
+
+    def _drop_partial(self, tenant_id: str, doc_id: str, indexed_version: int | None) -> None:
+        """Remove chunks a failed write may have left, keeping the version that was live before."""
+        try:
+            if indexed_version is None:
+                self.index.delete_document(tenant_id, doc_id)
+            else:
+                self.index.delete_stale(tenant_id, doc_id, indexed_version)
+        except Exception:  # the engine is down; the next run of the job cleans up through delete_stale
+            log.exception("could not remove partial chunks of %s", doc_id)
 
     def delete_document(self, tenant_id: str, doc_id: str) -> bool:
         """Remove every chunk of a document from the index and mark it deleted; False if unknown."""

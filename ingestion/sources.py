@@ -46,7 +46,9 @@ def _file_hash(path: Path, params: ChunkingParams) -> str:
     return content_hash(path.read_bytes(), params.chunk_size, params.overlap)
 
 
-def file_items(tenant_id: str, paths: Iterable[Path], params: ChunkingParams | None = None, *, base: Path | None = None) -> list[IngestItem]:
+def file_items(
+    tenant_id: str, paths: Iterable[Path], params: ChunkingParams | None = None, *, base: Path | None = None
+) -> list[IngestItem]:
     """Return one item per file; doc ids come from the file's path relative to `base` (or its name)."""
     params = params or ChunkingParams()
     items = []
@@ -80,9 +82,16 @@ def text_items(
         )
 
         def build(doc: TextDocument = doc) -> list[Chunk]:
-            loaded = LoadedDocument(name=doc.id, kind="txt", title=doc.title or doc.id, sections=[Section((), doc.text)])
+            loaded = LoadedDocument(
+                name=doc.id, kind="txt", title=doc.title or doc.id, sections=[Section((), doc.text)]
+            )
             chunks = chunk_document(
-                loaded, tenant_id=tenant_id, doc_id=doc.id, source=source, chunk_size=params.chunk_size, overlap=params.overlap
+                loaded,
+                tenant_id=tenant_id,
+                doc_id=doc.id,
+                source=source,
+                chunk_size=params.chunk_size,
+                overlap=params.overlap,
             )
             return [_with_metadata(c, doc.metadata, doc.title) for c in chunks]
 
@@ -109,7 +118,9 @@ def sheet_item(tenant_id: str, path: Path, source: Source, *, doc_id: str | None
             raise ValueError(f"{path.name}: no usable rows" + (f" ({problems})" if problems else ""))
         return result.chunks
 
-    return IngestItem(path.name, doc_id, source, path.name, content_hash(data, source), build, title=path.stem)
+    return IngestItem(
+        path.name, doc_id, source, path.name, content_hash(data, source), build, title=path.stem
+    )
 
 
 @dataclass
@@ -140,5 +151,7 @@ def chat_items(tenant_id: str, path: Path | bytes, filename: str | None = None) 
         def build(conv_pairs: list = conv_pairs) -> list[Chunk]:
             return pairs_to_chunks(tenant_id, conv_pairs)
 
-        items.append(IngestItem(doc_id, doc_id, "chat", doc_id, digest, build, title=f"Sohbet {conversation_id}"))
+        items.append(
+            IngestItem(doc_id, doc_id, "chat", doc_id, digest, build, title=f"Sohbet {conversation_id}")
+        )
     return ChatImport(items, list(imported.problems), len(imported.conversations), len(pairs))
