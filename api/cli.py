@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from retrieval.settings import Settings
+
+from .cli_common import console, load_settings
+from .cli_ingest import ingest_app
 
 app = typer.Typer(
     help="Invekto knowledge and agent-assist service.", no_args_is_help=True, add_completion=False
@@ -23,12 +25,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 
-console = Console(stderr=True)
 DEFAULT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
-
-
-def load_settings() -> Settings:
-    return Settings()
+app.add_typer(ingest_app, name="ingest")
 
 
 def _open_index(settings: Settings):  # noqa: ANN202 - KnowledgeIndex, imported lazily to keep --help fast

@@ -64,7 +64,7 @@ def file_items(
                 doc, tenant_id=tenant_id, doc_id=doc_id, chunk_size=params.chunk_size, overlap=params.overlap
             )
 
-        items.append(IngestItem(path.name, doc_id, "doc", uri, _file_hash(path, params), build))
+        items.append(IngestItem(uri, doc_id, "doc", uri, _file_hash(path, params), build))
     return items
 
 

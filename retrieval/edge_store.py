@@ -166,7 +166,9 @@ class EdgeStore:
         flt = edge_filter(require_tenant(tenant_id), doc_id=doc_id)
         keep = qe.FieldCondition(key="metadata.doc_version", match=qe.MatchValue(keep_version))
         with self._write_lock:
-            self._shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=flt.must, must_not=[keep])))
+            self._shard.update(
+                qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=flt.must, must_not=[keep]))
+            )
 
     def delete_tenant(self, tenant_id: str) -> None:
         with self._write_lock:
@@ -214,6 +216,18 @@ class EdgeStore:
             return []
         records = self._shard.retrieve([h.point_id for h in hits], with_payload=True, with_vector=False)
         return hydrated(hits, {str(r.id): r.payload or {} for r in records}, require_tenant(tenant_id))
+
+    def chunks(self, tenant_id: str, doc_id: str | None = None) -> list[SearchHit]:
+        flt = edge_filter(require_tenant(tenant_id), doc_id=doc_id)
+        out: list[SearchHit] = []
+        offset = None
+        while True:
+            records, offset = self._shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=512, filter=flt, with_payload=True)
+            )
+            out.extend(SearchHit.from_payload(r.id, 0.0, r.payload or {}) for r in records)
+            if offset is None:
+                return out
 
     def optimize(self) -> bool:
         """Build HNSW and merge segments; blocks (about 3 min per 200k points on 2 cores)."""

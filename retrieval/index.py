@@ -113,6 +113,10 @@ class KnowledgeIndex:
     def delete_tenant(self, tenant_id: str) -> None:
         self.store.delete_tenant(require_tenant(tenant_id))
 
+    def chunks(self, tenant_id: str, doc_id: str | None = None) -> list[SearchHit]:
+        """Return every stored chunk of a tenant, or of one of its documents."""
+        return self.store.chunks(require_tenant(tenant_id), doc_id)
+
     def count(self, tenant_id: str | None = None, filters: SearchFilters | None = None) -> int:
         return self.store.count(tenant_id, filters)
 

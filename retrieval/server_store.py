@@ -123,7 +123,9 @@ class ServerStore:
 
     def delete_stale(self, tenant_id: str, doc_id: str, keep_version: int) -> None:
         flt = server_filter(require_tenant(tenant_id), doc_id=doc_id)
-        flt.must_not = [qm.FieldCondition(key="metadata.doc_version", match=qm.MatchValue(value=keep_version))]
+        flt.must_not = [
+            qm.FieldCondition(key="metadata.doc_version", match=qm.MatchValue(value=keep_version))
+        ]
         self._client.delete(self._collection, points_selector=qm.FilterSelector(filter=flt), wait=True)
 
     def delete_tenant(self, tenant_id: str) -> None:
@@ -172,6 +174,18 @@ class ServerStore:
             return []
         records = self._client.retrieve(self._collection, ids=[h.point_id for h in hits], with_payload=True)
         return hydrated(hits, {str(r.id): r.payload or {} for r in records}, require_tenant(tenant_id))
+
+    def chunks(self, tenant_id: str, doc_id: str | None = None) -> list[SearchHit]:
+        flt = server_filter(require_tenant(tenant_id), doc_id=doc_id)
+        out: list[SearchHit] = []
+        offset = None
+        while True:
+            records, offset = self._client.scroll(
+                self._collection, scroll_filter=flt, limit=512, offset=offset, with_payload=True
+            )
+            out.extend(SearchHit.from_payload(r.id, 0.0, r.payload or {}) for r in records)
+            if offset is None:
+                return out
 
     def optimize(self) -> bool:
         # A Qdrant server runs its optimizers by itself.

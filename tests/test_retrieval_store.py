@@ -57,6 +57,13 @@ def test_reingesting_is_idempotent_and_delete_by_document_removes_every_chunk(in
     assert "doc-kart" not in {h.doc_id for h in hits}
 
 
+def test_chunks_lists_a_tenants_or_a_documents_chunks_only(index: KnowledgeIndex) -> None:
+    index.upsert(_chunks("a") + _chunks("b"))
+    assert {h.doc_id for h in index.chunks("a")} == {f"doc-{k}" for k, _ in FAQ}
+    assert {h.tenant_id for h in index.chunks("a")} == {"a"}
+    assert [h.text for h in index.chunks("b", "doc-kart")] == [FAQ[2][1]]
+
+
 def test_delete_tenant_leaves_other_tenants_alone(index: KnowledgeIndex) -> None:
     index.upsert(_chunks("a"))
     index.upsert(_chunks("b"))

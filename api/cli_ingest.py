@@ -1,0 +1,169 @@
+"""`invekto-knowledge ingest ...`: documents, FAQ sheets, quick replies and past chats into a tenant's index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingestion.pipeline import IngestItem, IngestProgress, iter_files
+from ingestion.registry_models import Job, JobKind
+
+from .cli_common import console, open_context
+
+ingest_app = typer.Typer(
+    help="Ingest tenant knowledge; unchanged files are skipped, changed ones replaced.", no_args_is_help=True
+)
+
+TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant id (created if it does not exist yet).")
+
+
+def _run(tenant: str, kind: JobKind, make_items: Callable[..., list[IngestItem]], as_json: bool) -> None:
+    with open_context() as ctx:
+        ctx.ingestor.ensure_tenant(tenant)
+        items = make_items()
+        if not items:
+            console.print("[yellow]nothing to ingest[/yellow]")
+            raise typer.Exit(1)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[chunks]} chunks"),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[current]}"),
+            console=console,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task(kind, total=len(items), chunks=0, current="")
+
+            def report(p: IngestProgress) -> None:
+                bar.update(
+                    task,
+                    completed=p.files_done,
+                    chunks=p.chunks_written,
+                    current=f"{p.current}: {p.status}"[:60],
+                )
+
+            job = ctx.ingestor.run(tenant, kind, items, progress=report)
+    _print_job(job, as_json)
+    if job.status == "failed":
+        raise typer.Exit(1)
+
+
+def _print_job(job: Job, as_json: bool) -> None:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"job": job.id, "status": job.status, "files": [f.__dict__ for f in job.files]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"job {job.id}: {job.status}")
+    for col in ("file", "status", "doc id", "chunks", "error"):
+        table.add_column(col)
+    for f in job.files:
+        style = {"failed": "red", "skipped": "dim"}.get(f.status, "")
+        table.add_row(f.name, f.status, f.doc_id or "", str(f.chunks), f.error or "", style=style)
+    console.print(table)
+    console.print(f"{job.files_done} done, {job.files_failed} failed, {job.chunks_written} chunks written")
+
+
+@ingest_app.command("files")
+def ingest_files(
+    paths: list[Path] = typer.Argument(
+        ..., help="Files or folders (PDF, DOCX, PPTX, HTML, MD, TXT, CSV, XLSX, JSON)."
+    ),
+    tenant: str = TenantOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Parse, redact, chunk, embed and index documents."""
+    from ingestion.sources import file_items
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        console.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
+        raise typer.Exit(2)
+    base = paths[0] if len(paths) == 1 and paths[0].is_dir() else None
+    _run(tenant, "files", lambda: file_items(tenant, iter_files(paths), base=base), as_json)
+
+
+@ingest_app.command("faq")
+def ingest_faq(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    tenant: str = TenantOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """A FAQ sheet (CSV/XLSX/JSON with soru/cevap or question/answer columns): one chunk per pair."""
+    from ingestion.sources import sheet_item
+
+    _run(tenant, "faq", lambda: [sheet_item(tenant, file, "faq")], as_json)
+
+
+@ingest_app.command("quick-replies")
+def ingest_quick_replies(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    tenant: str = TenantOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Invekto quick replies / templates (title + text columns)."""
+    from ingestion.sources import sheet_item
+
+    _run(tenant, "quick_replies", lambda: [sheet_item(tenant, file, "quick_reply")], as_json)
+
+
+@ingest_app.command("chats")
+def ingest_chats(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    tenant: str = TenantOpt,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Past conversations (Invekto JSON/JSONL export, see docs/conversation-format.md): resolved ones only."""
+    from ingestion.sources import chat_items
+
+    def items() -> list[IngestItem]:
+        imported = chat_items(tenant, file)
+        for problem in imported.problems:
+            console.print(f"[yellow]skipped:[/yellow] {problem}")
+        console.print(f"{imported.conversations} conversations, {imported.pairs} question/answer pairs")
+        return imported.items
+
+    _run(tenant, "chats", items, as_json)
+
+
+@ingest_app.command("list")
+def ingest_list(tenant: str = TenantOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the tenant's documents with status, version and chunk counts."""
+    with open_context() as ctx:
+        docs = ctx.registry.list_documents(tenant)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{k: str(v) if k.endswith("_at") else v for k, v in d.__dict__.items()} for d in docs],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"{tenant}: {len(docs)} documents")
+    for col in ("doc id", "source", "status", "version", "chunks", "error"):
+        table.add_column(col)
+    for d in docs:
+        table.add_row(d.doc_id, d.source, d.status, str(d.version), str(d.chunk_count), d.error or "")
+    console.print(table)
+
+
+@ingest_app.command("delete")
+def ingest_delete(doc_id: str = typer.Argument(...), tenant: str = TenantOpt) -> None:
+    """Remove every chunk of a document from the index."""
+    with open_context() as ctx:
+        if not ctx.ingestor.delete_document(tenant, doc_id):
+            console.print(f"[red]error:[/red] tenant {tenant!r} has no document {doc_id!r}")
+            raise typer.Exit(1)
+    typer.echo(f"deleted {doc_id}")

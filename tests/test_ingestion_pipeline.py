@@ -1,0 +1,232 @@
+"""Ingestion end to end: real files, real index, real registry; what a tenant admin would notice."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ingestion.pipeline import Ingestor, iter_files
+from ingestion.registry import Registry
+from ingestion.sources import TextDocument, chat_items, file_items, sheet_item, text_items
+from retrieval.index import KnowledgeIndex, QueryOptions
+from retrieval.models import SearchFilters
+from retrieval.settings import Settings
+from tests.conftest import DBANK
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def service(settings: Settings, use_embedder):  # noqa: ANN001, ANN201
+    index = KnowledgeIndex(settings, embedder=use_embedder)
+    registry = Registry(settings.registry_url)
+    ingestor = Ingestor(index, registry)
+    ingestor.ensure_tenant("acme")
+    yield index, registry, ingestor
+    index.close()
+    registry.close()
+
+
+@pytest.mark.parametrize("name", ["kredi.html", "DBank.pdf"])
+def test_dbank_file_answers_the_vehicle_loan_question_first(service, name: str) -> None:  # noqa: ANN001
+    index, _, ingestor = service
+    job = ingestor.run("acme", "files", file_items("acme", [DBANK / "kredi.html", DBANK / "DBank.pdf"]))
+    assert job.status == "succeeded" and job.files_done == 2
+    hits = index.search(
+        "acme", "taşıt kredisi için şartlar nelerdir", QueryOptions(limit=3), SearchFilters(doc_ids=(name,))
+    ).hits
+    top = hits[0]
+    assert top.doc_id == name
+    assert "Taşıt kredisi için şartlar nelerdir" in top.text and "18 yaşından büyük" in top.text
+    assert top.title and top.section  # citation data travels with the chunk
+
+
+def test_unchanged_file_is_skipped_and_a_changed_one_replaces_every_old_chunk(
+    service, tmp_path: Path
+) -> None:  # noqa: ANN001
+    index, registry, ingestor = service
+    doc = tmp_path / "kargo.md"
+    doc.write_text("# Kargo\n\nSiparişler ZEPLİNKARGO ile 3 iş gününde teslim edilir.\n", encoding="utf-8")
+    first = ingestor.run("acme", "files", file_items("acme", [doc]))
+    again = ingestor.run("acme", "files", file_items("acme", [doc]))
+    assert [f.status for f in again.files] == ["skipped"] and first.chunks_written == index.count("acme")
+    doc.write_text("# Kargo\n\nSiparişler artık HIZLIKARGO ile ertesi gün teslim edilir.\n", encoding="utf-8")
+    ingestor.run("acme", "files", file_items("acme", [doc]))
+    texts = [h.text for h in index.search("acme", "ZEPLİNKARGO teslimat", QueryOptions(limit=20)).hits]
+    assert texts and not any("ZEPLİNKARGO" in t for t in texts)
+    assert any("HIZLIKARGO" in t for t in texts)
+    record = registry.get_document("acme", "kargo.md")
+    assert record is not None and record.version == 2 and record.status == "indexed"
+
+
+def _zip_bomb(path: Path) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("word/document.xml", b"0" * (300 * 1024 * 1024))
+
+
+def test_bad_files_are_reported_and_the_rest_of_the_batch_goes_in(service, tmp_path: Path) -> None:  # noqa: ANN001
+    index, registry, ingestor = service
+    tmp_path = tmp_path / "upload"
+    tmp_path.mkdir()
+    ingestor.run("acme", "files", file_items("acme", [DBANK / "kredi.html"]))
+    before = index.count("acme")
+    good = tmp_path / "iade.txt"
+    good.write_text("İade süresi 14 gündür. Kargo ücreti iade sırasında alınmaz.", encoding="utf-8")
+    (tmp_path / "bozuk.pdf").write_bytes(b"%PDF-1.7\n1 0 obj <<>> trailing garbage without xref")
+    (tmp_path / "bos.txt").write_bytes(b"")
+    (tmp_path / "sahte.pdf").write_text("aslında düz metin", encoding="utf-8")
+    _zip_bomb(tmp_path / "bomba.docx")
+    job = ingestor.run("acme", "files", file_items("acme", iter_files([tmp_path])))
+    status = {f.name: (f.status, f.error or "") for f in job.files}
+    assert status["iade.txt"][0] == "indexed"
+    for name in ("bozuk.pdf", "bos.txt", "sahte.pdf", "bomba.docx"):
+        assert status[name][0] == "failed", name
+        assert name in status[name][1], status[name]  # the message names the file
+    assert "empty" in status["bos.txt"][1].lower()
+    assert job.status == "partial"
+    assert index.count("acme") == before + 1  # nothing already indexed was lost
+    assert registry.get_document("acme", "bomba.docx").status == "failed"  # type: ignore[union-attr]
+
+
+def test_a_failed_update_keeps_the_previous_version_searchable(service, tmp_path: Path) -> None:  # noqa: ANN001
+    index, registry, ingestor = service
+    doc = tmp_path / "fiyat.pdf"
+    doc.write_bytes((DBANK / "DBank.pdf").read_bytes())
+    ingestor.run("acme", "files", file_items("acme", [doc]))
+    doc.write_bytes(b"%PDF-1.4 broken")
+    job = ingestor.run("acme", "files", file_items("acme", [doc]))
+    assert job.files[0].status == "failed"
+    hits = index.search("acme", "taşıt kredisi şartları", QueryOptions(limit=3)).hits
+    assert hits and hits[0].doc_id == "fiyat.pdf"
+    record = registry.get_document("acme", "fiyat.pdf")
+    assert record is not None and record.status == "indexed" and record.error
+
+
+def test_delete_removes_every_chunk_of_a_document(service) -> None:  # noqa: ANN001
+    index, registry, ingestor = service
+    ingestor.run("acme", "files", file_items("acme", [DBANK / "kredi.html", DBANK / "DBank.pdf"]))
+    assert ingestor.delete_document("acme", "kredi.html")
+    hits = index.search("acme", "taşıt kredisi", QueryOptions(limit=20)).hits
+    assert hits and {h.doc_id for h in hits} == {"DBank.pdf"}
+    assert registry.get_document("acme", "kredi.html").status == "deleted"  # type: ignore[union-attr]
+    assert not ingestor.delete_document("acme", "no-such-doc")
+
+
+def test_personal_data_never_reaches_the_index(service) -> None:  # noqa: ANN001
+    index, _, ingestor = service
+    text = (
+        "Müşteri Ahmet, TC 10000000146, telefon +90 532 123 45 67, e-posta ahmet@example.com, "
+        "IBAN TR33 0006 1005 1978 6457 8413 26 ve kart 4111 1111 1111 1111 ile ödeme yaptı. "
+        "Sipariş no 12345678901 kargoda."
+    )
+    ingestor.run(
+        "acme", "files", text_items("acme", [TextDocument("pii-doc", text, "Ödeme notu", {"note": text})])
+    )
+    hit = index.search("acme", "ödeme kargo sipariş", QueryOptions(limit=1)).hits[0]
+    for raw in ("10000000146", "532 123 45 67", "ahmet@example.com", "TR33 0006", "4111 1111"):
+        assert raw not in hit.text and raw not in json.dumps(hit.metadata, ensure_ascii=False)
+    for placeholder in ("[TCKN]", "[TELEFON]", "[EPOSTA]", "[IBAN]", "[KART]"):
+        assert placeholder in hit.text
+    assert "12345678901" in hit.text  # an order number failing the TCKN checksum is kept
+
+
+def test_faq_sheet_and_chats_are_indexed_with_their_sources(service, tmp_path: Path) -> None:  # noqa: ANN001
+    index, _, ingestor = service
+    sheet = tmp_path / "sss.csv"
+    sheet.write_text(
+        "soru;cevap\nKartımı nasıl iptal ederim?;Mobil uygulamadan Kartlarım > İptal adımıyla.\n",
+        encoding="utf-8",
+    )
+    ingestor.run("acme", "faq", [sheet_item("acme", sheet, "faq")])
+    chats = tmp_path / "chats.jsonl"
+    conv = {
+        "conversation_id": "c1",
+        "channel": "whatsapp",
+        "status": "resolved",
+        "messages": [
+            {"role": "customer", "text": "Merhaba", "ts": "2024-05-01T10:00:00+03:00"},
+            {
+                "role": "customer",
+                "text": "Kargom hâlâ gelmedi, ne yapmalıyım?",
+                "ts": "2024-05-01T10:01:00+03:00",
+            },
+            {
+                "role": "agent",
+                "text": "Takip numaranızla kargo firmasını arayabilirsiniz; 2 gün içinde gelmezse iade başlatırız.",
+                "ts": "2024-05-01T10:03:00+03:00",
+                "agent_id": "a1",
+            },
+        ],
+    }
+    chats.write_text(json.dumps(conv, ensure_ascii=False) + "\n", encoding="utf-8")
+    imported = chat_items("acme", chats)
+    ingestor.run("acme", "chats", imported.items)
+    faq_hit = index.search("acme", "kart iptali nasıl yapılır", QueryOptions(limit=1)).hits[0]
+    chat_hit = index.search("acme", "kargom gelmedi", QueryOptions(limit=1)).hits[0]
+    assert faq_hit.source == "faq" and "Kartlarım" in faq_hit.text
+    assert chat_hit.source == "chat" and chat_hit.doc_id == "chat:c1"
+    assert chat_hit.metadata["conversation_id"] == "c1"
+
+
+CRASHING_JOB = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from retrieval.settings import Settings
+    from retrieval.index import KnowledgeIndex
+    from ingestion.registry import Registry
+    from ingestion.pipeline import Ingestor
+    from ingestion.sources import ChunkingParams, TextDocument, text_items
+    data_dir, crash_after = Path(sys.argv[1]), int(sys.argv[2])
+    docs = [TextDocument(f"d{i:02d}", f"Belge {i}: iade ve kargo kuralı numara {i}. " * 30, f"Belge {i}") for i in range(24)]
+    settings = Settings(data_dir=data_dir, _env_file=None)
+    ingestor = Ingestor(KnowledgeIndex(settings), Registry(settings.registry_url), batch_chunks=8)
+    ingestor.ensure_tenant("acme")
+    def progress(p):
+        if crash_after and p.files_done >= crash_after:
+            os._exit(137)  # dies like kill -9: no cleanup, no flush, no job finish
+    job = ingestor.run("acme", "files", text_items("acme", docs, params=ChunkingParams(60, 10)), progress=progress)
+    print(job.status)
+    """
+)
+
+
+def _state(data_dir: Path, use_embedder) -> tuple[set, set]:  # noqa: ANN001
+    settings = Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
+    with KnowledgeIndex(settings, embedder=use_embedder) as index:
+        points = {(h.point_id, h.text, h.metadata.get("doc_version")) for h in index.chunks("acme")}
+        assert index.count("acme") == len(points) > 24
+    registry = Registry(settings.registry_url)
+    docs = {(d.doc_id, d.status, d.version, d.chunk_count) for d in registry.list_documents("acme")}
+    registry.close()
+    return points, docs
+
+
+@pytest.mark.slow
+def test_a_killed_job_rerun_ends_like_one_clean_run(tmp_path: Path, use_embedder) -> None:  # noqa: ANN001
+    script = tmp_path / "job.py"
+    script.write_text(CRASHING_JOB, encoding="utf-8")
+    env_run = [sys.executable, str(script)]
+    crashed = subprocess.run(
+        [*env_run, str(tmp_path / "crashed"), "10"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert crashed.returncode == 137, crashed.stderr
+    rerun = subprocess.run(
+        [*env_run, str(tmp_path / "crashed"), "0"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0 and rerun.stdout.strip() == "succeeded", rerun.stderr
+    clean = subprocess.run([*env_run, str(tmp_path / "clean"), "0"], cwd=ROOT, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    crashed_state, clean_state = (
+        _state(tmp_path / "crashed", use_embedder),
+        _state(tmp_path / "clean", use_embedder),
+    )
+    assert crashed_state == clean_state
+    assert len(clean_state[1]) == 24 and all(status == "indexed" for _, status, _, _ in clean_state[1])
