@@ -150,6 +150,29 @@ def bench_retrieval(
     typer.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.md'}")
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for ingest.json and ingest.md."),
+    dataset: Path = typer.Option(
+        DEFAULT_DEV, "--dataset", help="Dataset folder whose passages are ingested."
+    ),
+    chunks: int = typer.Option(3000, help="How many documents (passages repeated under distinct ids)."),
+) -> None:
+    """Ingestion throughput vs the raw encoder on the same texts, in one run."""
+    from ingestion.bench import markdown_table, run_ingest_benchmark
+    from retrieval.embedders import load_embedder
+
+    settings = load_settings()
+    report = run_ingest_benchmark(
+        settings, load_embedder(settings.embedder), dataset / "corpus.jsonl", chunks=chunks
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ingest.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    table = markdown_table(report)
+    (out / "ingest.md").write_text("# Ingestion benchmark\n\n" + table, encoding="utf-8")
+    typer.echo(table)
+
+
 def _gate(metrics: dict, fail_under: list[str]) -> None:
     from eval.compare import GateError, check_gates
 

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # Part of every content hash: changing how text is chunked re-indexes documents on their next ingest.
 PIPELINE_VERSION = "1"
+# Documents per registry transaction.
+_GROUP = 64
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,9 @@ class Ingestor:
             chunks = [c for *_, cs in pending for c in cs]
             try:
                 self.index.upsert(chunks, batch_size=64)
+                for item, version, indexed_version, _ in pending:
+                    if indexed_version is not None:
+                        self.index.delete_stale(tenant_id, item.doc_id, version)
             except Exception as exc:  # the engine refused the batch: fail these documents, keep the rest
                 for item, _, indexed_version, _ in pending:
                     self._drop_partial(tenant_id, item.doc_id, indexed_version)
@@ -156,37 +161,42 @@ class Ingestor:
                     )
                 pending.clear()
                 return
-            for item, version, indexed_version, cs in pending:
-                if indexed_version is not None:
-                    self.index.delete_stale(tenant_id, item.doc_id, version)
-                self.registry.mark_indexed(tenant_id, item.doc_id, version, len(cs))
-                self.registry.update_job_file(
-                    job.id, item.name, "indexed", doc_id=item.doc_id, chunks=len(cs)
-                )
+            self.registry.complete_documents(
+                tenant_id,
+                job.id,
+                [(item.name, item.doc_id, version, len(cs)) for item, version, _, cs in pending],
+            )
+            for item, _, _, cs in pending:
                 state.done += 1
                 state.chunks += len(cs)
                 _report(progress, state, item.name, "indexed")
             pending.clear()
 
-        for item in items:
-            decision = self.registry.begin_document(
-                tenant_id, item.doc_id, item.source, item.uri, item.title, item.content_hash
+        # Registry work goes in groups: one transaction per group instead of several per document.
+        for start in range(0, len(items), _GROUP):
+            group = items[start : start + _GROUP]
+            decisions = self.registry.begin_documents(
+                tenant_id, [(i.doc_id, i.source, i.uri, i.title, i.content_hash) for i in group]
             )
-            if decision.action == "skip":
-                self.registry.update_job_file(job.id, item.name, "skipped", doc_id=item.doc_id)
-                state.done += 1
-                _report(progress, state, item.name, "skipped (unchanged)")
-                continue
-            try:
-                chunks = [redact_chunk(_versioned(c, decision.version), redactor) for c in item.build()]
-                if not chunks:
-                    raise ValueError("no text to index")
-            except Exception as exc:  # one bad file must not stop the batch
-                self._fail(tenant_id, job.id, item, _describe(exc), state, progress)
-                continue
-            pending.append((item, decision.version, decision.indexed_version, chunks))
-            if sum(len(p[3]) for p in pending) >= self.batch_chunks:
-                flush()
+            skipped = [(i, d) for i, d in zip(group, decisions, strict=True) if d.action == "skip"]
+            if skipped:
+                self.registry.update_job_files(job.id, [(i.name, "skipped", i.doc_id) for i, _ in skipped])
+                for item, _ in skipped:
+                    state.done += 1
+                    _report(progress, state, item.name, "skipped (unchanged)")
+            for item, decision in zip(group, decisions, strict=True):
+                if decision.action == "skip":
+                    continue
+                try:
+                    chunks = [redact_chunk(_versioned(c, decision.version), redactor) for c in item.build()]
+                    if not chunks:
+                        raise ValueError("no text to index")
+                except Exception as exc:  # one bad file must not stop the batch
+                    self._fail(tenant_id, job.id, item, _describe(exc), state, progress)
+                    continue
+                pending.append((item, decision.version, decision.indexed_version, chunks))
+                if sum(len(p[3]) for p in pending) >= self.batch_chunks:
+                    flush()
         if pending:
             flush()
         finished = self.registry.finish_job(job.id)
