@@ -237,6 +237,20 @@ def eval_retrieval(
     _gate(metrics, fail_under)
 
 
+@eval_app.command("fusion-sweep")
+def eval_fusion_sweep(
+    dataset: Path = typer.Option(..., "--dataset"),
+    out: Path | None = typer.Option(None, "--out", help="Write the Markdown table here too."),
+) -> None:
+    """Every fusion method and weight on one dataset, with title folds to expose over-tuning."""
+    from eval.fusion_sweep import markdown, sweep
+
+    table = markdown(sweep(load_settings(), dataset))
+    typer.echo(table)
+    if out:
+        out.write_text(table, encoding="utf-8")
+
+
 @eval_app.command("compare")
 def eval_compare(
     run_a: Path = typer.Argument(..., help="Baseline run folder (or its metrics.json)."),

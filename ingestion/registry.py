@@ -426,7 +426,7 @@ class Registry:
                     .with_for_update()
                 )
             }
-            done, moved, written = [], 0, 0
+            moved, written = 0, 0
             for name, doc_id, version, chunks in entries:
                 row, file = docs.get(doc_id), files.get(name)
                 if row is None:
