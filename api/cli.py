@@ -251,6 +251,31 @@ def eval_fusion_sweep(
         out.write_text(table, encoding="utf-8")
 
 
+@eval_app.command("build-from-chats")
+def eval_build_from_chats(
+    chats: Path = typer.Option(
+        ..., "--chats", exists=True, dir_okay=False, help="Conversation export (JSONL or JSON)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Dataset folder to write."),
+    holdout: float = typer.Option(0.2, help="Share of resolved conversations held out as questions."),
+    seed: int = typer.Option(13),
+) -> None:
+    """Turn resolved conversations into a dataset: held-out customer questions, the team's replies as references."""
+    from eval.from_chats import build_from_chats
+
+    try:
+        summary = build_from_chats(chats, out, holdout=holdout, seed=seed)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for problem in summary.problems:
+        console.print(f"[yellow]skipped:[/yellow] {problem}")
+    typer.echo(
+        f"{summary.conversations} resolved conversations, {summary.held_out} held out: "
+        f"{summary.corpus_docs} corpus docs, {summary.queries} questions ({summary.answerable} answerable) in {out}"
+    )
+
+
 @eval_app.command("compare")
 def eval_compare(
     run_a: Path = typer.Argument(..., help="Baseline run folder (or its metrics.json)."),

@@ -1,0 +1,194 @@
+"""The README's commands, run the way a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from tests.conftest import DBANK, XQUAD_DEV
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    monkeypatch.setenv("INVEKTO_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+
+    def invoke(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, list(args))
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_ingest_search_list_delete_round_trip_in_a_real_process(tmp_path: Path) -> None:
+    env = {**os.environ, "INVEKTO_DATA_DIR": str(tmp_path / "data")}
+    run = [sys.executable, "-m", "api.cli"]
+    ingest = subprocess.run(
+        [*run, "ingest", "files", "--tenant", "dbank", str(DBANK / "kredi.html"), str(DBANK / "DBank.pdf")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ingest.returncode == 0, ingest.stderr
+    search = subprocess.run(
+        [*run, "search", "--tenant", "dbank", "--json", "taşıt kredisi için şartlar nelerdir"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert search.returncode == 0, search.stderr
+    hits = json.loads(search.stdout)["hits"]
+    assert "Taşıt kredisi için şartlar nelerdir" in hits[0]["text"]
+
+
+def test_ingest_reports_a_bad_file_and_keeps_the_good_one(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    bad = tmp_path / "bozuk.pdf"
+    bad.write_bytes(b"%PDF-1.4 not really")
+    code, out = cli("ingest", "files", "--tenant", "acme", "--json", str(DBANK / "kredi.html"), str(bad))
+    assert code == 0
+    files = {f["name"]: f for f in json.loads(out[out.index("{") :])["files"]}
+    assert files["kredi.html"]["status"] == "indexed" and files["bozuk.pdf"]["status"] == "failed"
+    code, out = cli("ingest", "list", "--tenant", "acme", "--json")
+    docs = {d["doc_id"]: d["status"] for d in json.loads(out)}
+    assert docs == {"kredi.html": "indexed", "bozuk.pdf": "failed"}
+    code, out = cli("ingest", "delete", "--tenant", "acme", "kredi.html")
+    assert code == 0
+    code, out = cli("search", "--tenant", "acme", "--json", "taşıt kredisi")
+    assert json.loads(out)["hits"] == []
+
+
+def test_unknown_tenant_search_says_so(cli) -> None:  # noqa: ANN001
+    cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
+    code, out = cli("search", "--tenant", "nobody", "taşıt kredisi")
+    assert code == 0 and "no indexed knowledge" in out
+
+
+def test_empty_query_is_refused_with_a_message(cli) -> None:  # noqa: ANN001
+    code, out = cli("search", "--tenant", "acme", "   ")
+    assert code == 2 and "query is empty" in out
+
+
+def _tiny_dataset(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    corpus = json.loads((FIXTURES / "eval" / "tiny_corpus.json").read_text(encoding="utf-8"))
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(json.dumps(d, ensure_ascii=False) for d in corpus["corpus"]) + "\n", encoding="utf-8"
+    )
+    (folder / "queries.jsonl").write_text(
+        "\n".join(json.dumps(q, ensure_ascii=False) for q in corpus["queries"]) + "\n", encoding="utf-8"
+    )
+    return folder
+
+
+def test_eval_retrieval_writes_a_run_and_gates_it(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    dataset = _tiny_dataset(tmp_path / "ds")
+    code, out = cli(
+        "eval",
+        "retrieval",
+        "--quiet",
+        "--dataset",
+        str(dataset),
+        "--out",
+        str(tmp_path / "run-a"),
+        "--fail-under",
+        "recall@5=0.9",
+    )
+    assert code == 0, out
+    metrics = json.loads((tmp_path / "run-a" / "metrics.json").read_text())
+    for key in (
+        "recall@1",
+        "recall@5",
+        "recall@10",
+        "mrr@10",
+        "ndcg@10",
+        "n_queries",
+        "latency_ms_p50",
+        "latency_ms_p95",
+    ):
+        assert key in metrics
+    assert metrics["config"]["embedder"] == "use-multilingual" and "qdrant-edge-py" in metrics["versions"]
+    assert (tmp_path / "run-a" / "report.html").read_text(encoding="utf-8").count(
+        "data:image/png;base64"
+    ) >= 2
+    code, out = cli(
+        "eval",
+        "retrieval",
+        "--quiet",
+        "--dataset",
+        str(dataset),
+        "--out",
+        str(tmp_path / "run-b"),
+        "--fusion",
+        "dense",
+        "--fail-under",
+        "recall@1=1.01",
+    )
+    assert code == 1 and "gate failed" in out
+    code, out = cli("eval", "compare", str(tmp_path / "run-a"), str(tmp_path / "run-b"))
+    assert code == 0 and "recall@1" in out
+    code, out = cli(
+        "eval", "compare", str(tmp_path / "run-a"), str(tmp_path / "run-b"), "--fail-under", "recall@1=1.01"
+    )
+    assert code == 1
+
+
+def test_eval_reports_bad_dataset_lines_by_number(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    dataset = _tiny_dataset(tmp_path / "ds")
+    with (dataset / "queries.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write("{not json\n")
+    code, out = cli("eval", "retrieval", "--quiet", "--dataset", str(dataset), "--out", str(tmp_path / "run"))
+    assert code == 2 and "queries.jsonl:" in out
+
+
+def test_build_from_chats_then_evaluate_on_it(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    code, out = cli(
+        "eval",
+        "build-from-chats",
+        "--chats",
+        str(FIXTURES / "chats" / "store.jsonl"),
+        "--out",
+        str(tmp_path / "chatds"),
+        "--holdout",
+        "0.3",
+    )
+    assert code == 0, out
+    queries = [
+        json.loads(line)
+        for line in (tmp_path / "chatds" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    corpus_ids = {
+        json.loads(line)["id"]
+        for line in (tmp_path / "chatds" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    }
+    held_out = {q["id"].split("#")[0] for q in queries}
+    assert held_out and not any(doc.split("#")[0].removeprefix("chat:") in held_out for doc in corpus_ids)
+    assert any(q["relevant_ids"] for q in queries)
+    code, out = cli(
+        "eval", "retrieval", "--quiet", "--dataset", str(tmp_path / "chatds"), "--out", str(tmp_path / "run")
+    )
+    assert code == 0, out
+
+
+@pytest.mark.skipif(not XQUAD_DEV.exists(), reason="shared dev split not present")
+def test_index_info_names_backend_and_embedder(cli) -> None:  # noqa: ANN001
+    cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
+    code, out = cli("index", "info")
+    info = json.loads(out)
+    assert (
+        code == 0
+        and info["backend"] == "edge"
+        and info["embedder"] == "use-multilingual-v3"
+        and info["points"] >= 1
+    )
