@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from retrieval.text import turkish_lower
+
 RETRIEVAL_METRICS: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 
 Qrels = Mapping[str, Sequence[str]]
@@ -94,11 +96,6 @@ _APOSTROPHES = "'’‘`´ʼ′"
 _APOSTROPHE_SUFFIX = re.compile(rf"(\w)[{_APOSTROPHES}](\w+)")
 # "1.000" and "1,5": number separators join the digits, so "1.000" and "1000" match.
 _NUMBER_SEPARATOR = re.compile(r"(?<=\d)[.,](?=\d)")
-
-
-def turkish_lower(text: str) -> str:
-    """Return `text` lower-cased with Turkish rules: İ→i, I→ı, then str.lower for the rest."""
-    return text.replace("İ", "i").replace("I", "ı").lower()
 
 
 def normalise_answer(text: str) -> str:

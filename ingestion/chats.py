@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rapidfuzz import fuzz, process
 
 from retrieval.models import Chunk
-from retrieval.text import normalise_for_match, turkish_lower
+from retrieval.text import fold_turkish, normalise_for_match
 
 Channel = Literal["whatsapp", "instagram", "messenger", "telegram", "sms", "voip", "webchat"]
 Role = Literal["customer", "agent", "bot", "system"]
@@ -206,13 +206,8 @@ def load_conversations(source: Path | str | bytes, filename: str | None = None) 
 # --- pleasantries --------------------------------------------------------------------------
 
 _TR_UPPER = str.maketrans({"i": "İ", "ı": "I"})
-# Chat Turkish is often typed without diacritics ("tesekkurler"), so matching ignores them.
-_FOLD = str.maketrans("ışğçöüâîû", "isgcouaiu")
-
-
-def _fold(text: str) -> str:
-    # Length-preserving on NFC text, so a match on the folded text slices the original.
-    return turkish_lower(text).translate(_FOLD)
+# Folding is length-preserving on NFC text, so a match on the folded text slices the original.
+_fold = fold_turkish
 
 
 _GREETINGS = (
@@ -343,7 +338,7 @@ def extract_pairs(conversation: Conversation) -> list[QAPair]:
 
 
 def _reply_key(answer: str) -> str:
-    return normalise_for_match(answer).translate(_FOLD)
+    return fold_turkish(normalise_for_match(answer))
 
 
 def _preference(pair: QAPair) -> tuple[int, float]:

@@ -25,7 +25,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from retrieval.models import Chunk, Source
-from retrieval.text import turkish_lower
+from retrieval.text import fold_turkish
 
 QUESTION_HEADERS = ("soru", "sorular", "question", "questions", "q")
 ANSWER_HEADERS = ("cevap", "cevaplar", "yanıt", "yanıtlar", "yanit", "answer", "answers", "a")
@@ -36,7 +36,6 @@ QUICK_REPLY_TEXT_HEADERS = ("metin", "text", "content", "içerik", "mesaj", "mes
 
 # A worksheet is a few MB even for thousands of rows; a bigger one is a zip bomb or not an FAQ.
 _MAX_XLSX_PART_BYTES = 64 * 1024 * 1024
-_FOLD = str.maketrans("ışğçöüâîû", "isgcouaiu")
 _SPACES = re.compile(r"\s+")
 
 
@@ -67,7 +66,7 @@ class _Table:
 
 def _header_key(header: str) -> str:
     # Turkish lower-casing first so "BAŞLIK" and "IBAN" fold the way a Turkish user means them.
-    return turkish_lower(header).translate(_FOLD).strip(" \t:*_-.")
+    return fold_turkish(header).strip(" \t:*_-.")
 
 
 def _squash(text: str) -> str:

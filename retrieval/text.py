@@ -17,6 +17,15 @@ def turkish_lower(text: str) -> str:
     return unicodedata.normalize("NFC", text).translate(_TR_UPPER_TO_LOWER).lower()
 
 
+# Customers often type Turkish without diacritics ("tesekkurler"); matching on folded text ignores them.
+_FOLD = str.maketrans("ışğçöüâîû", "isgcouaiu")
+
+
+def fold_turkish(text: str) -> str:
+    """Return `text` Turkish-lower-cased with diacritics folded to ASCII (ş→s, ı→i); same length on NFC text."""
+    return turkish_lower(text).translate(_FOLD)
+
+
 def normalise_for_match(text: str) -> str:
     """Return Turkish-lowered text without punctuation or apostrophes, whitespace collapsed."""
     lowered = turkish_lower(text)
