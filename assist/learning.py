@@ -1,0 +1,48 @@
+"""The learning loop: a reply an agent accepted or edited becomes `chat` knowledge for the next question.
+
+The registry's suggestion row has no column for the question it answered, so the (redacted) query is
+stored as one extra entry of the suggestion's citation list, {"query": ...}, and read back here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ingestion.pipeline import IngestItem
+from ingestion.sources import TextDocument, text_items
+
+from .models import Citation
+
+QUERY_KEY = "query"
+
+
+def stored_citations(citations: Iterable[Citation], query: str) -> list[dict[str, Any]]:
+    """Return the citation dicts to store with a suggestion, plus the entry carrying its query."""
+    return [c.model_dump() for c in citations] + [{QUERY_KEY: query}]
+
+
+def citations_of(stored: Iterable[Mapping[str, Any]]) -> list[Citation]:
+    """Return the citations of a stored suggestion, without the query entry."""
+    return [Citation.model_validate(c) for c in stored if QUERY_KEY not in c]
+
+
+def query_of(stored: Iterable[Mapping[str, Any]]) -> str | None:
+    """Return the query a stored suggestion answered, or None if it was stored without one."""
+    return next((str(c[QUERY_KEY]) for c in stored if QUERY_KEY in c and c[QUERY_KEY]), None)
+
+
+def learned_doc_id(suggestion_id: str) -> str:
+    """Return the knowledge document id of the reply learned from a suggestion's feedback."""
+    return f"feedback:{suggestion_id}"
+
+
+def feedback_item(tenant_id: str, suggestion_id: str, question: str, answer: str, action: str) -> IngestItem:
+    """Return the ingestion item of a learned reply: a `chat` Q/A chunk like those of imported chats."""
+    doc = TextDocument(
+        id=learned_doc_id(suggestion_id),
+        text=f"Müşteri: {question}\nTemsilci: {answer}",
+        title=question,
+        metadata={"question": question, "answer": answer, "suggestion_id": suggestion_id, "feedback": action},
+    )
+    return text_items(tenant_id, [doc], source="chat")[0]

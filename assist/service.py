@@ -1,0 +1,457 @@
+"""AssistService: suggest replies to agents, resolve conversations on its own or hand off, learn from feedback.
+
+Per request: redact the conversation (KVKK: before any LLM call, log line or stored row) -> build the
+query -> tenant-scoped hybrid search -> LLM answer with grounding post-check, and/or extractive
+replies -> record suggestions and an audit row (ids and codes only, never message text).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ingestion.pipeline import Ingestor, tenant_redactor
+from ingestion.redact import Redactor
+from ingestion.registry import Registry
+from ingestion.registry_models import PiiPattern, Tenant, TenantSettings
+from retrieval.index import KnowledgeIndex, QueryOptions
+from retrieval.models import SearchHit
+from retrieval.settings import Settings
+
+from .confidence import Evidence, gather_evidence
+from .extractive import SNIPPET_CHARS, extractive_replies
+from .generate import Generation, context_text, generate_answer
+from .handoff import ResolveThresholds, customer_message, handoff_summary
+from .language import content_terms, conversation_language
+from .learning import feedback_item, learned_doc_id, query_of, stored_citations
+from .models import (
+    AssistRequest,
+    Citation,
+    ConversationTurn,
+    FeedbackAction,
+    FeedbackResult,
+    HandoffReason,
+    Language,
+    ResolveResponse,
+    Strategy,
+    Suggestion,
+    SuggestResponse,
+    Tone,
+)
+from .providers import LLMProvider, provider_from_settings
+from .query import ConversationQuery, build_query, customer_bursts, deterministic_query
+from .safety import assess
+
+log = logging.getLogger(__name__)
+
+EXTRACTIVE = "extractive"
+SEARCH_LIMIT = 5
+MAX_SUGGESTIONS = 3
+# Below this a suggestion is noise, not help: off-domain questions land here.
+MIN_SUGGEST_CONFIDENCE = 0.15
+
+
+@lru_cache(maxsize=1024)
+def _redactor(patterns: tuple[PiiPattern, ...], allowed: tuple[str, ...]) -> Redactor:
+    # Compiling a tenant's patterns once, not per request.
+    return tenant_redactor(TenantSettings(pii_patterns=patterns, pii_allowed=allowed))
+
+
+@dataclass(frozen=True)
+class _Conversation:
+    """A request made safe to use: redacted messages plus what the tenant and customer imply."""
+
+    tenant: Tenant
+    redactor: Redactor
+    messages: list[ConversationTurn]
+    latest: str  # the customer's latest burst of messages, redacted
+    language: Language
+    tone: Tone
+
+
+@dataclass(frozen=True)
+class _Draft:
+    text: str
+    hits: tuple[SearchHit, ...]
+    strategy: Strategy
+    confidence: float
+
+
+def _citation(hit: SearchHit) -> Citation:
+    snippet = " ".join(context_text(hit).split())
+    if len(snippet) > SNIPPET_CHARS:
+        snippet = snippet[: SNIPPET_CHARS - 1].rstrip() + "…"
+    return Citation(
+        doc_id=hit.doc_id,
+        chunk_id=hit.chunk_id,
+        title=hit.title,
+        section=hit.section,
+        snippet=snippet,
+        source=hit.source,
+    )
+
+
+def _retrieved_ids(hits: Sequence[SearchHit]) -> list[str]:
+    return [f"{h.doc_id}#{h.chunk_id}" for h in hits]
+
+
+class AssistService:
+    """Agent assist and auto-resolution for every tenant of one index and one registry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        index: KnowledgeIndex,
+        registry: Registry,
+        ingestor: Ingestor | None = None,
+        provider: LLMProvider | None = None,
+    ) -> None:
+        """`provider` None means the one `settings` configure (None again for extractive mode)."""
+        self.settings = settings
+        self.index = index
+        self.registry = registry
+        self.ingestor = ingestor or Ingestor(index, registry)
+        self.provider = provider if provider is not None else provider_from_settings(settings)
+
+    @property
+    def mode(self) -> str:
+        """Return "extractive" or the provider name, e.g. "anthropic:claude-haiku-4-5"."""
+        return self.provider.name if self.provider else EXTRACTIVE
+
+    # ----- shared steps -----
+
+    def _conversation(self, tenant_id: str, request: AssistRequest) -> _Conversation:
+        tenant = self.registry.get_tenant(tenant_id)
+        if tenant is None:
+            raise LookupError(f"Unknown tenant {tenant_id!r}")
+        s = tenant.settings
+        redactor = _redactor(tuple(s.pii_patterns), tuple(s.pii_allowed))
+        messages = [ConversationTurn(role=m.role, text=redactor(m.text)) for m in request.messages]
+        bursts = customer_bursts(messages)
+        return _Conversation(
+            tenant=tenant,
+            redactor=redactor,
+            messages=messages,
+            latest=bursts[-1],
+            language=conversation_language(bursts, s.language),
+            tone=s.tone,
+        )
+
+    def _retrieve(self, tenant_id: str, query: str) -> tuple[list[SearchHit], list[Evidence], str | None]:
+        result = self.index.search(tenant_id, query, QueryOptions(limit=SEARCH_LIMIT))
+        return result.hits, gather_evidence(content_terms(query), result.hits), result.note
+
+    def _audit(
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        kind: str,
+        started: float,
+        hits: Sequence[SearchHit],
+        decision: str,
+        provider: str,
+        reason: str | None,
+        confidence: float | None,
+    ) -> None:
+        latency_ms = int((time.perf_counter() - started) * 1000)
+        self.registry.record_audit(
+            tenant_id,
+            conversation_id,
+            kind,  # type: ignore[arg-type]
+            retrieved_ids=_retrieved_ids(hits),
+            decision=decision,
+            provider=provider,
+            reason=reason,
+            confidence=confidence,
+            latency_ms=latency_ms,
+        )
+        log.info(
+            "%s tenant=%s conversation=%s decision=%s reason=%s provider=%s latency_ms=%d",
+            kind,
+            tenant_id,
+            conversation_id,
+            decision,
+            reason,
+            provider,
+            latency_ms,
+        )
+
+    # ----- suggest -----
+
+    def suggest(self, tenant_id: str, request: AssistRequest) -> SuggestResponse:
+        """Return up to three grounded reply suggestions for the agent, best first."""
+        started = time.perf_counter()
+        conv = self._conversation(tenant_id, request)
+        query = build_query(conv.messages, self.provider)
+        hits, evidence, note = self._retrieve(tenant_id, query.text)
+        drafts: list[_Draft] = []
+        mode, failure = EXTRACTIVE, None
+        if self.provider and hits and evidence[0].confidence >= MIN_SUGGEST_CONFIDENCE:
+            generation = generate_answer(
+                self.provider, "suggest", hits, evidence, conv.messages, conv.language, conv.tone
+            )
+            if generation.answer:
+                a = generation.answer
+                drafts.append(_Draft(a.text, a.cited, "llm", a.confidence))
+                mode = self.provider.name
+            else:
+                failure = f"llm_{generation.failure}"
+        terms = content_terms(query.text)
+        seen = {" ".join(d.text.lower().split()) for d in drafts}
+        for reply in extractive_replies(
+            query.text, terms, hits, evidence, limit=MAX_SUGGESTIONS, min_confidence=MIN_SUGGEST_CONFIDENCE
+        ):
+            key = " ".join(reply.text.lower().split())
+            if len(drafts) < MAX_SUGGESTIONS and key not in seen:
+                seen.add(key)
+                drafts.append(_Draft(reply.text, (reply.hit,), reply.strategy, reply.confidence))
+        suggestions = self._record_suggestions(tenant_id, request.conversation_id, conv, query, drafts)
+        if not suggestions and note is None:
+            note = "No knowledge close enough to this question; nothing to suggest."
+        self._audit(
+            tenant_id,
+            request.conversation_id,
+            "suggest",
+            started,
+            hits,
+            decision="suggested" if suggestions else "no_suggestion",
+            provider=mode,
+            reason=failure,
+            confidence=suggestions[0].confidence if suggestions else None,
+        )
+        return SuggestResponse(
+            suggestions=suggestions, mode=mode, language=conv.language, query=query.text, note=note
+        )
+
+    def _record_suggestions(
+        self,
+        tenant_id: str,
+        conversation_id: str,
+        conv: _Conversation,
+        query: ConversationQuery,
+        drafts: list[_Draft],
+    ) -> list[Suggestion]:
+        if not drafts:
+            return []
+        # Knowledge is redacted at ingestion; redacting again guards what an LLM might echo.
+        texts = [conv.redactor(d.text) for d in drafts]
+        citations = [[_citation(h) for h in d.hits] for d in drafts]
+        rows = [
+            {
+                "text": text,
+                "strategy": d.strategy,
+                "confidence": d.confidence,
+                "citations": stored_citations(cits, query.text),
+            }
+            for d, text, cits in zip(drafts, texts, citations, strict=True)
+        ]
+        ids = self.registry.record_suggestions(tenant_id, conversation_id, rows)
+        return [
+            Suggestion(id=sid, text=text, citations=cits, confidence=d.confidence, strategy=d.strategy)
+            for sid, d, text, cits in zip(ids, drafts, texts, citations, strict=True)
+        ]
+
+    # ----- resolve -----
+
+    def resolve(self, tenant_id: str, request: AssistRequest) -> ResolveResponse:
+        """Return an answer the customer can be sent, or a handoff with its reason and an agent summary."""
+        started = time.perf_counter()
+        conv = self._conversation(tenant_id, request)
+        thresholds = ResolveThresholds.from_tenant(conv.tenant.settings.resolve_thresholds)
+        signals = assess(conv.latest)
+        early: tuple[HandoffReason, str | None] | None = None
+        if signals.human_requested:
+            early = ("customer_requested_human", None)
+        elif signals.sensitive_topic or signals.injection:
+            early = ("sensitive_topic", signals.sensitive_topic or "asistana talimat verme girişimi")
+        elif signals.negative_sentiment >= thresholds.max_negative_sentiment:
+            early = ("negative_sentiment", None)
+        if early:
+            request_text = deterministic_query(customer_bursts(conv.messages)).text
+            return self._handoff(
+                request, conv, started, early[0], request_text, [], None, early[1], EXTRACTIVE
+            )
+
+        query = build_query(conv.messages, self.provider)
+        hits, evidence, _ = self._retrieve(tenant_id, query.text)
+        top = evidence[0].confidence if evidence else 0.0
+        tried = (
+            f'bilgi bankasında arandı, en yakın içerik "{hits[0].title or hits[0].doc_id}" (güven {top:.2f})'
+            if hits
+            else "bilgi bankasında arandı, eşleşen içerik yok"
+        )
+        if not hits or top < thresholds.min_relevance:
+            return self._handoff(
+                request, conv, started, "no_knowledge", query.text, hits, top, None, EXTRACTIVE, tried
+            )
+        if top < thresholds.min_confidence:
+            return self._handoff(
+                request, conv, started, "low_confidence", query.text, hits, top, None, EXTRACTIVE, tried
+            )
+
+        if self.provider:
+            generation = generate_answer(
+                self.provider, "resolve", hits, evidence, conv.messages, conv.language, conv.tone
+            )
+            return self._resolve_generated(request, conv, started, query, hits, generation, thresholds, tried)
+        replies = extractive_replies(query.text, content_terms(query.text), hits, evidence, limit=1)
+        if not replies or replies[0].confidence < thresholds.min_confidence:
+            confidence = replies[0].confidence if replies else top
+            return self._handoff(
+                request,
+                conv,
+                started,
+                "low_confidence",
+                query.text,
+                hits,
+                confidence,
+                None,
+                EXTRACTIVE,
+                tried,
+            )
+        best = replies[0]
+        return self._answer(request, conv, started, hits, best.text, (best.hit,), best.confidence, EXTRACTIVE)
+
+    def _resolve_generated(
+        self,
+        request: AssistRequest,
+        conv: _Conversation,
+        started: float,
+        query: ConversationQuery,
+        hits: list[SearchHit],
+        generation: Generation,
+        thresholds: ResolveThresholds,
+        tried: str,
+    ) -> ResolveResponse:
+        assert self.provider is not None
+        name = self.provider.name
+        tried = f"{tried}; {name} ile yanıt üretilmeye çalışıldı"
+        answer = generation.answer
+        if answer is None:
+            reason: HandoffReason = {
+                "provider_error": "provider_error",
+                "malformed": "provider_error",
+                "not_answerable": "no_knowledge",
+            }.get(generation.failure or "", "low_confidence")  # type: ignore[assignment]
+            detail = (
+                generation.detail
+                if generation.failure != "ungrounded"
+                else "yanıt, kaynaklarca desteklenmedi"
+            )
+            return self._handoff(request, conv, started, reason, query.text, hits, None, detail, name, tried)
+        if answer.confidence < thresholds.min_confidence:
+            return self._handoff(
+                request,
+                conv,
+                started,
+                "low_confidence",
+                query.text,
+                hits,
+                answer.confidence,
+                None,
+                name,
+                tried,
+            )
+        return self._answer(request, conv, started, hits, answer.text, answer.cited, answer.confidence, name)
+
+    def _answer(
+        self,
+        request: AssistRequest,
+        conv: _Conversation,
+        started: float,
+        hits: Sequence[SearchHit],
+        text: str,
+        cited: Sequence[SearchHit],
+        confidence: float,
+        mode: str,
+    ) -> ResolveResponse:
+        self._audit(
+            conv.tenant.id,
+            request.conversation_id,
+            "resolve",
+            started,
+            hits,
+            "answer",
+            mode,
+            None,
+            confidence,
+        )
+        return ResolveResponse(
+            decision="answer",
+            text=conv.redactor(text),
+            citations=[_citation(h) for h in cited],
+            confidence=confidence,
+            mode=mode,
+            language=conv.language,
+        )
+
+    def _handoff(
+        self,
+        request: AssistRequest,
+        conv: _Conversation,
+        started: float,
+        reason: HandoffReason,
+        request_text: str,
+        hits: Sequence[SearchHit],
+        confidence: float | None,
+        detail: str | None,
+        mode: str,
+        tried: str | None = None,
+    ) -> ResolveResponse:
+        self._audit(
+            conv.tenant.id,
+            request.conversation_id,
+            "resolve",
+            started,
+            hits,
+            "handoff",
+            mode,
+            reason,
+            confidence,
+        )
+        return ResolveResponse(
+            decision="handoff",
+            text=customer_message(conv.language, conv.tone),
+            confidence=confidence or 0.0,
+            reason=reason,
+            summary=handoff_summary(request_text, reason, tried, detail),
+            mode=mode,
+            language=conv.language,
+        )
+
+    # ----- feedback -----
+
+    def feedback(
+        self, tenant_id: str, suggestion_id: str, action: FeedbackAction, final_text: str | None = None
+    ) -> FeedbackResult:
+        """Return the stored feedback; an accepted or edited reply is also indexed as `chat` knowledge.
+
+        LookupError for an unknown suggestion (or another tenant's), ValueError for "edited" without text.
+        """
+        tenant = self.registry.get_tenant(tenant_id)
+        if tenant is None:
+            raise LookupError(f"Unknown tenant {tenant_id!r}")
+        redactor = _redactor(tuple(tenant.settings.pii_patterns), tuple(tenant.settings.pii_allowed))
+        suggestion = self.registry.get_suggestion(tenant_id, suggestion_id)
+        if suggestion is None:
+            raise LookupError(f"No suggestion {suggestion_id!r} for tenant {tenant_id!r}")
+        final = redactor(final_text) if final_text and final_text.strip() else None
+        stored = self.registry.record_feedback(tenant_id, suggestion_id, action, final)
+        learned = None
+        answer = final if action == "edited" else suggestion.text if action == "accepted" else None
+        question = query_of(suggestion.citations)
+        if answer and question:
+            item = feedback_item(tenant_id, suggestion_id, question, answer, action)
+            job = self.ingestor.run(tenant_id, "chats", [item])
+            if job.status == "succeeded":
+                learned = learned_doc_id(suggestion_id)
+            else:
+                log.warning(
+                    "learning from suggestion %s failed: job %s %s", suggestion_id, job.id, job.status
+                )
+        return FeedbackResult(
+            id=stored.id, suggestion_id=suggestion_id, action=action, learned_doc_id=learned
+        )
