@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from retrieval.models import SearchHit
-from retrieval.text import normalise_for_match
+from retrieval.text import fold_turkish
 
 from .confidence import Evidence, extract_confidence
-from .language import PREFIX_LEN
+from .language import PREFIX_LEN, match_form
 from .models import Strategy
 from .safety import contains_injection
 from .sentences import analyse
@@ -36,12 +36,17 @@ PARTIAL_MATCH_WEIGHT = 0.5
 SNIPPET_CHARS = 240
 
 # Questions asking for a number, a date or an amount prefer sentences that contain one.
+# (Patterns are folded like the match form they run on.)
 _NUMERIC_QUESTION = re.compile(
-    r"\b(?:kaç|kaçta|kaçıncı|ne zaman|ne kadar|yüzde kaç|hangi (?:yıl|tarih|yüzyıl|ay|gün|sene)"
-    r"|how many|how much|when|what year)"
+    fold_turkish(
+        r"\b(?:kaç|kaçta|kaçıncı|ne zaman|ne kadar|yüzde kaç|hangi (?:yıl|tarih|yüzyıl|ay|gün|sene)"
+        r"|how many|how much|when|what year)"
+    )
 )
 _NUMBER_WORD = re.compile(
-    r"\d|\b(?:bir|iki|üç|dört|beş|altı|yedi|sekiz|dokuz|on|yirmi|otuz|kırk|elli|yüz|bin|milyon|milyar)\b"
+    fold_turkish(
+        r"\d|\b(?:bir|iki|üç|dört|beş|altı|yedi|sekiz|dokuz|on|yirmi|otuz|kırk|elli|yüz|bin|milyon|milyar)\b"
+    )
 )
 NUMERIC_BONUS = 0.5
 
@@ -72,7 +77,7 @@ def best_sentences(question: str, query_terms: set[str], text: str) -> Extract |
     n = len(sentences)
     partial = [{t[: PREFIX_LEN - 1] for t in s.terms} for s in sentences]
     frequency = {t: sum(1 for s in sentences if t in s.terms) for t in query_terms}
-    wants_number = _NUMERIC_QUESTION.search(normalise_for_match(question)) is not None
+    wants_number = _NUMERIC_QUESTION.search(match_form(question)) is not None
 
     def score(i: int) -> float:
         terms = sentences[i].terms
@@ -80,7 +85,7 @@ def best_sentences(question: str, query_terms: set[str], text: str) -> Extract |
         value += PARTIAL_MATCH_WEIGHT * sum(
             1 for t in query_terms if t not in terms and len(t) >= 4 and t[: PREFIX_LEN - 1] in partial[i]
         )
-        if wants_number and _NUMBER_WORD.search(sentences[i].normalised):
+        if wants_number and _NUMBER_WORD.search(sentences[i].form):
             value += NUMERIC_BONUS
         # Mildly favour short sentences: a long one matches many terms by sheer length.
         return value / (len(terms) + 1) ** 0.3

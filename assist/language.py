@@ -3,6 +3,9 @@
 No model download: Turkish letters and function words decide the language, and content terms are
 word prefixes of 5 letters with function words removed. Prefixes are a strong stemmer for Turkish
 ("kargom", "kargoya", "kargonuz" all become "kargo"), the same trick the BM25 index uses.
+
+Texts are compared in their "match form": normalised (Turkish lower case, no punctuation) and with
+diacritics folded, because customers often type Turkish without them ("taksit secenegi", "tesekkurler").
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from retrieval.text import normalise_for_match
+from retrieval.text import fold_turkish, normalise_for_match
 
 from .models import Language
 
@@ -18,8 +21,8 @@ PREFIX_LEN = 5
 
 
 def word_set(word_list: str) -> frozenset[str]:
-    """Return the words of a whitespace-separated word list (how the lists below are written)."""
-    return frozenset(word_list.split())
+    """Return the folded words of a whitespace-separated word list (how the lists below are written)."""
+    return frozenset(fold_turkish(w) for w in word_list.split())
 
 
 # Question words, particles, pronouns and fillers: they say nothing about the topic of a question.
@@ -63,21 +66,24 @@ _ENGLISH_MARKERS = word_set(
 _TURKISH_LETTERS = re.compile(r"[çğışöüÇĞİŞÖÜ]")
 
 
+def match_form(text: str) -> str:
+    """Return `text` normalised for matching: Turkish lower case, no punctuation, diacritics folded."""
+    return fold_turkish(normalise_for_match(text))
+
+
 def words(text: str) -> list[str]:
-    """Return the Turkish-lower-cased words of `text`, punctuation and apostrophes removed."""
-    return normalise_for_match(text).split()
+    """Return the words of `text` in match form."""
+    return match_form(text).split()
 
 
 def content_terms(text: str) -> set[str]:
     """Return the topic-bearing terms of `text`: 5-letter prefixes of its words minus function words."""
-    return normalised_terms(normalise_for_match(text))
+    return terms_of_match_form(match_form(text))
 
 
-def normalised_terms(normalised: str) -> set[str]:
-    """Return `content_terms` of text that has already been through `normalise_for_match`."""
-    return {
-        w[:PREFIX_LEN] for w in normalised.split() if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit())
-    }
+def terms_of_match_form(form: str) -> set[str]:
+    """Return `content_terms` of text that is already in match form."""
+    return {w[:PREFIX_LEN] for w in form.split() if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit())}
 
 
 def detect_language(text: str) -> Language | None:

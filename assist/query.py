@@ -13,9 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from retrieval.text import normalise_for_match
-
-from .language import content_terms, word_set, words
+from .language import content_terms, match_form, word_set, words
 from .models import ConversationTurn
 from .prompts import REWRITE_SYSTEM, render_rewrite
 from .providers import LLMProvider, ProviderError
@@ -36,7 +34,7 @@ _GREETINGS = word_set(
     """
 )
 _FOLLOW_UP = re.compile(
-    r"^(?:peki|ya|bir de|birde|o zaman|onun|bunun|bu|şu|onu|bunu|and|what about|how about|also|so)\b"
+    r"^(?:peki|ya|bir de|birde|o zaman|onun|bunun|bu|su|onu|bunu|and|what about|how about|also|so)\b"
 )
 
 
@@ -75,9 +73,7 @@ def _is_small_talk(text: str) -> bool:
 
 
 def _needs_context(text: str) -> bool:
-    return (
-        bool(_FOLLOW_UP.match(normalise_for_match(text))) or len(content_terms(text)) < MIN_STANDALONE_TERMS
-    )
+    return bool(_FOLLOW_UP.match(match_form(text))) or len(content_terms(text)) < MIN_STANDALONE_TERMS
 
 
 def deterministic_query(bursts: Sequence[str]) -> ConversationQuery:

@@ -1,8 +1,9 @@
 """What must not be answered automatically: sensitive topics, requests for a human, anger, prompt injection.
 
-Every pattern runs on `normalise_for_match` text (Turkish lower case, no punctuation, apostrophes as
-spaces), so "Önceki TALİMATLARI yok say!" and "customers' data" match plain patterns. All patterns
-are compiled once at import: these checks run on every request.
+Every pattern runs on the match form of the text (Turkish lower case, no punctuation, apostrophes as
+spaces, diacritics folded), so "Önceki TALİMATLARI yok say!", "onceki talimatlari yok say" and
+"customers' data" all match plain patterns. Patterns are written with Turkish letters for reading and
+folded when compiled, once at import: these checks run on every request.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retrieval.text import normalise_for_match
+from retrieval.text import fold_turkish
+
+from .language import match_form
 
 # topic code -> pattern; the code goes into the handoff summary, never the customer's words.
 _SENSITIVE_TOPICS: dict[str, str] = {
@@ -32,9 +35,16 @@ _SENSITIVE_TOPICS: dict[str, str] = {
         r"|delete my data"
     ),
 }
-_SENSITIVE = {topic: re.compile(pattern) for topic, pattern in _SENSITIVE_TOPICS.items()}
 
-_HUMAN_REQUEST = re.compile(
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    # Patterns hold only lower-case letters and lower-case escapes (\b, \w), so folding is safe.
+    return re.compile(fold_turkish(pattern))
+
+
+_SENSITIVE = {topic: _compile(pattern) for topic, pattern in _SENSITIVE_TOPICS.items()}
+
+_HUMAN_REQUEST = _compile(
     r"\btemsilci\w*|canlı destek|gerçek (?:bir )?(?:insan|kişi)|insanla (?:görüş|konuş)"
     r"|\byetkili(?:yle|ye| biri)\w*|\boperatör|biriyle (?:görüş|konuş)|(?:beni|bana) bağla"
     r"|bot (?:değil|istemiyorum)|robotla (?:değil|konuşmak istemiyorum)"
@@ -43,20 +53,20 @@ _HUMAN_REQUEST = re.compile(
 )
 
 # Strong cues count 0.5 each, weak cues 0.2; the sum (capped at 1) is compared with a tenant threshold.
-_STRONG_NEGATIVE = re.compile(
+_STRONG_NEGATIVE = _compile(
     r"\brezalet|\bberbat|\bskandal|saçmalık|\bbıktım|bıkkın|dalga mı geçiyorsunuz|\bkızgınım"
     r"|sinir oldum|sinirlendim|utanmıyor musunuz|\bmağdur|kandırıldım|bir daha (?:asla )?(?:almam|alışveriş)"
     r"|şikayet ed(?:eceğim|iyorum)|\bterrible\b|\bawful\b|\bworst\b|\bridiculous\b|unacceptable"
     r"|disgusting|\bfurious\b|fed up|\bangry\b|\bscammed\b"
 )
-_WEAK_NEGATIVE = re.compile(
+_WEAK_NEGATIVE = _compile(
     r"\bhala\b|\bhâlâ\b|günlerdir|haftalardır|kaç gündür|defalarca|\byine\b|maalesef|memnun değilim"
     r"|üzücü|hayal kırıklığı|\bstill\b|\bagain\b|disappoint|not happy|unhappy"
 )
 _SHOUTING = re.compile(r"!{2,}|\?{3,}")
 _CAPS_WORD = re.compile(r"\b[A-ZÇĞİÖŞÜ]{4,}\b")
 
-_INJECTION = re.compile(
+_INJECTION = _compile(
     r"(?:önceki|yukarıdaki|tüm|bütün|verilen|sana verilen) (?:talimat|komut|kural|yönerge)\w*"
     r"|talimat\w* (?:yok say|görmezden gel|unut|dikkate alma|uyma)"
     r"|sistem (?:istem|mesaj|talimat|prompt|komut)\w*|\bsystem prompt|gizli (?:talimat|kural)\w*"
@@ -84,7 +94,7 @@ class SafetySignals:
 
 def negative_sentiment(text: str) -> float:
     """Return a 0-1 anger score: strong cues 0.5, weak cues, shouting and capitals 0.2 each."""
-    normalised = normalise_for_match(text)
+    normalised = match_form(text)
     score = 0.5 * len(_STRONG_NEGATIVE.findall(normalised)) + 0.2 * len(_WEAK_NEGATIVE.findall(normalised))
     if _SHOUTING.search(text):
         score += 0.2
@@ -95,17 +105,17 @@ def negative_sentiment(text: str) -> float:
 
 def contains_injection(text: str) -> bool:
     """Return True when `text` tries to instruct the assistant (override rules, leak prompts or data)."""
-    return injection_in_normalised(normalise_for_match(text))
+    return injection_in_match_form(match_form(text))
 
 
-def injection_in_normalised(normalised: str) -> bool:
-    """Return `contains_injection` for text that has already been through `normalise_for_match`."""
-    return _INJECTION.search(normalised) is not None
+def injection_in_match_form(form: str) -> bool:
+    """Return `contains_injection` for text that is already in match form."""
+    return _INJECTION.search(form) is not None
 
 
 def assess(customer_text: str) -> SafetySignals:
     """Return the safety signals of the customer's latest messages."""
-    normalised = normalise_for_match(customer_text)
+    normalised = match_form(customer_text)
     topic = next((name for name, pattern in _SENSITIVE.items() if pattern.search(normalised)), None)
     injection = _INJECTION.search(normalised) is not None
     return SafetySignals(

@@ -11,10 +11,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from retrieval.text import normalise_for_match
-
-from .language import normalised_terms
-from .safety import injection_in_normalised
+from .language import match_form, terms_of_match_form
+from .safety import injection_in_match_form
 
 _UPPER = "A-ZÇĞİÖŞÜ"
 # A sentence ends at . ! ? … followed by space and a capital, digit or quote; or at a period glued to a
@@ -47,7 +45,7 @@ def split_sentences(text: str) -> list[str]:
 @dataclass(frozen=True)
 class Sentence:
     text: str
-    normalised: str
+    form: str  # the match form (assist.language.match_form)
     terms: frozenset[str]
     injection: bool
 
@@ -73,9 +71,9 @@ def analyse(text: str) -> TextAnalysis:
     """Return the sentence analysis of `text` (cached)."""
     sentences = []
     for sentence in split_sentences(text):
-        norm = normalise_for_match(sentence)
+        form = match_form(sentence)
         sentences.append(
-            Sentence(sentence, norm, frozenset(normalised_terms(norm)), injection_in_normalised(norm))
+            Sentence(sentence, form, frozenset(terms_of_match_form(form)), injection_in_match_form(form))
         )
     terms = frozenset().union(*(s.terms for s in sentences)) if sentences else frozenset()
     return TextAnalysis(tuple(sentences), terms)

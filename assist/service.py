@@ -23,7 +23,7 @@ from retrieval.settings import Settings
 
 from .confidence import Evidence, gather_evidence
 from .extractive import SNIPPET_CHARS, extractive_replies
-from .generate import Generation, context_text, generate_answer
+from .generate import context_text, generate_answer
 from .handoff import ResolveThresholds, customer_message, handoff_summary
 from .language import content_terms, conversation_language
 from .learning import feedback_item, learned_doc_id, query_of, stored_citations
@@ -33,7 +33,6 @@ from .models import (
     ConversationTurn,
     FeedbackAction,
     FeedbackResult,
-    HandoffReason,
     Language,
     ResolveResponse,
     Strategy,
@@ -43,15 +42,17 @@ from .models import (
 )
 from .providers import LLMProvider, provider_from_settings
 from .query import ConversationQuery, build_query, customer_bursts, deterministic_query
+from .resolve import EXTRACTIVE, knowledge_decision, safety_handoff
 from .safety import assess
 
 log = logging.getLogger(__name__)
 
-EXTRACTIVE = "extractive"
 SEARCH_LIMIT = 5
 MAX_SUGGESTIONS = 3
 # Below this a suggestion is noise, not help: off-domain questions land here.
 MIN_SUGGEST_CONFIDENCE = 0.15
+# A second or third suggestion must reach this share of the first one's confidence.
+SECONDARY_SHARE = 0.5
 
 
 @lru_cache(maxsize=1024)
@@ -208,6 +209,10 @@ class AssistService:
             if len(drafts) < MAX_SUGGESTIONS and key not in seen:
                 seen.add(key)
                 drafts.append(_Draft(reply.text, (reply.hit,), reply.strategy, reply.confidence))
+        if drafts:
+            # Alternatives far weaker than the best one are noise in the agent's inbox.
+            floor = SECONDARY_SHARE * drafts[0].confidence
+            drafts = drafts[:1] + [d for d in drafts[1:] if d.confidence >= floor]
         suggestions = self._record_suggestions(tenant_id, request.conversation_id, conv, query, drafts)
         if not suggestions and note is None:
             note = "No knowledge close enough to this question; nothing to suggest."
@@ -261,164 +266,46 @@ class AssistService:
         started = time.perf_counter()
         conv = self._conversation(tenant_id, request)
         thresholds = ResolveThresholds.from_tenant(conv.tenant.settings.resolve_thresholds)
-        signals = assess(conv.latest)
-        early: tuple[HandoffReason, str | None] | None = None
-        if signals.human_requested:
-            early = ("customer_requested_human", None)
-        elif signals.sensitive_topic or signals.injection:
-            early = ("sensitive_topic", signals.sensitive_topic or "asistana talimat verme girişimi")
-        elif signals.negative_sentiment >= thresholds.max_negative_sentiment:
-            early = ("negative_sentiment", None)
-        if early:
+        hits: list[SearchHit] = []
+        decision = safety_handoff(assess(conv.latest), thresholds)
+        if decision is not None:
+            # No LLM rewrite for a conversation that goes to a human anyway.
             request_text = deterministic_query(customer_bursts(conv.messages)).text
-            return self._handoff(
-                request, conv, started, early[0], request_text, [], None, early[1], EXTRACTIVE
+        else:
+            query = build_query(conv.messages, self.provider)
+            request_text = query.text
+            hits, evidence, _ = self._retrieve(tenant_id, query.text)
+            decision = knowledge_decision(
+                query.text, hits, evidence, thresholds, self.provider, conv.messages, conv.language, conv.tone
             )
-
-        query = build_query(conv.messages, self.provider)
-        hits, evidence, _ = self._retrieve(tenant_id, query.text)
-        top = evidence[0].confidence if evidence else 0.0
-        tried = (
-            f'bilgi bankasında arandı, en yakın içerik "{hits[0].title or hits[0].doc_id}" (güven {top:.2f})'
-            if hits
-            else "bilgi bankasında arandı, eşleşen içerik yok"
-        )
-        if not hits or top < thresholds.min_relevance:
-            return self._handoff(
-                request, conv, started, "no_knowledge", query.text, hits, top, None, EXTRACTIVE, tried
-            )
-        if top < thresholds.min_confidence:
-            return self._handoff(
-                request, conv, started, "low_confidence", query.text, hits, top, None, EXTRACTIVE, tried
-            )
-
-        if self.provider:
-            generation = generate_answer(
-                self.provider, "resolve", hits, evidence, conv.messages, conv.language, conv.tone
-            )
-            return self._resolve_generated(request, conv, started, query, hits, generation, thresholds, tried)
-        replies = extractive_replies(query.text, content_terms(query.text), hits, evidence, limit=1)
-        if not replies or replies[0].confidence < thresholds.min_confidence:
-            confidence = replies[0].confidence if replies else top
-            return self._handoff(
-                request,
-                conv,
-                started,
-                "low_confidence",
-                query.text,
-                hits,
-                confidence,
-                None,
-                EXTRACTIVE,
-                tried,
-            )
-        best = replies[0]
-        return self._answer(request, conv, started, hits, best.text, (best.hit,), best.confidence, EXTRACTIVE)
-
-    def _resolve_generated(
-        self,
-        request: AssistRequest,
-        conv: _Conversation,
-        started: float,
-        query: ConversationQuery,
-        hits: list[SearchHit],
-        generation: Generation,
-        thresholds: ResolveThresholds,
-        tried: str,
-    ) -> ResolveResponse:
-        assert self.provider is not None
-        name = self.provider.name
-        tried = f"{tried}; {name} ile yanıt üretilmeye çalışıldı"
-        answer = generation.answer
-        if answer is None:
-            reason: HandoffReason = {
-                "provider_error": "provider_error",
-                "malformed": "provider_error",
-                "not_answerable": "no_knowledge",
-            }.get(generation.failure or "", "low_confidence")  # type: ignore[assignment]
-            detail = (
-                generation.detail
-                if generation.failure != "ungrounded"
-                else "yanıt, kaynaklarca desteklenmedi"
-            )
-            return self._handoff(request, conv, started, reason, query.text, hits, None, detail, name, tried)
-        if answer.confidence < thresholds.min_confidence:
-            return self._handoff(
-                request,
-                conv,
-                started,
-                "low_confidence",
-                query.text,
-                hits,
-                answer.confidence,
-                None,
-                name,
-                tried,
-            )
-        return self._answer(request, conv, started, hits, answer.text, answer.cited, answer.confidence, name)
-
-    def _answer(
-        self,
-        request: AssistRequest,
-        conv: _Conversation,
-        started: float,
-        hits: Sequence[SearchHit],
-        text: str,
-        cited: Sequence[SearchHit],
-        confidence: float,
-        mode: str,
-    ) -> ResolveResponse:
         self._audit(
-            conv.tenant.id,
+            tenant_id,
             request.conversation_id,
             "resolve",
             started,
             hits,
-            "answer",
-            mode,
-            None,
-            confidence,
+            decision="answer" if decision.is_answer else "handoff",
+            provider=decision.mode,
+            reason=decision.reason,
+            confidence=decision.confidence,
         )
-        return ResolveResponse(
-            decision="answer",
-            text=conv.redactor(text),
-            citations=[_citation(h) for h in cited],
-            confidence=confidence,
-            mode=mode,
-            language=conv.language,
-        )
-
-    def _handoff(
-        self,
-        request: AssistRequest,
-        conv: _Conversation,
-        started: float,
-        reason: HandoffReason,
-        request_text: str,
-        hits: Sequence[SearchHit],
-        confidence: float | None,
-        detail: str | None,
-        mode: str,
-        tried: str | None = None,
-    ) -> ResolveResponse:
-        self._audit(
-            conv.tenant.id,
-            request.conversation_id,
-            "resolve",
-            started,
-            hits,
-            "handoff",
-            mode,
-            reason,
-            confidence,
-        )
+        if decision.is_answer:
+            return ResolveResponse(
+                decision="answer",
+                text=conv.redactor(decision.text or ""),
+                citations=[_citation(h) for h in decision.cited],
+                confidence=decision.confidence or 0.0,
+                mode=decision.mode,
+                language=conv.language,
+            )
+        assert decision.reason is not None
         return ResolveResponse(
             decision="handoff",
             text=customer_message(conv.language, conv.tone),
-            confidence=confidence or 0.0,
-            reason=reason,
-            summary=handoff_summary(request_text, reason, tried, detail),
-            mode=mode,
+            confidence=decision.confidence or 0.0,
+            reason=decision.reason,
+            summary=handoff_summary(request_text, decision.reason, decision.tried, decision.detail),
+            mode=decision.mode,
             language=conv.language,
         )
 
