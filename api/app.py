@@ -1,0 +1,85 @@
+"""The HTTP app: `create_app(settings)` wires routers, errors, metrics and the service parts.
+
+Run it with `invekto-knowledge serve` (uvicorn, one worker: the edge index is locked to one process).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from assist.service import AssistService
+from retrieval.settings import Settings
+
+from .context import ServiceContext
+from .errors import install_error_handlers
+from .jobs import MAX_JSON_BYTES, IngestionJobs
+from .metrics import MetricsMiddleware, ServiceMetrics
+from .ratelimit import RateLimit, RateLimiter
+from .routes import admin, assist, conversations, documents, feedback, health, jobs, search
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+DESCRIPTION = """\
+Knowledge and agent assist for Invekto tenants: upload knowledge, search it, get grounded reply
+suggestions, resolve conversations or hand them off.
+
+Every `/v1` endpoint except `/v1/admin` takes the tenant's API key (`Authorization: Bearer <key>` or
+`X-API-Key`); the tenant is always the key's. `/v1/admin` takes the admin token. Errors are RFC 9457
+problems (`application/problem+json`).
+"""
+
+
+def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics) -> None:
+    settings = context.settings
+    app.state.context = context
+    app.state.assist = AssistService(settings, context.index, context.registry, ingestor=context.ingestor)
+    app.state.jobs = IngestionJobs(
+        context.ingestor, settings.data_dir / "uploads", metrics, single_process=settings.store == "edge"
+    )
+    resumed = app.state.jobs.resume_interrupted()
+    if resumed:
+        log.info("resumed %d interrupted ingestion jobs", resumed)
+    # The embedder loads its weights on first use; pay that at startup, not on the first request.
+    context.index.embedder.embed_query("hazır")
+
+
+def create_app(
+    settings: Settings, context: ServiceContext | None = None, *, rate_limit: RateLimit | None = None
+) -> FastAPI:
+    """Return the app; it opens a ServiceContext at startup unless given one (which the caller then closes)."""
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = context if context is not None else await run_in_threadpool(ServiceContext.open, settings)
+        try:
+            await run_in_threadpool(_open_service, app, ctx, metrics)
+            yield
+        finally:
+            jobs: IngestionJobs | None = getattr(app.state, "jobs", None)
+            if jobs is not None:
+                await run_in_threadpool(jobs.close)
+            if context is None:
+                ctx.close()
+
+    app = FastAPI(
+        title="Invekto Knowledge API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.rate_limiter = RateLimiter(rate_limit or RateLimit())
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    for module in (documents, jobs, conversations, search, assist, feedback, admin, health):
+        # Per router, not per app: the app-wide limiter answers in plain text, outside our error handlers.
+        app.include_router(module.router, max_body_size=MAX_JSON_BYTES)
+    return app

@@ -1,0 +1,143 @@
+"""FastAPI dependencies: the service parts opened at startup, the tenant behind an API key, the admin token.
+
+The tenant always comes from the API key, never from a path or a body, so no request can name
+another tenant's data. Every tenant request also takes a token from the tenant's rate-limit bucket.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from assist.service import AssistService
+from ingestion.registry_models import Tenant
+from retrieval.settings import Settings
+
+from .context import ServiceContext
+from .errors import ProblemError
+from .jobs import IngestionJobs
+from .metrics import ServiceMetrics
+from .ratelimit import RateLimiter, retry_after_header
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="The tenant's API key (`Authorization: Bearer ik_...`), or the admin token on /v1/admin.",
+)
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKey", description="The tenant's API key."
+)
+_admin_token = APIKeyHeader(
+    name="X-Admin-Token", auto_error=False, scheme_name="adminToken", description="The admin token."
+)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_context(request: Request) -> ServiceContext:
+    return request.app.state.context
+
+
+def get_jobs(request: Request) -> IngestionJobs:
+    return request.app.state.jobs
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics
+
+
+def get_assist(request: Request) -> AssistService:
+    return request.app.state.assist
+
+
+def current_tenant(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    api_key: Annotated[str | None, Security(_api_key)],
+) -> Tenant:
+    """Return the tenant whose API key the request carries; 401 without a valid key, 429 over its rate."""
+    key = api_key or (bearer.credentials if bearer else None)
+    if not key:
+        raise ProblemError(
+            401,
+            "unauthorized",
+            "API key required",
+            "Send the tenant's API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    # authenticate() compares the key's hash in constant time and refuses revoked keys.
+    tenant = get_context(request).registry.authenticate(key)
+    if tenant is None:
+        raise ProblemError(
+            401,
+            "invalid-api-key",
+            "Invalid API key",
+            "The API key is unknown or revoked.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    limiter: RateLimiter = request.app.state.rate_limiter
+    wait = limiter.acquire(tenant.id)
+    if wait:
+        limit = limiter.limit
+        raise ProblemError(
+            429,
+            "rate-limited",
+            "Rate limit exceeded",
+            f"This tenant may send {limit.rate:g} requests per second (bursts up to {limit.burst}); "
+            f"retry in {retry_after_header(wait)} s.",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+    return tenant
+
+
+def require_admin(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    admin_token: Annotated[str | None, Security(_admin_token)],
+) -> None:
+    """Pass when the request carries the admin token; 503 when none is configured (admin is never open)."""
+    configured = get_settings(request).admin_token
+    expected = configured.get_secret_value() if configured else ""
+    if not expected:
+        raise ProblemError(
+            503,
+            "admin-not-configured",
+            "Admin token not configured",
+            "Set INVEKTO_ADMIN_TOKEN to manage tenants over HTTP, or use the `invekto-knowledge tenant` "
+            "and `key` commands.",
+        )
+    given = admin_token or (bearer.credentials if bearer else None)
+    if not given:
+        raise ProblemError(
+            401,
+            "unauthorized",
+            "Admin token required",
+            "Send the admin token as `Authorization: Bearer <token>` or `X-Admin-Token: <token>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ProblemError(403, "forbidden", "Invalid admin token", "This token may not manage tenants.")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ContextDep = Annotated[ServiceContext, Depends(get_context)]
+JobsDep = Annotated[IngestionJobs, Depends(get_jobs)]
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+AssistDep = Annotated[AssistService, Depends(get_assist)]
+TenantDep = Annotated[Tenant, Depends(current_tenant)]
+AdminDep = Depends(require_admin)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Repeating a request with the same key returns the job the first one started.",
+    ),
+]

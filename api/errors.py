@@ -1,0 +1,254 @@
+"""Every error the API returns is an RFC 9457 problem (`application/problem+json`) with a clear title.
+
+Routes raise `ProblemError`; the handlers installed by `install_error_handlers` also turn FastAPI's
+validation errors, Starlette's routing errors (404, 405), the body limit (413), engine and database
+outages (503) and anything unexpected (500) into problems, so a client only ever parses one shape.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retrieval.store import StoreError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+# Problem types are tag URIs (RFC 4151, as RFC 9457 suggests for types that are not web pages);
+# docs/api.md lists them.
+TYPE_PREFIX = "tag:invekto.com,2025:knowledge/problem/"
+
+
+class FieldError(BaseModel):
+    """One invalid part of a request: where it is and what is wrong with it."""
+
+    location: str = Field(description='Dotted path, e.g. "body.messages.0.role" or "query.limit".')
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="A URI naming the kind of problem; see docs/api.md.")
+    title: str = Field(description="Short, human-readable summary of the kind of problem.")
+    status: int
+    detail: str | None = Field(default=None, description="What went wrong with this request.")
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[FieldError] | None = Field(default=None, description="Validation errors, one per field.")
+
+
+class ProblemError(Exception):
+    """Raised by routes and dependencies; rendered as a problem response."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+def not_found(what: str, detail: str) -> ProblemError:
+    """Return the 404 problem for a missing (or another tenant's) resource; the two look the same."""
+    return ProblemError(404, "not-found", f"{what} not found", detail)
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    kind: str,
+    title: str,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+
+
+def _human_bytes(size: int) -> str:
+    mib = size / (1024 * 1024)
+    return f"{mib:.1f} MiB" if mib >= 1 else f"{size / 1024:.0f} KiB"
+
+
+# Starlette raises bare HTTPExceptions for routing and body limits; each gets a type, a title and a detail
+# that says what to do.
+def _http_problem(request: Request, exc: StarletteHTTPException) -> tuple[str, str, str]:
+    status = exc.status_code
+    path = request.url.path
+    if status == 404:
+        return "not-found", "Not found", f"There is no endpoint at {path}; the API is described at /docs."
+    if status == 405:
+        allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        hint = f"; allowed: {allowed}" if allowed else ""
+        return "method-not-allowed", "Method not allowed", f"{request.method} is not allowed on {path}{hint}."
+    if status == 413:
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        size = f" of {_human_bytes(limit)}" if isinstance(limit, int) else ""
+        return (
+            "payload-too-large",
+            "Request body too large",
+            f"The request body is over this endpoint's limit{size}.",
+        )
+    if status == 400:
+        return "bad-request", "Malformed request", str(exc.detail)
+    phrase = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else "Error"
+    return phrase.lower().replace(" ", "-"), phrase, str(exc.detail)
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request, exc.status, exc.kind, exc.title, exc.detail, exc.headers, **exc.extensions
+    )
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind, title, detail = _http_problem(request, exc)
+    return problem_response(request, exc.status_code, kind, title, detail, exc.headers)
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # The submitted values are left out on purpose: they may be large or carry personal data.
+    errors = [
+        FieldError(location=_location(e.get("loc", ())), message=e.get("msg", ""), type=e.get("type", ""))
+        for e in exc.errors()
+    ]
+    if any(e.type == "json_invalid" for e in errors):
+        return problem_response(
+            request,
+            422,
+            "malformed-json",
+            "Malformed JSON",
+            "The request body is not valid JSON.",
+            errors=[e.model_dump() for e in errors],
+        )
+    shown = "; ".join(f"{e.location}: {e.message}" for e in errors[:3])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return problem_response(
+        request,
+        422,
+        "validation-error",
+        "Invalid request",
+        shown + more,
+        errors=[e.model_dump() for e in errors],
+    )
+
+
+async def _on_store_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("index error on %s: %s", request.url.path, exc)
+    return problem_response(
+        request, 503, "index-unavailable", "Index unavailable", str(exc), {"Retry-After": "5"}
+    )
+
+
+async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("database error on %s: %s", request.url.path, exc)
+    return problem_response(
+        request,
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "The registry database did not answer; try again shortly.",
+        {"Retry-After": "5"},
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        request,
+        500,
+        "internal-error",
+        "Internal server error",
+        "The server hit an unexpected error; it has been logged.",
+    )
+
+
+class BodyLimitProblems:
+    """Turns the plain-text 413 Starlette's body limiter sends (when Content-Length is over the limit) into
+    a problem; every other response passes untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replacing = False
+
+        async def send_problem(message: Message) -> None:
+            nonlocal replacing
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+                replacing = not content_type.startswith(PROBLEM_JSON.encode())
+            if not replacing:
+                await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                request = Request(scope)
+                kind, title, detail = _http_problem(request, StarletteHTTPException(413))
+                await problem_response(request, 413, kind, title, detail)(scope, receive, send)
+
+        await self.app(scope, receive, send_problem)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StoreError, _on_store_error)
+    app.add_exception_handler(DBAPIError, _on_database_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+    app.add_middleware(BodyLimitProblems)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Return OpenAPI `responses` entries documenting `statuses` as problem+json."""
+    return {
+        status: {
+            "model": Problem,
+            "description": http.HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

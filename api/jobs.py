@@ -1,0 +1,422 @@
+"""Background ingestion for the API: uploads are checked and saved, then ingested by one worker thread.
+
+Every ingestion request becomes a registry job whose input is saved under
+`data_dir/uploads/<tenant>/<job id>/` (the files, plus `manifest.json` written last), then queued on a
+single worker: the index takes one writer, and embedding already uses the cores. The request returns at
+once with the job; `GET /v1/jobs/{id}` shows its progress. A finished job's folder is removed (its
+content is in the index and the registry).
+
+Nothing is lost on a restart: a job that was queued or running when the process stopped still has its
+folder, and `resume_interrupted` runs it again at startup (ingestion is idempotent: unchanged documents
+are skipped, point ids are deterministic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import threading
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fastapi import UploadFile
+
+from ingestion.loaders import DEFAULT_MAX_BYTES
+from ingestion.pipeline import IngestItem, Ingestor, IngestProgress
+from ingestion.registry_models import Job, JobKind
+from ingestion.sources import TextDocument, chat_items, file_items, sheet_item, text_items
+
+from .errors import ProblemError
+from .metrics import ServiceMetrics
+from .schemas import JobOut, TextDocumentIn
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+# Limits; they move to Settings once it has fields for them.
+MAX_FILE_BYTES = DEFAULT_MAX_BYTES  # per file, the loader's own limit
+MAX_FILES = 100  # per upload request
+MAX_UPLOAD_BYTES = 256 * MiB  # a whole multipart upload request, counted while it streams in
+MAX_TEXT_DOCUMENTS_BYTES = 32 * MiB  # a JSON request of text documents
+MAX_JSON_BYTES = 2 * MiB  # every other request body (assist: 200 messages of 4,000 characters fit)
+
+MANIFEST = "manifest.json"
+_FILES_DIR = "files"
+_TEXTS_FILE = "documents.json"
+_SNIFF_BYTES = 8192
+
+InputForm = Literal["files", "faq", "quick_replies", "chats", "text"]
+_JOB_KIND: dict[InputForm, JobKind] = {
+    "files": "files",
+    "faq": "faq",
+    "quick_replies": "quick_replies",
+    "chats": "chats",
+    "text": "files",
+}
+
+# Content that can never become a document. Everything else goes to the job, whose loader sniffs the
+# type properly and reports a mislabelled or unreadable file by name.
+_OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"RIFF", "a media file (WebP, WAV or AVI)"),
+    (b"MZ", "a Windows program"),
+    (b"\x7fELF", "a Linux program"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"ID3", "an MP3 file"),
+    (b"OggS", "an Ogg audio file"),
+)
+_SUPPORTED = "PDF, DOCX, PPTX, XLSX, HTML, Markdown, TXT, CSV or JSON"
+
+
+# --- Checking uploads -------------------------------------------------------------------------
+
+
+def clean_filename(raw: str | None) -> str:
+    """Return the upload's base name without directories, control characters or leading dots."""
+    name = unicodedata.normalize("NFC", (raw or "").replace("\\", "/").rsplit("/", 1)[-1])
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(". ")
+    if len(name) > 200:
+        stem, suffix = os.path.splitext(name)
+        name = stem[: 200 - len(suffix)] + suffix
+    if not name:
+        raise ProblemError(
+            422,
+            "unnamed-file",
+            "File without a name",
+            "Every uploaded file needs a file name; its extension is checked against its content.",
+        )
+    return name
+
+
+def binary_kind(head: bytes) -> str | None:
+    """Return what unsupported binary content the first bytes show (e.g. "a PNG image"), or None."""
+    if head.startswith(_OLE_MAGIC):
+        return "a legacy Office file (.doc, .xls or .ppt); save it as DOCX, XLSX or PPTX"
+    if b"%PDF-" in head[:1024] or head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\xff\xfe", b"\xfe\xff")):
+        return None  # PDF, Office package or UTF-16 text: the loader decides
+    if b"\x00" not in head:
+        return None  # text in some encoding
+    for magic, label in _BINARY_SIGNATURES:
+        if head.startswith(magic):
+            return label
+    return "binary content"
+
+
+def _check(name: str, size: int, head: bytes) -> None:
+    """Refuse a file over the per-file limit (413) or one whose first bytes show it is no document (415)."""
+    if size > MAX_FILE_BYTES:
+        raise ProblemError(
+            413,
+            "file-too-large",
+            "File too large",
+            f"{name} is {size / MiB:.1f} MiB, over the {MAX_FILE_BYTES / MiB:.0f} MiB limit per file.",
+        )
+    found = binary_kind(head)
+    if found:
+        raise ProblemError(
+            415,
+            "unsupported-file-type",
+            "Unsupported file type",
+            f"{name} is {found}, not a document; upload {_SUPPORTED} files.",
+            file=name,
+        )
+
+
+def _checked(upload: UploadFile, name: str) -> None:
+    size = upload.size if upload.size is not None else upload.file.seek(0, os.SEEK_END)
+    upload.file.seek(0)
+    head = upload.file.read(_SNIFF_BYTES)
+    upload.file.seek(0)
+    _check(name, size, head)
+
+
+def _save(upload: UploadFile, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    upload.file.seek(0)
+    with target.open("wb") as out:
+        shutil.copyfileobj(upload.file, out, MiB)
+
+
+# --- What a request asks to ingest ---------------------------------------------------------------
+
+
+@dataclass
+class IngestionInput:
+    """A checked ingestion request: the job's file names, and how to save the input in the job folder."""
+
+    form: InputForm
+    names: list[str]
+    write: Callable[[Path], None]
+    stored: list[str] = field(default_factory=list)  # file names under files/, when files were uploaded
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> JobKind:
+        return _JOB_KIND[self.form]
+
+
+def file_uploads(uploads: list[UploadFile]) -> IngestionInput:
+    """Return documents to ingest; 413/415/422 problems for too many, too large, binary or clashing files."""
+    if not uploads:
+        raise ProblemError(422, "no-files", "No files", "Send one or more files in the `files` form field.")
+    if len(uploads) > MAX_FILES:
+        raise ProblemError(
+            413,
+            "too-many-files",
+            "Too many files",
+            f"{len(uploads)} files sent; at most {MAX_FILES} per request.",
+        )
+    names = [clean_filename(u.filename) for u in uploads]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ProblemError(
+            422,
+            "duplicate-file-names",
+            "Duplicate file names",
+            f"File names must be unique in one upload (they become document ids): {', '.join(clashes)}.",
+        )
+    for upload, name in zip(uploads, names, strict=True):
+        _checked(upload, name)
+
+    def write(job_dir: Path) -> None:
+        for upload, name in zip(uploads, names, strict=True):
+            _save(upload, job_dir / _FILES_DIR / name)
+
+    return IngestionInput("files", names, write, stored=names)
+
+
+def sheet_upload(upload: UploadFile, form: Literal["faq", "quick_replies"]) -> IngestionInput:
+    """Return a FAQ or quick-reply sheet (CSV, XLSX or JSON) to import."""
+    name = clean_filename(upload.filename)
+    _checked(upload, name)
+    return IngestionInput(
+        form, [name], lambda job_dir: _save(upload, job_dir / _FILES_DIR / name), stored=[name]
+    )
+
+
+def chat_export(tenant_id: str, data: bytes, filename: str | None) -> IngestionInput:
+    """Return the resolved conversations of an export (JSONL, JSON list or one conversation) to import.
+
+    `names` is empty when no conversation is resolved with a customer question and an agent answer.
+    """
+    name = clean_filename(filename)
+    _check(name, len(data), data[:_SNIFF_BYTES])
+    try:
+        imported = chat_items(tenant_id, data, filename=name)
+    except ValueError as exc:
+        raise ProblemError(422, "unreadable-export", "Unreadable conversation export", str(exc)) from exc
+
+    def write(job_dir: Path) -> None:
+        target = job_dir / _FILES_DIR / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    return IngestionInput("chats", [i.name for i in imported.items], write, [name], imported.problems)
+
+
+def text_documents(documents: list[TextDocumentIn]) -> IngestionInput:
+    """Return documents that are already text; their ids are their document ids."""
+    ids = [d.id for d in documents]
+    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    if clashes:
+        raise ProblemError(
+            422,
+            "duplicate-document-ids",
+            "Duplicate document ids",
+            f"Ids repeated: {', '.join(clashes[:10])}.",
+        )
+    payload = [d.model_dump() for d in documents]
+
+    def write(job_dir: Path) -> None:
+        (job_dir / _TEXTS_FILE).write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+
+    return IngestionInput("text", ids, write)
+
+
+def items_for(tenant_id: str, job_dir: Path) -> list[IngestItem]:
+    """Return the items of the job saved in `job_dir`, in the order of its job file names."""
+    manifest = json.loads((job_dir / MANIFEST).read_text(encoding="utf-8"))
+    form: InputForm = manifest["form"]
+    stored = [job_dir / _FILES_DIR / n for n in manifest["stored"]]
+    if form == "files":
+        return file_items(tenant_id, stored)
+    if form in ("faq", "quick_replies"):
+        return [sheet_item(tenant_id, stored[0], "faq" if form == "faq" else "quick_reply")]
+    if form == "chats":
+        return chat_items(tenant_id, stored[0]).items
+    raw = json.loads((job_dir / _TEXTS_FILE).read_text(encoding="utf-8"))
+    return text_items(tenant_id, [TextDocument(**d) for d in raw])
+
+
+# --- The worker ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job: Job
+    replayed: bool
+    problems: list[str]
+
+
+class _Stopping(Exception):
+    """Raised inside a running job when the service shuts down; the job resumes at the next start."""
+
+
+@dataclass
+class _Running:
+    kind: str
+    remaining: int
+    chunks: int = 0
+    last: str | None = None
+
+
+class IngestionJobs:
+    """Accepts ingestion requests as jobs and runs them one at a time on a worker thread."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        uploads_dir: Path,
+        metrics: ServiceMetrics | None = None,
+        *,
+        single_process: bool = True,
+    ) -> None:
+        """`single_process`: no other process ingests into this registry (true for the edge index),
+        so a job left open without a saved input at startup is dead, not another process's."""
+        self.ingestor = ingestor
+        self.registry = ingestor.registry
+        self.uploads_dir = uploads_dir
+        self.metrics = metrics
+        self.single_process = single_process
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Running] = {}  # queued and running jobs of this process
+        self._current: str | None = None  # the running one
+
+    def accept(self, tenant_id: str, job_input: IngestionInput, idempotency_key: str | None) -> Accepted:
+        """Return the queued job for `job_input`, or the job an earlier request with the same key made."""
+        job = self.registry.create_job(tenant_id, job_input.kind, job_input.names, idempotency_key)
+        job_dir = self.uploads_dir / tenant_id / job.id
+        if job.status != "queued":
+            return Accepted(job, True, job_input.problems)
+        try:
+            job_dir.mkdir(parents=True)
+        except FileExistsError:  # the same key is being (or was) saved by another request
+            return Accepted(job, True, job_input.problems)
+        try:
+            job_input.write(job_dir)
+            manifest = {"form": job_input.form, "stored": job_input.stored}
+            # Written last: a folder with a manifest holds a complete input.
+            (job_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+        except BaseException as exc:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            self.registry.finish_job(job.id, error=f"could not save the upload: {exc}")
+            raise
+        self._submit(job, job_dir)
+        return Accepted(job, False, job_input.problems)
+
+    def job(self, tenant_id: str, job_id: str) -> JobOut | None:
+        """Return the tenant's job with live progress, or None (also for another tenant's job)."""
+        job = self.registry.get_job(tenant_id, job_id)
+        if job is None:
+            return None
+        running = self._jobs.get(job_id)
+        return JobOut.of(job, running.last if running else None)
+
+    def resume_interrupted(self) -> int:
+        """Queue again the jobs a previous process left queued or running; return how many."""
+        resumed = 0
+        for job in self.registry.interrupted_jobs():
+            job_dir = self.uploads_dir / job.tenant_id / job.id
+            if (job_dir / MANIFEST).is_file():
+                log.info("resuming ingestion job %s (%s, tenant %s)", job.id, job.status, job.tenant_id)
+                self._submit(job, job_dir)
+                resumed += 1
+            elif self.single_process:
+                self.registry.finish_job(
+                    job.id, error="interrupted before its input was saved; send it again"
+                )
+                shutil.rmtree(job_dir, ignore_errors=True)
+        return resumed
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopping.is_set()
+
+    def close(self) -> None:
+        """Stop: the running job stops at its next progress step, queued ones stay queued for the next start."""
+        self._stopping.set()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # --- internals ---
+
+    def _submit(self, job: Job, job_dir: Path) -> None:
+        with self._lock:
+            self._jobs[job.id] = _Running(job.kind, job.files_total - job.files_done - job.files_failed)
+        self._update_gauges()
+        self._executor.submit(self._run, job, job_dir)
+
+    def _run(self, job: Job, job_dir: Path) -> None:
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            self._current = job.id
+        self._update_gauges()
+        keep_input = False
+        try:
+            items = items_for(job.tenant_id, job_dir)
+            self.ingestor.run(
+                job.tenant_id, job.kind, items, job=job, progress=lambda p: self._on_progress(job.id, p)
+            )
+        except _Stopping:
+            keep_input = True
+            log.info("ingestion job %s interrupted by shutdown; it resumes at the next start", job.id)
+        except Exception as exc:
+            log.exception("ingestion job %s stopped", job.id)
+            with contextlib.suppress(LookupError):  # the tenant (and its jobs) was deleted meanwhile
+                self.registry.finish_job(job.id, error=f"ingestion stopped: {exc}")
+        finally:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+                self._current = None
+            self._update_gauges()
+            if not keep_input:
+                shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _on_progress(self, job_id: str, progress: IngestProgress) -> None:
+        running = self._jobs.get(job_id)
+        if running is not None:
+            running.remaining -= 1
+            running.last = f"{progress.current}: {progress.status}"
+            if self.metrics:
+                outcome = progress.status.split(" ", 1)[0].rstrip(":")
+                self.metrics.ingest_files.labels(running.kind, outcome).inc()
+                self.metrics.ingest_chunks.labels(running.kind).inc(progress.chunks_written - running.chunks)
+            running.chunks = progress.chunks_written
+            self._update_gauges()
+        if self._stopping.is_set():
+            raise _Stopping
+
+    def _update_gauges(self) -> None:
+        if self.metrics is None:
+            return
+        with self._lock:
+            running = int(self._current is not None)
+            queued = len(self._jobs) - running
+            pending = sum(max(0, r.remaining) for r in self._jobs.values())
+        self.metrics.jobs.labels("running").set(running)
+        self.metrics.jobs.labels("queued").set(queued)
+        self.metrics.files_pending.set(pending)

@@ -1,0 +1,118 @@
+"""Prometheus metrics: HTTP traffic per route template, assist outcomes and ingestion progress.
+
+Labels are bounded: the route template (`/v1/documents/{doc_id}`), never the raw path, and never a
+tenant id, so a scrape stays small however many tenants and documents there are.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assist.models import ResolveResponse, SuggestResponse
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ServiceMetrics:
+    """The service's metrics in their own registry (one per app, so tests can build many apps)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, cpu seconds, open fds
+        self.requests = Counter(
+            "invekto_http_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "invekto_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.suggest = Counter(
+            "invekto_assist_suggest",
+            "Suggest responses by the strategy of the first suggestion (none: empty).",
+            ["strategy"],
+            registry=r,
+        )
+        self.resolve = Counter(
+            "invekto_assist_resolve",
+            "Resolve decisions, with the handoff reason (empty for answers).",
+            ["decision", "reason"],
+            registry=r,
+        )
+        self.ingest_files = Counter(
+            "invekto_ingestion_files",
+            "Ingested files by job kind and outcome (indexed, skipped, failed).",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.ingest_chunks = Counter(
+            "invekto_ingestion_chunks_written",
+            "Chunks written to the index by ingestion jobs.",
+            ["kind"],
+            registry=r,
+        )
+        self.jobs = Gauge(
+            "invekto_ingestion_jobs",
+            "Ingestion jobs of this process that are queued or running.",
+            ["state"],
+            registry=r,
+        )
+        self.files_pending = Gauge(
+            "invekto_ingestion_files_pending",
+            "Files of queued and running jobs not processed yet.",
+            registry=r,
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "OTHER"
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def observe_suggest(self, result: SuggestResponse) -> None:
+        self.suggest.labels(result.suggestions[0].strategy if result.suggestions else "none").inc()
+
+    def observe_resolve(self, result: ResolveResponse) -> None:
+        self.resolve.labels(result.decision, result.reason or "").inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware timing every HTTP request and labelling it with its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            # The router stores the matched route in the scope; unmatched paths share one label.
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe_request(scope["method"], route, status, time.perf_counter() - started)
