@@ -45,7 +45,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
 _SENSITIVE = {topic: _compile(pattern) for topic, pattern in _SENSITIVE_TOPICS.items()}
 
 _HUMAN_REQUEST = _compile(
-    r"\btemsilci\w*|canlı destek|gerçek (?:bir )?(?:insan|kişi)|insanla (?:görüş|konuş)"
+    r"\btemsilci\w*|canlı deste[kğ]|gerçek (?:bir )?(?:insan|kişi)|insanla (?:görüş|konuş)"
     r"|\byetkili(?:yle|ye| biri)\w*|\boperatör|biriyle (?:görüş|konuş)|(?:beni|bana) bağla"
     r"|bot (?:değil|istemiyorum)|robotla (?:değil|konuşmak istemiyorum)"
     r"|\bhuman\b|real person|\b(?:an? |live |your )agent\b|representative|\boperator\b"

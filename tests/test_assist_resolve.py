@@ -165,3 +165,18 @@ def test_resolve_is_audited_with_reason_and_without_text(shop: AssistEnv) -> Non
 def test_unknown_tenant_is_a_lookup_error(shop: AssistEnv) -> None:
     with pytest.raises(LookupError):
         _resolve(shop, "Kargo ücreti ne kadar?", tenant="yok-boyle-bir-firma")
+
+
+def test_an_english_question_on_a_turkish_kb_is_suggested_but_not_auto_answered_in_turkish(
+    shop: AssistEnv,
+) -> None:
+    question = "How many days do I have to return a product?"
+    suggested = shop.service().suggest(SHOP, ask(question))
+    assert (
+        suggested.language == "en" and suggested.suggestions[0].citations[0].title == "İade süresi kaç gün?"
+    )
+    resolved = _resolve(shop, question)
+    assert (
+        resolved.decision == "handoff" and resolved.reason == "low_confidence" and resolved.language == "en"
+    )
+    assert "dilinde değil" in (resolved.summary or "")
