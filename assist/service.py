@@ -215,7 +215,7 @@ class AssistService:
             drafts = drafts[:1] + [d for d in drafts[1:] if d.confidence >= floor]
         suggestions = self._record_suggestions(tenant_id, request.conversation_id, conv, query, drafts)
         if not suggestions and note is None:
-            note = "No knowledge close enough to this question; nothing to suggest."
+            note = "Bu soruya yeterince yakın bilgi bulunamadı; öneri yok."
         self._audit(
             tenant_id,
             request.conversation_id,

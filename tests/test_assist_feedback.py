@@ -55,6 +55,7 @@ def test_accepted_uses_the_suggestion_text_and_rejected_teaches_nothing(shop: As
     response = service.suggest(SHOP, ask("Kargo ücreti ne kadar?"))
     first, *others = response.suggestions
     accepted = service.feedback(SHOP, first.id, "accepted")
+    assert accepted.learned_doc_id is not None
     stored = shop.index.search(
         SHOP, "kargo ücreti", filters=SearchFilters(doc_ids=(accepted.learned_doc_id,))
     ).hits
