@@ -9,6 +9,7 @@ import typer
 
 from retrieval.settings import Settings
 
+from .cli_admin import bench_api, key_app, serve, tenant_app
 from .cli_common import console, load_settings
 from .cli_ingest import ingest_app
 
@@ -27,6 +28,10 @@ app.add_typer(eval_app, name="eval")
 
 DEFAULT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
 app.add_typer(ingest_app, name="ingest")
+app.command()(serve)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+bench_app.command("api")(bench_api)
 
 
 def _open_index(settings: Settings):  # noqa: ANN202 - KnowledgeIndex, imported lazily to keep --help fast
@@ -233,6 +238,55 @@ def eval_retrieval(
     for key in keys:
         value = metrics[key]
         typer.echo(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
+    typer.echo(f"report: {out / 'report.html'}")
+    _gate(metrics, fail_under)
+
+
+@eval_app.command("answers")
+def eval_answers(
+    dataset: Path = typer.Option(..., "--dataset", help="Folder with corpus.jsonl and queries.jsonl."),
+    out: Path = typer.Option(..., "--out", help="Run folder."),
+    provider: str = typer.Option("extractive", help="extractive | anthropic | openai-compatible"),
+    extra_corpus: list[Path] = typer.Option([], "--extra-corpus"),
+    fail_under: list[str] = typer.Option(
+        [], "--fail-under", help="Gate such as answer_contains_reference=0.75."
+    ),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Suggest + resolve per question: answer/citation/answered/handoff rates, ragas scores (LLM judge if ANTHROPIC_API_KEY)."""
+    from eval.answers import run_answer_eval
+    from eval.datasets import DatasetError
+
+    settings = load_settings()
+    judge = None
+    if settings.anthropic_api_key:
+        import anthropic
+
+        from eval.ragas_metrics import ClaudeJudge
+
+        judge = ClaudeJudge(
+            anthropic.Anthropic(api_key=settings.anthropic_api_key.get_secret_value()),
+            model=settings.anthropic_model,
+        )
+    if provider not in ("extractive", "anthropic", "openai-compatible"):
+        console.print(f"[red]error:[/red] unknown provider {provider!r}")
+        raise typer.Exit(2)
+    try:
+        metrics = run_answer_eval(
+            settings,
+            dataset,
+            out,
+            provider=provider,
+            extra_corpus=extra_corpus,
+            judge=judge,
+            show_progress=not quiet,
+        )
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for key, value in metrics.items():
+        if key not in ("config", "versions"):
+            typer.echo(f"{key:>42}  {value:.4f}" if isinstance(value, float) else f"{key:>42}  {value}")
     typer.echo(f"report: {out / 'report.html'}")
     _gate(metrics, fail_under)
 
