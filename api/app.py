@@ -16,6 +16,7 @@ from assist.service import AssistService
 from retrieval.settings import Settings
 
 from .context import ServiceContext
+from .deps import ComputeSlots
 from .errors import install_error_handlers
 from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
@@ -25,6 +26,7 @@ from .routes import admin, assist, conversations, documents, feedback, health, j
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
+COMPUTE_SLOTS = 1
 DESCRIPTION = """\
 Knowledge and agent assist for Invekto tenants: upload knowledge, search it, get grounded reply
 suggestions, resolve conversations or hand them off.
@@ -50,7 +52,11 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
 
 
 def create_app(
-    settings: Settings, context: ServiceContext | None = None, *, rate_limit: RateLimit | None = None
+    settings: Settings,
+    context: ServiceContext | None = None,
+    *,
+    rate_limit: RateLimit | None = None,
+    compute_slots: int | None = None,
 ) -> FastAPI:
     """Return the app; it opens a ServiceContext at startup unless given one (which the caller then closes)."""
     metrics = ServiceMetrics()
@@ -77,6 +83,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(rate_limit or RateLimit())
+    app.state.compute = ComputeSlots(compute_slots or COMPUTE_SLOTS)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (documents, jobs, conversations, search, assist, feedback, admin, health):

@@ -10,12 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from assist.models import AssistRequest, ResolveResponse, SuggestResponse
 from assist.service import AssistService
 
-from ..deps import AssistDep, MetricsDep, TenantDep
+from ..deps import AssistDep, ComputeDep, ComputeSlots, MetricsDep, TenantDep
 from ..errors import TYPE_PREFIX, ProblemError, problem_responses
 from ..metrics import ServiceMetrics
 
@@ -31,12 +30,12 @@ def _invalid(exc: ValueError) -> ProblemError:
 
 
 @router.post("/suggest", response_model=SuggestResponse)
-def suggest(
-    body: AssistRequest, tenant: TenantDep, assist: AssistDep, metrics: MetricsDep
+async def suggest(
+    body: AssistRequest, tenant: TenantDep, assist: AssistDep, metrics: MetricsDep, compute: ComputeDep
 ) -> SuggestResponse:
     """Up to three grounded reply suggestions for the agent, best first, each with its citations."""
     try:
-        result = assist.suggest(tenant.id, body)
+        result = await compute.run(assist.suggest, tenant.id, body)
     except ValueError as exc:
         raise _invalid(exc) from exc
     metrics.observe_suggest(result)
@@ -48,11 +47,11 @@ def _event(name: str, data: Any) -> str:
 
 
 async def _resolve_events(
-    assist: AssistService, tenant_id: str, body: AssistRequest, metrics: ServiceMetrics
+    assist: AssistService, tenant_id: str, body: AssistRequest, metrics: ServiceMetrics, compute: ComputeSlots
 ) -> AsyncIterator[str]:
     started = time.perf_counter()
     yield _event("started", {"conversation_id": body.conversation_id})
-    work = asyncio.ensure_future(run_in_threadpool(assist.resolve, tenant_id, body))
+    work = asyncio.ensure_future(compute.run(assist.resolve, tenant_id, body))
     while not (await asyncio.wait({work}, timeout=KEEPALIVE_S))[0]:
         yield ": keep-alive\n\n"
     try:
@@ -79,11 +78,12 @@ async def _resolve_events(
     response_model=ResolveResponse,
     responses={200: {"content": {EVENT_STREAM: {"schema": {"type": "string"}}}}},
 )
-def resolve(
+async def resolve(
     body: AssistRequest,
     tenant: TenantDep,
     assist: AssistDep,
     metrics: MetricsDep,
+    compute: ComputeDep,
     stream: Annotated[bool, Query(description="Answer as server-sent events.")] = False,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> ResolveResponse | StreamingResponse:
@@ -94,12 +94,12 @@ def resolve(
     """
     if stream or EVENT_STREAM in (accept or ""):
         return StreamingResponse(
-            _resolve_events(assist, tenant.id, body, metrics),
+            _resolve_events(assist, tenant.id, body, metrics, compute),
             media_type=EVENT_STREAM,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     try:
-        result = assist.resolve(tenant.id, body)
+        result = await compute.run(assist.resolve, tenant.id, body)
     except ValueError as exc:
         raise _invalid(exc) from exc
     metrics.observe_resolve(result)

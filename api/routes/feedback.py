@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from assist.models import FeedbackResult
 
-from ..deps import AssistDep, TenantDep
+from ..deps import AssistDep, ComputeDep, TenantDep
 from ..errors import ProblemError, not_found, problem_responses
 from ..schemas import FeedbackRequest
 
@@ -14,10 +14,12 @@ router = APIRouter(prefix="/v1", tags=["assist"], responses=problem_responses(40
 
 
 @router.post("/feedback", response_model=FeedbackResult, responses=problem_responses(404))
-def feedback(body: FeedbackRequest, tenant: TenantDep, assist: AssistDep) -> FeedbackResult:
+async def feedback(
+    body: FeedbackRequest, tenant: TenantDep, assist: AssistDep, compute: ComputeDep
+) -> FeedbackResult:
     """Record accepted / edited / rejected for a suggestion this tenant received."""
     try:
-        return assist.feedback(tenant.id, body.suggestion_id, body.action, body.final_text)
+        return await compute.run(assist.feedback, tenant.id, body.suggestion_id, body.action, body.final_text)
     except LookupError as exc:
         raise not_found("Suggestion", f"This tenant has no suggestion {body.suggestion_id!r}.") from exc
     except ValueError as exc:

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from retrieval.index import QueryOptions
 from retrieval.models import SearchFilters
 
-from ..deps import ContextDep, TenantDep
+from ..deps import ComputeDep, ContextDep, TenantDep
 from ..errors import ProblemError, problem_responses
 from ..schemas import SearchRequest, SearchResponse
 
@@ -15,10 +15,13 @@ router = APIRouter(prefix="/v1", tags=["search"], responses=problem_responses(40
 
 
 @router.post("/search", response_model=SearchResponse)
-def search(body: SearchRequest, tenant: TenantDep, context: ContextDep) -> SearchResponse:
+async def search(
+    body: SearchRequest, tenant: TenantDep, context: ContextDep, compute: ComputeDep
+) -> SearchResponse:
     """Hybrid search (dense + Turkish BM25) over this tenant's chunks only."""
     try:
-        result = context.index.search(
+        result = await compute.run(
+            context.index.search,
             tenant.id,
             body.query,
             QueryOptions(limit=body.limit),

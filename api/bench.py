@@ -1,0 +1,257 @@
+"""API load benchmark: a real server on loopback, ~10k chunks indexed, wrk posting suggest requests.
+
+Steps: start `invekto-knowledge serve` in a subprocess with a temporary data dir and the extractive
+provider; create a tenant and key over the admin API; index xquad-tr-dev passages (repeated under
+distinct ids) through `POST /v1/documents/text` until the target chunk count; warm up; then run wrk
+with a Lua script that rotates Turkish questions and reports p50/p95/p99 from wrk's own histogram.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .app import API_VERSION
+
+TEXT_BATCH = 500
+WARMUP_S = 5
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run; the message says why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _lua_script(bodies: list[str], key: str) -> str:
+    quoted = ",\n".join(f"[==[{body}]==]" for body in bodies)
+    return f"""
+local bodies = {{
+{quoted}
+}}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {{"requests": %d, "duration_us": %d, "bytes": %d, "p50_us": %d, "p90_us": %d, ' ..
+    '"p95_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %.1f, "errors_connect": %d, ' ..
+    '"errors_read": %d, "errors_write": %d, "errors_status": %d, "errors_timeout": %d}}\\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
+    latency:percentile(95), latency:percentile(99), latency.max, latency.mean, e.connect, e.read,
+    e.write, e.status, e.timeout))
+end
+"""
+
+
+def _rss_kib(pid: int) -> dict[str, int]:
+    """Return VmRSS and VmHWM (peak RSS) of a process, in KiB, from /proc."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])
+    return values
+
+
+def _wait_ready(client: httpx.Client, server: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise BenchError(f"the server exited with code {server.returncode} before it was ready")
+        try:
+            if client.get("/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise BenchError(f"the server was not ready after {timeout_s:.0f} s")
+
+
+def _index_passages(
+    client: httpx.Client,
+    headers: dict[str, str],
+    corpus: list[dict[str, Any]],
+    chunks: int,
+    say: Callable[[str], None],
+) -> int:
+    """Send passages (repeated under distinct ids) as text documents until `chunks` chunks are indexed."""
+    written, copy = 0, 0
+    while written < chunks:
+        docs = [
+            {"id": f"{row['id']}#{copy}-{n}", "title": row.get("title", ""), "text": row["text"]}
+            for n in range(max(1, TEXT_BATCH // len(corpus)))
+            for row in corpus
+        ]
+        copy += 1
+        job = client.post("/v1/documents/text", json={"documents": docs}, headers=headers)
+        if job.status_code != 202:
+            raise BenchError(f"indexing failed: {job.status_code} {job.text[:300]}")
+        status, location = job.json(), job.headers["Location"]
+        while status["status"] in ("queued", "running"):
+            time.sleep(0.5)
+            status = client.get(location, headers=headers).json()
+        if status["status"] != "succeeded":
+            raise BenchError(f"indexing job {status['id']} ended {status['status']}: {status.get('error')}")
+        written += status["chunks_written"]
+        say(f"indexed {written:,} / {chunks:,} chunks")
+    return written
+
+
+def run_api_benchmark(
+    dataset: Path,
+    *,
+    chunks: int = 10_000,
+    connections: int = 32,
+    duration_s: int = 60,
+    threads: int = 1,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
+    """Return req/s, latency percentiles, errors and server RSS of suggest under wrk load."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk is not installed (apt-get install -y wrk)")
+    corpus, queries = _read_jsonl(dataset / "corpus.jsonl"), _read_jsonl(dataset / "queries.jsonl")
+    port, admin = free_port(), secrets.token_urlsafe(16)
+    with tempfile.TemporaryDirectory(prefix="invekto-bench-api-") as tmp:
+        env = {
+            **os.environ,
+            "INVEKTO_DATA_DIR": tmp,
+            "INVEKTO_DATABASE_URL": "",
+            "INVEKTO_STORE": "edge",
+            "INVEKTO_ADMIN_TOKEN": admin,
+            "INVEKTO_LLM_PROVIDER": "extractive",
+        }
+        # No per-tenant limit in the way: the load comes from one tenant on purpose (its 10k chunks).
+        cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--rate-limit", "100000"]
+        cmd += ["--burst", "100000", "--no-access-log", "--log-level", "warning"]
+        server = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1])
+        try:
+            base = f"http://127.0.0.1:{port}"
+            with httpx.Client(base_url=base, timeout=60) as client:
+                _wait_ready(client, server)
+                admin_headers = {"Authorization": f"Bearer {admin}"}
+                client.post("/v1/admin/tenants", json={"id": "bench", "name": "Bench"}, headers=admin_headers)
+                key = client.post("/v1/admin/tenants/bench/keys", json={"name": "wrk"}, headers=admin_headers)
+                headers = {"Authorization": f"Bearer {key.json()['key']}"}
+                started = time.perf_counter()
+                indexed = _index_passages(client, headers, corpus, chunks, progress)
+                index_s = time.perf_counter() - started
+            bodies = [
+                json.dumps(
+                    {
+                        "conversation_id": f"bench-{n}",
+                        "messages": [{"role": "customer", "text": q["question"]}],
+                    },
+                    ensure_ascii=False,
+                )
+                for n, q in enumerate(queries)
+            ]
+            script = Path(tmp) / "suggest.lua"
+            script.write_text(_lua_script(bodies, headers["Authorization"].split()[1]), encoding="utf-8")
+            url = f"{base}/v1/assist/suggest"
+            progress(f"warm-up {WARMUP_S} s")
+            subprocess.run(
+                [wrk, "-t1", "-c4", f"-d{WARMUP_S}s", "-s", str(script), url], capture_output=True, check=True
+            )
+            rss_before = _rss_kib(server.pid)
+            progress(f"wrk: {connections} connections, {duration_s} s")
+            run = subprocess.run(
+                [
+                    wrk,
+                    f"-t{threads}",
+                    f"-c{connections}",
+                    f"-d{duration_s}s",
+                    "--latency",
+                    "-s",
+                    str(script),
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rss_after = _rss_kib(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    match = re.search(r"^BENCH_JSON (\{.*\})$", run.stdout, re.MULTILINE)
+    if match is None:
+        raise BenchError(f"no result line in wrk's output:\n{run.stdout}\n{run.stderr}")
+    raw = json.loads(match.group(1))
+    errors = sum(raw[k] for k in raw if k.startswith("errors_"))
+    seconds = raw["duration_us"] / 1e6
+    return {
+        "endpoint": "POST /v1/assist/suggest",
+        "provider": "extractive",
+        "load_generator": "wrk "
+        + subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()[1],
+        "connections": connections,
+        "threads": threads,
+        "duration_s": round(seconds, 1),
+        "chunks_indexed": indexed,
+        "index_build_s": round(index_s, 1),
+        "requests": raw["requests"],
+        "requests_per_s": round(raw["requests"] / seconds, 1),
+        "latency_ms": {
+            "p50": round(raw["p50_us"] / 1000, 1),
+            "p90": round(raw["p90_us"] / 1000, 1),
+            "p95": round(raw["p95_us"] / 1000, 1),
+            "p99": round(raw["p99_us"] / 1000, 1),
+            "max": round(raw["max_us"] / 1000, 1),
+            "mean": round(raw["mean_us"] / 1000, 1),
+        },
+        "errors": errors,
+        "non_2xx": raw["errors_status"],
+        "error_breakdown": {k.removeprefix("errors_"): v for k, v in raw.items() if k.startswith("errors_")},
+        "server_rss_mib": round(rss_after["VmRSS"] / 1024, 1),
+        "server_rss_before_mib": round(rss_before["VmRSS"] / 1024, 1),
+        "server_peak_rss_mib": round(rss_after["VmHWM"] / 1024, 1),
+        "cpu_count": os.cpu_count(),
+        "api_version": API_VERSION,
+        "wrk_output": run.stdout,
+    }
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """Return the load benchmark as a Markdown table."""
+    lat = report["latency_ms"]
+    return (
+        "| endpoint | chunks | clients | duration | req/s | p50 ms | p95 ms | p99 ms | errors (non-2xx) | server RSS |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| {report['endpoint']} ({report['provider']}) | {report['chunks_indexed']:,} | {report['connections']} | "
+        f"{report['duration_s']:.0f} s | {report['requests_per_s']:.1f} | {lat['p50']} | {lat['p95']} | "
+        f"{lat['p99']} | {report['errors']} ({report['non_2xx']}) | {report['server_rss_mib']:.0f} MiB |\n\n"
+        f"{report['load_generator']} on loopback, {report['threads']} thread(s), same {report['cpu_count']}-core "
+        f"machine as the server; {report['requests']:,} requests; peak server RSS "
+        f"{report['server_peak_rss_mib']:.0f} MiB.\n"
+    )
