@@ -23,7 +23,6 @@ from retrieval.text import fold_turkish
 from .confidence import Evidence, extract_confidence
 from .language import PREFIX_LEN, match_form
 from .models import Strategy
-from .safety import contains_injection
 from .sentences import analyse
 
 MAX_SUGGESTIONS = 3
@@ -49,6 +48,8 @@ _NUMBER_WORD = re.compile(
     )
 )
 NUMERIC_BONUS = 0.5
+# Sources whose chunks carry a ready answer in their metadata, and under which key.
+_READY_ANSWER = {"faq": "answer", "chat": "answer", "quick_reply": "text"}
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,14 @@ def reply_from_hit(
 ) -> ExtractiveReply | None:
     """Return the extractive reply one chunk offers, or None (no usable text, or an injection in it)."""
     retrieval = evidence.confidence
-    ready = {"faq": "answer", "chat": "answer", "quick_reply": "text"}.get(hit.source)
+    key = _READY_ANSWER.get(hit.source)
+    ready = str(hit.metadata.get(key) or "").strip() if key else ""
     if ready:
-        text = str(hit.metadata.get(ready) or "").strip()
-        if not text or contains_injection(text):
+        if analyse(ready).has_injection:
             return None
         strategy: Strategy = "past_reply" if hit.source == "chat" else "extractive"
-        return ExtractiveReply(text, hit, strategy, retrieval)
+        return ExtractiveReply(ready, hit, strategy, retrieval)
+    # Documents, and any FAQ or chat chunk that lacks its answer field: the best sentences of the text.
     extract = best_sentences(question, query_terms, hit.text)
     if extract is None:
         return None

@@ -24,7 +24,9 @@ from retrieval.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ProviderErrorKind = Literal["timeout", "rate_limited", "overloaded", "server_error", "connection", "rejected"]
+ProviderErrorKind = Literal[
+    "timeout", "rate_limited", "overloaded", "server_error", "connection", "rejected", "invalid_response"
+]
 _RETRY_STATUSES = frozenset({408, 409, 429})
 
 
@@ -117,6 +119,15 @@ def _with_retries(
                 ) from exc
             kind, error = status_kind, exc
             retry_after = _retry_after(exc.response.headers)
+        except errors.APIError as exc:  # any other SDK error, e.g. a body that fails the SDK's validation
+            raise ProviderError("invalid_response", f"{label} sent an unusable response", attempt) from exc
+        except (
+            ValueError,
+            TypeError,
+            AttributeError,
+            KeyError,
+        ) as exc:  # a 200 whose body is not the API's shape
+            raise ProviderError("invalid_response", f"{label} sent an unreadable response", attempt) from exc
         if attempt > policy.max_retries:
             raise ProviderError(kind, f"{label} failed after {attempt} attempts ({kind})", attempt) from error
         wait = policy.delay(attempt - 1, retry_after)

@@ -95,13 +95,17 @@ def deterministic_query(bursts: Sequence[str]) -> ConversationQuery:
 def build_query(
     messages: Sequence[ConversationTurn], provider: LLMProvider | None = None
 ) -> ConversationQuery:
-    """Return the search query for a (redacted) conversation; the LLM rewrites it only when context is needed.
+    """Return the search query for a (redacted) conversation; an LLM rewrites it when there is context.
 
-    A single customer question is used as it is: an LLM call would cost latency and add nothing.
+    A conversation that is only the customer's question is used as it is: an LLM call would cost
+    latency and add nothing. Any failure of the rewrite falls back to the deterministic query.
     """
     bursts = customer_bursts(messages)
     fallback = deterministic_query(bursts)
-    if provider is None or (fallback.bursts_used == 1 and len(bursts) == 1):
+    only_the_question = len(bursts) == 1 and all(
+        m.role == "customer" for m in messages if m.text.strip() and m.role != "system"
+    )
+    if provider is None or only_the_question:
         return fallback
     try:
         raw = provider.complete(REWRITE_SYSTEM, render_rewrite(messages), max_tokens=200)

@@ -130,7 +130,10 @@ class AssistService:
             raise LookupError(f"Unknown tenant {tenant_id!r}")
         s = tenant.settings
         redactor = _redactor(tuple(s.pii_patterns), tuple(s.pii_allowed))
-        messages = [ConversationTurn(role=m.role, text=redactor(m.text)) for m in request.messages]
+        # model_construct: a placeholder can be longer than what it replaces, past the request's length limit.
+        messages = [
+            ConversationTurn.model_construct(role=m.role, text=redactor(m.text)) for m in request.messages
+        ]
         bursts = customer_bursts(messages)
         return _Conversation(
             tenant=tenant,

@@ -190,6 +190,23 @@ def test_timeout_hands_off_with_provider_error_without_retrying(
 
 
 @pytest.mark.parametrize(("kind", "build"), PROVIDERS)
+@pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b'{"unexpected": true}'])
+def test_a_response_that_is_not_the_apis_shape_is_a_provider_error(
+    shop: AssistEnv, kind: str, build: Build, body: bytes
+) -> None:
+    raw: Callable[[], Any] = (
+        (lambda: httpx2.Response(200, content=body, headers={"content-type": "application/json"}))
+        if kind == "anthropic"
+        else (lambda: httpx.Response(200, content=body, headers={"content-type": "application/json"}))
+    )
+    provider, recorded = build(responses=[raw, raw])
+    resolved = shop.service(provider).resolve(SHOP, ask(FEE_QUESTION))
+    assert resolved.decision == "handoff" and resolved.reason == "provider_error" and recorded.count == 1
+    suggested = shop.service(provider).suggest(SHOP, ask(FEE_QUESTION))
+    assert suggested.mode == "extractive" and suggested.suggestions[0].text == FEE_ANSWER
+
+
+@pytest.mark.parametrize(("kind", "build"), PROVIDERS)
 def test_a_refused_request_is_not_retried(kind: str, build: Build) -> None:
     provider, recorded = build(responses=[_status(kind, 401)] * 3)
     with pytest.raises(ProviderError) as err:
