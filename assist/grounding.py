@@ -122,8 +122,10 @@ class GroundingCheck:
         terms = content_terms(answer.text) - _REPLY_WORDS
         if not terms:
             return GroundingVerdict(True, None, 1.0)
+        if detect_language(answer.text) not in (None, detect_language(cited)):
+            # A translation shares no words with its source: citations and numbers are all we can check.
+            return GroundingVerdict(True, None, 1.0)
         support = len(terms & content_terms(cited)) / len(terms)
-        same_language = detect_language(answer.text) in (None, detect_language(cited))
-        if same_language and support < MIN_SUPPORT:
+        if support < MIN_SUPPORT:
             return GroundingVerdict(False, "unsupported", support)
         return GroundingVerdict(True, None, support)

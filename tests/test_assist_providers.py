@@ -328,3 +328,20 @@ def test_provider_choice_follows_settings() -> None:
         provider_from_settings(missing)
     with pytest.raises(ValueError, match="INVEKTO_OPENAI_MODEL"):
         provider_from_settings(Settings(llm_provider="openai-compatible", openai_base_url="http://x", **base))  # type: ignore[arg-type]
+
+
+def test_an_english_customer_gets_a_grounded_english_answer_from_the_turkish_kb(shop: AssistEnv) -> None:
+    english = "Orders of 500 TL or more ship free; below 500 TL the shipping fee is 49.90 TL."
+    output = json.dumps({"answer": english, "citations": ["b1"], "answerable": True})
+    provider, recorded = openai_provider(lambda _body: output)
+    resolved = shop.service(provider).resolve(SHOP, ask("How much is the shipping fee for my order?"))
+    assert resolved.decision == "answer" and resolved.text == english and resolved.language == "en"
+    assert resolved.citations[0].title == "Kargo ücreti ne kadar?"
+    assert "İngilizce (English)" in recorded.bodies[0]["messages"][0]["content"]
+    # A translated answer is still held to the numbers of its source.
+    wrong = json.dumps({"answer": "Shipping is 19.90 TL.", "citations": ["b1"], "answerable": True})
+    provider, _ = openai_provider(lambda _body: wrong)
+    assert (
+        shop.service(provider).resolve(SHOP, ask("How much is the shipping fee for my order?")).decision
+        == "handoff"
+    )
