@@ -33,6 +33,8 @@ SHORT_SENTENCE_WORDS = 20
 # Terms that only share their first 4 letters count this much ("açılması" / "açıldı").
 PARTIAL_MATCH_WEIGHT = 0.5
 SNIPPET_CHARS = 240
+# An answer taken from under a question heading stops after about this many words.
+FAQ_ANSWER_WORDS = 80
 
 # Questions asking for a number, a date or an amount prefer sentences that contain one.
 # (Patterns are folded like the match form they run on.)
@@ -103,7 +105,26 @@ def best_sentences(question: str, query_terms: set[str], text: str) -> Extract |
         chosen.add(max(neighbours, key=lambda j: (scores[j], j > best)))
     picked_terms = frozenset().union(*(sentences[i].terms for i in chosen))
     overlap = len(query_terms & picked_terms) / len(query_terms) if query_terms else 0.0
+    if _is_question(sentences[best].text) and best + 1 < n and not _is_question(sentences[best + 1].text):
+        # FAQ-shaped documents: the best match is the page's own question, so the answer is what
+        # follows it, up to the next question (or a length cap).
+        answer = _answer_after(sentences, best)
+        return Extract(" ".join(s.text for s in answer), overlap)
     return Extract(" ".join(sentences[i].text for i in sorted(chosen)), overlap)
+
+
+def _is_question(text: str) -> bool:
+    return text.rstrip().endswith("?")
+
+
+def _answer_after(sentences: Sequence, question: int) -> list:
+    answer, words = [], 0
+    for sentence in sentences[question + 1 :]:
+        if _is_question(sentence.text) or words >= FAQ_ANSWER_WORDS:
+            break
+        answer.append(sentence)
+        words += len(sentence.text.split())
+    return answer
 
 
 def reply_from_hit(

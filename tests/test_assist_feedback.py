@@ -10,7 +10,7 @@ from assist.learning import QUERY_KEY, citations_of, query_of
 from ingestion.sources import chat_items
 from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.models import SearchFilters
-from tests.test_assist_env import SHOP, AssistEnv, add_shop_faq, ask, conversation, make_env
+from tests.assist_env import SHOP, AssistEnv, add_shop_faq, ask, conversation, make_env
 
 GIFT_QUESTION = "Siparişime hediye paketi ve not ekleyebilir miyim?"
 GIFT_REPLY = (

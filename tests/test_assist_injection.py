@@ -18,7 +18,7 @@ from assist.safety import contains_injection
 from ingestion.sources import TextDocument
 from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.index import QueryOptions
-from tests.test_assist_env import (
+from tests.assist_env import (
     SHOP,
     AssistEnv,
     add_documents,

@@ -23,7 +23,7 @@ from assist.providers import (
 )
 from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.settings import Settings
-from tests.test_assist_env import (
+from tests.assist_env import (
     SHOP,
     AssistEnv,
     Recorded,

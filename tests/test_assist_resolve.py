@@ -15,7 +15,7 @@ from assist.handoff import ResolveThresholds
 from assist.models import ResolveResponse
 from ingestion.sources import sheet_item
 from retrieval.embedders import UseMultilingualEmbedder
-from tests.test_assist_env import (
+from tests.assist_env import (
     SHOP,
     SHOP_FAQ,
     AssistEnv,

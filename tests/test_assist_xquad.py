@@ -16,8 +16,8 @@ from assist.models import SuggestResponse
 from eval.metrics import contains_reference
 from ingestion.sources import TextDocument
 from retrieval.embedders import UseMultilingualEmbedder
+from tests.assist_env import AssistEnv, add_documents, ask, make_env
 from tests.conftest import XQUAD_DEV, read_jsonl
-from tests.test_assist_env import AssistEnv, add_documents, ask, make_env
 
 TENANT = "xquad"
 
