@@ -56,7 +56,7 @@ def sweep(settings: Settings, dataset_dir: Path, embedder: Embedder | None = Non
     for method, weights in METHODS:
         for w in weights:
             run = {
-                qid: _doc_run(fuse(method, d, s, dense_weight=w, rrf_k=settings.rrf_k), doc_of)
+                qid: _doc_run(fuse(method, d, s, dense_weight=w, rrf_k=settings.rrf_k, top=20), doc_of)
                 for qid, (d, s) in candidates.items()
             }
             row: dict[str, Any] = {"method": method, "dense_weight": w}

@@ -15,21 +15,36 @@ from .models import SearchHit
 Ranked = list[SearchHit]
 
 
-def _by_id(*lists: Sequence[SearchHit]) -> dict[str, SearchHit]:
-    merged: dict[str, SearchHit] = {}
-    for hits in lists:
-        for hit in hits:
-            merged.setdefault(hit.point_id, hit)
-    return merged
+def _ranked(
+    scores: dict[str, float], dense: Sequence[SearchHit], sparse: Sequence[SearchHit], top: int | None
+) -> Ranked:
+    """Return the `top` best hits carrying the fused score and both raw scores.
 
-
-def _ranked(scores: dict[str, float], pool: dict[str, SearchHit]) -> Ranked:
-    order = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [replace(pool[pid], score=score) for pid, score in order]
+    Only the hits that are returned are rebuilt: this runs on every query, over up to 2 × prefetch hits.
+    """
+    order = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    cosine = {h.point_id: h for h in dense}
+    bm25 = {h.point_id: h for h in sparse}
+    out = []
+    for pid, score in order:
+        d, b = cosine.get(pid), bm25.get(pid)
+        base = d or b
+        assert base is not None
+        out.append(
+            replace(
+                base, score=score, dense_score=d.score if d else None, sparse_score=b.score if b else None
+            )
+        )
+    return out
 
 
 def weighted_rrf(
-    dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, k: int = 60, dense_weight: float = 0.5
+    dense: Sequence[SearchHit],
+    sparse: Sequence[SearchHit],
+    *,
+    k: int = 60,
+    dense_weight: float = 0.5,
+    top: int | None = None,
 ) -> Ranked:
     """Return hits ranked by weighted reciprocal rank fusion: w/(k+rank) summed over the two lists."""
     weights = (dense_weight, 1.0 - dense_weight)
@@ -37,7 +52,7 @@ def weighted_rrf(
     for weight, hits in zip(weights, (dense, sparse), strict=True):
         for rank, hit in enumerate(hits, start=1):
             scores[hit.point_id] = scores.get(hit.point_id, 0.0) + weight / (k + rank)
-    return _ranked(scores, _by_id(dense, sparse))
+    return _ranked(scores, dense, sparse, top)
 
 
 def _dbsf_normalised(hits: Sequence[SearchHit]) -> dict[str, float]:
@@ -51,17 +66,27 @@ def _dbsf_normalised(hits: Sequence[SearchHit]) -> dict[str, float]:
     return {h.point_id: (h.score - low) / span if span > 0 else 0.5 for h in hits}
 
 
-def dbsf(dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, dense_weight: float = 0.5) -> Ranked:
+def dbsf(
+    dense: Sequence[SearchHit],
+    sparse: Sequence[SearchHit],
+    *,
+    dense_weight: float = 0.5,
+    top: int | None = None,
+) -> Ranked:
     """Return hits ranked by distribution-based score fusion (mean ± 3σ normalisation), weighted."""
     scores: dict[str, float] = {}
     for weight, hits in zip((dense_weight, 1.0 - dense_weight), (dense, sparse), strict=True):
         for pid, value in _dbsf_normalised(hits).items():
             scores[pid] = scores.get(pid, 0.0) + weight * value
-    return _ranked(scores, _by_id(dense, sparse))
+    return _ranked(scores, dense, sparse, top)
 
 
 def score_fusion(
-    dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, dense_weight: float = 0.3
+    dense: Sequence[SearchHit],
+    sparse: Sequence[SearchHit],
+    *,
+    dense_weight: float = 0.4,
+    top: int | None = None,
 ) -> Ranked:
     """Return hits ranked by w·cosine + (1-w)·BM25/max(BM25): raw cosine keeps its absolute meaning.
 
@@ -78,20 +103,32 @@ def score_fusion(
             scores[hit.point_id] = (
                 scores.get(hit.point_id, 0.0) + (1.0 - dense_weight) * hit.score / top_sparse
             )
-    return _ranked(scores, _by_id(dense, sparse))
+    return _ranked(scores, dense, sparse, top)
+
+
+def _single(
+    scores: Sequence[SearchHit], dense: Sequence[SearchHit], sparse: Sequence[SearchHit], top: int | None
+) -> Ranked:
+    return _ranked({h.point_id: h.score for h in scores}, dense, sparse, top)
 
 
 def fuse(
-    method: str, dense: Sequence[SearchHit], sparse: Sequence[SearchHit], *, dense_weight: float, rrf_k: int
+    method: str,
+    dense: Sequence[SearchHit],
+    sparse: Sequence[SearchHit],
+    *,
+    dense_weight: float,
+    rrf_k: int,
+    top: int | None = None,
 ) -> Ranked:
-    """Return the fused ranking for `method` (score | wrrf | rrf | dbsf | bm25 | dense)."""
+    """Return the `top` best hits for `method` (score | wrrf | rrf | dbsf | bm25 | dense), best first."""
     methods: dict[str, Callable[[], Ranked]] = {
-        "score": lambda: score_fusion(dense, sparse, dense_weight=dense_weight),
-        "wrrf": lambda: weighted_rrf(dense, sparse, k=rrf_k, dense_weight=dense_weight),
-        "rrf": lambda: weighted_rrf(dense, sparse, k=rrf_k, dense_weight=0.5),
-        "dbsf": lambda: dbsf(dense, sparse, dense_weight=dense_weight),
-        "bm25": lambda: list(sparse),
-        "dense": lambda: list(dense),
+        "score": lambda: score_fusion(dense, sparse, dense_weight=dense_weight, top=top),
+        "wrrf": lambda: weighted_rrf(dense, sparse, k=rrf_k, dense_weight=dense_weight, top=top),
+        "rrf": lambda: weighted_rrf(dense, sparse, k=rrf_k, dense_weight=0.5, top=top),
+        "dbsf": lambda: dbsf(dense, sparse, dense_weight=dense_weight, top=top),
+        "bm25": lambda: _single(sparse, dense, sparse, top),
+        "dense": lambda: _single(dense, dense, sparse, top),
     }
     if method not in methods:
         raise ValueError(f"Unknown fusion method {method!r}; choose one of {', '.join(methods)}")

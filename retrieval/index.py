@@ -6,7 +6,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from .embedders import Embedder, load_embedder
@@ -163,18 +163,13 @@ class KnowledgeIndex:
         t2 = time.perf_counter()
         method = opts.fusion or s.fusion
         weight = s.dense_weight if opts.dense_weight is None else opts.dense_weight
-        ranked = fuse(method, dense_hits, sparse_hits, dense_weight=weight, rrf_k=s.rrf_k)
-        # The raw signals travel with each hit: assist uses cosine and BM25 as absolute relevance evidence.
-        cosine = {h.point_id: h.score for h in dense_hits}
-        bm25 = {h.point_id: h.score for h in sparse_hits}
-        ranked = [
-            replace(h, dense_score=cosine.get(h.point_id), sparse_score=bm25.get(h.point_id)) for h in ranked
-        ]
         rerank = opts.rerank if opts.rerank is not None else bool(s.rerank_model)
         lam = opts.mmr_lambda if opts.mmr_lambda is not None else s.mmr_lambda
         # Second-stage ranking reads chunk text, so it gets a wider hydrated pool than the final limit.
         pool = max(opts.limit * 4, 20) if (rerank or lam is not None) else opts.limit
-        ranked = self.store.hydrate(tenant_id, ranked[:pool])
+        # Each fused hit keeps its raw cosine and BM25: assist uses them as absolute relevance evidence.
+        ranked = fuse(method, dense_hits, sparse_hits, dense_weight=weight, rrf_k=s.rrf_k, top=pool)
+        ranked = self.store.hydrate(tenant_id, ranked)
         if rerank:
             ranked = self._rerank(query, ranked)
         if lam is not None:
