@@ -15,10 +15,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retrieval.store import StoreError
@@ -112,9 +114,12 @@ def _http_problem(request: Request, exc: StarletteHTTPException) -> tuple[str, s
     if status == 404:
         return "not-found", "Not found", f"There is no endpoint at {path}; the API is described at /docs."
     if status == 405:
-        allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
-        hint = f"; allowed: {allowed}" if allowed else ""
-        return "method-not-allowed", "Method not allowed", f"{request.method} is not allowed on {path}{hint}."
+        allowed = _allowed_methods(request)
+        return (
+            "method-not-allowed",
+            "Method not allowed",
+            f"{request.method} is not allowed on {path}; allowed: {allowed}.",
+        )
     if status == 413:
         limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
         size = f" of {_human_bytes(limit)}" if isinstance(limit, int) else ""
@@ -136,10 +141,24 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Return every method the path supports: Starlette's Allow names only the first route matching it."""
+    methods = {
+        method
+        for route in iter_route_contexts(request.app.routes)
+        if route.route.matches(request.scope)[0] != Match.NONE
+        for method in route.methods or ()
+    }
+    return ", ".join(sorted(methods))
+
+
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     kind, title, detail = _http_problem(request, exc)
-    return problem_response(request, exc.status_code, kind, title, detail, exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem_response(request, exc.status_code, kind, title, detail, headers)
 
 
 def _location(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -232,6 +251,23 @@ class BodyLimitProblems:
         await self.app(scope, receive, send_problem)
 
 
+def _problems_only_in_openapi(app: FastAPI) -> None:
+    """Make the OpenAPI document list error bodies as problem+json only (FastAPI adds application/json)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for operations in generate()["paths"].values():
+                for operation in operations.values():
+                    for response in operation.get("responses", {}).values():
+                        content = response.get("content", {})
+                        if PROBLEM_JSON in content:
+                            content.pop("application/json", None)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
@@ -240,10 +276,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _on_database_error)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(BodyLimitProblems)
+    _problems_only_in_openapi(app)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Return OpenAPI `responses` entries documenting `statuses` as problem+json."""
+    # `model` puts Problem in the components; the application/json entry it adds is dropped again.
     return {
         status: {
             "model": Problem,
@@ -252,3 +290,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+# What any tenant route may answer besides its own errors: bad body, no key, body limit, validation,
+# rate limit, index or database down.
+TENANT_ERRORS = problem_responses(400, 401, 413, 422, 429, 503)
+ADMIN_ERRORS = problem_responses(400, 401, 403, 413, 422, 503)

@@ -364,6 +364,8 @@ class IngestionJobs:
     # --- internals ---
 
     def _submit(self, job: Job, job_dir: Path) -> None:
+        if self._stopping.is_set():  # shutting down: the saved job stays queued and resumes at the next start
+            return
         with self._lock:
             self._jobs[job.id] = _Running(job.kind, job.files_total - job.files_done - job.files_failed)
         self._update_gauges()

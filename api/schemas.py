@@ -138,6 +138,8 @@ class TextDocumentIn(BaseModel):
 
 
 class TextDocumentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     documents: list[TextDocumentIn] = Field(min_length=1, max_length=1000)
 
 

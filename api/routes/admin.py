@@ -9,14 +9,14 @@ from fastapi import APIRouter, Response
 from ingestion.registry import TenantExistsError
 
 from ..deps import AdminDep, ContextDep, JobsDep
-from ..errors import ProblemError, not_found, problem_responses
+from ..errors import ADMIN_ERRORS, ProblemError, not_found, problem_responses
 from ..schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut, TenantSettingsPatch
 
 router = APIRouter(
     prefix="/v1/admin",
     tags=["admin"],
     dependencies=[AdminDep],
-    responses=problem_responses(401, 403, 422, 503),
+    responses=ADMIN_ERRORS,
 )
 
 

@@ -15,12 +15,21 @@ from assist.models import AssistRequest, ResolveResponse, SuggestResponse
 from assist.service import AssistService
 
 from ..deps import AssistDep, ComputeDep, ComputeSlots, MetricsDep, TenantDep
-from ..errors import TYPE_PREFIX, ProblemError, problem_responses
+from ..errors import TENANT_ERRORS, TYPE_PREFIX, ProblemError
 from ..metrics import ServiceMetrics
 
-router = APIRouter(prefix="/v1/assist", tags=["assist"], responses=problem_responses(401, 422, 429))
+router = APIRouter(prefix="/v1/assist", tags=["assist"], responses=TENANT_ERRORS)
 
 EVENT_STREAM = "text/event-stream"
+# One server-sent event (OpenAPI 3.2 `itemSchema`); `data` is JSON: the decision event holds a ResolveResponse.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["started", "decision", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "data"],
+}
 # A comment line this often keeps proxies from closing a stream while an LLM is thinking.
 KEEPALIVE_S = 10.0
 
@@ -76,7 +85,7 @@ async def _resolve_events(
 @router.post(
     "/resolve",
     response_model=ResolveResponse,
-    responses={200: {"content": {EVENT_STREAM: {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {EVENT_STREAM: {"itemSchema": SSE_EVENT}}}},
 )
 async def resolve(
     body: AssistRequest,

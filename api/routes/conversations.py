@@ -9,14 +9,12 @@ from fastapi import APIRouter, File, Response, UploadFile
 from ingestion.chats import Conversation
 
 from ..deps import IdempotencyKey, JobsDep, TenantDep
-from ..errors import ProblemError, problem_responses
+from ..errors import TENANT_ERRORS, ProblemError, problem_responses
 from ..jobs import MAX_UPLOAD_BYTES, chat_export
 from ..schemas import ConversationClosedOut, JobAccepted
 from .jobs import job_accepted
 
-router = APIRouter(
-    prefix="/v1/conversations", tags=["conversations"], responses=problem_responses(401, 422, 429)
-)
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"], responses=TENANT_ERRORS)
 
 
 @router.post(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from ingestion.registry_models import DocumentSource, DocumentStatus
 
 from ..deps import ContextDep, IdempotencyKey, JobsDep, TenantDep
-from ..errors import not_found, problem_responses
+from ..errors import TENANT_ERRORS, not_found, problem_responses
 from ..jobs import (
     MAX_TEXT_DOCUMENTS_BYTES,
     MAX_UPLOAD_BYTES,
@@ -20,7 +20,7 @@ from ..jobs import (
 from ..schemas import ChunkOut, DocumentDetail, DocumentOut, JobAccepted, TextDocumentsIn
 from .jobs import job_accepted
 
-router = APIRouter(prefix="/v1", tags=["documents"], responses=problem_responses(401, 422, 429))
+router = APIRouter(prefix="/v1", tags=["documents"], responses=TENANT_ERRORS)
 
 _UPLOAD_ERRORS = problem_responses(413, 415)
 _SHEET = "A CSV, XLSX or JSON sheet; the header row names the columns."

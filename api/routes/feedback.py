@@ -7,10 +7,10 @@ from fastapi import APIRouter
 from assist.models import FeedbackResult
 
 from ..deps import AssistDep, ComputeDep, TenantDep
-from ..errors import ProblemError, not_found, problem_responses
+from ..errors import TENANT_ERRORS, ProblemError, not_found, problem_responses
 from ..schemas import FeedbackRequest
 
-router = APIRouter(prefix="/v1", tags=["assist"], responses=problem_responses(401, 422, 429))
+router = APIRouter(prefix="/v1", tags=["assist"], responses=TENANT_ERRORS)
 
 
 @router.post("/feedback", response_model=FeedbackResult, responses=problem_responses(404))

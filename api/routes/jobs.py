@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from ..deps import ContextDep, JobsDep, TenantDep
-from ..errors import not_found, problem_responses
+from ..errors import TENANT_ERRORS, not_found, problem_responses
 from ..jobs import Accepted
 from ..schemas import JobAccepted, JobOut
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problem_responses(401, 429))
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=TENANT_ERRORS)
 
 
 def job_accepted(response: Response, accepted: Accepted) -> JobAccepted:

@@ -8,10 +8,10 @@ from retrieval.index import QueryOptions
 from retrieval.models import SearchFilters
 
 from ..deps import ComputeDep, ContextDep, TenantDep
-from ..errors import ProblemError, problem_responses
+from ..errors import TENANT_ERRORS, ProblemError
 from ..schemas import SearchRequest, SearchResponse
 
-router = APIRouter(prefix="/v1", tags=["search"], responses=problem_responses(401, 422, 429))
+router = APIRouter(prefix="/v1", tags=["search"], responses=TENANT_ERRORS)
 
 
 @router.post("/search", response_model=SearchResponse)

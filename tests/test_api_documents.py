@@ -1,0 +1,245 @@
+"""Documents over HTTP: upload, background job with progress, list/get/delete, FAQ, quick replies, text."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+import api.jobs
+from api.app import create_app
+from retrieval.embedders import Embedder
+from tests.conftest import DBANK
+from tests.test_api_env import (
+    FIXTURES,
+    UNLIMITED,
+    ingest,
+    new_tenant,
+    open_context,
+    upload_files,
+    wait_for_job,
+)
+
+pytest_plugins = ["tests.test_api_env"]  # the api_context and client fixtures
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+
+
+def _search(client: TestClient, headers: dict[str, str], query: str, **body: object) -> list[dict]:
+    response = client.post("/v1/search", json={"query": query, **body}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["hits"]
+
+
+def test_uploaded_files_are_indexed_by_a_job_whose_progress_and_results_can_be_read(
+    client: TestClient,
+) -> None:
+    acme = new_tenant(client, "acme")
+    response = upload_files(client, acme, FIXTURES / "kargo.md", FIXTURES / "iade.txt", DBANK / "kredi.html")
+    assert response.status_code == 202
+    accepted = response.json()
+    assert response.headers["Location"] == accepted["location"] == f"/v1/jobs/{accepted['id']}"
+    assert accepted["files_total"] == 3 and accepted["replayed"] is False
+
+    job = wait_for_job(client, acme, accepted["location"])
+    assert job["status"] == "succeeded" and job["progress"] == 1.0
+    assert job["files_done"] == 3 and job["files_failed"] == 0 and job["chunks_written"] >= 3
+    assert {f["name"]: f["status"] for f in job["files"]} == {
+        "kargo.md": "indexed",
+        "iade.txt": "indexed",
+        "kredi.html": "indexed",
+    }
+    top = _search(client, acme, "kargo ücreti ne kadar", limit=3)[0]
+    assert top["doc_id"] == "kargo.md" and "59,90 TL" in top["text"] and top["section"]
+
+    docs = client.get("/v1/documents", headers=acme).json()
+    assert [d["doc_id"] for d in docs] == ["iade.txt", "kargo.md", "kredi.html"]
+    assert all(d["status"] == "indexed" and d["chunk_count"] >= 1 for d in docs)
+    detail = client.get("/v1/documents/kargo.md", params={"include_chunks": True}, headers=acme).json()
+    assert detail["chunks"] and any("PAPATYAKARGO" in c["text"] for c in detail["chunks"])
+    assert client.get("/v1/documents/kargo.md", headers=acme).json()["chunks"] is None
+    # The upload folder is gone once the job is done: the content lives in the index and the registry.
+    uploads = client.app.state.jobs.uploads_dir / "acme"
+    deadline = time.monotonic() + 10  # removed right after the job is marked finished
+    while any(uploads.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(uploads.iterdir())
+
+
+def test_a_mislabelled_file_fails_in_the_job_with_its_reason_and_the_rest_is_indexed(
+    client: TestClient,
+) -> None:
+    acme = new_tenant(client, "acme")
+    fake_pdf = ("rapor.pdf", "Bu bir PDF değil, düz metin.".encode())
+    job = ingest(client, acme, FIXTURES / "kargo.md", fake_pdf, ("bos.txt", b""))
+    assert job["status"] == "partial" and job["files_done"] == 1 and job["files_failed"] == 2
+    errors = {f["name"]: f["error"] for f in job["files"] if f["status"] == "failed"}
+    assert "the extension says PDF but the content is plain text" in errors["rapor.pdf"]
+    assert "empty" in errors["bos.txt"]
+    assert _search(client, acme, "PAPATYAKARGO teslimat")[0]["doc_id"] == "kargo.md"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "found"),
+    [
+        ("logo.png", PNG, "a PNG image"),
+        ("kurulum.pdf", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00", "a Windows program"),
+        ("eski.doc", bytes.fromhex("D0CF11E0A1B11AE1") + b"\x00" * 64, "legacy Office"),
+    ],
+)
+def test_binary_files_are_refused_at_upload_whatever_their_name(
+    client: TestClient, name: str, content: bytes, found: str
+) -> None:
+    acme = new_tenant(client, "acme")
+    response = upload_files(client, acme, FIXTURES / "kargo.md", (name, content))
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (
+        problem["title"] == "Unsupported file type" and found in problem["detail"] and problem["file"] == name
+    )
+    assert client.get("/v1/jobs", headers=acme).json() == []  # nothing was started
+
+
+def test_size_count_and_name_limits_answer_413_and_422(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acme = new_tenant(client, "acme")
+    monkeypatch.setattr(api.jobs, "MAX_FILE_BYTES", 1000)
+    too_big = upload_files(client, acme, ("buyuk.txt", b"kargo " * 300))
+    assert too_big.status_code == 413 and too_big.json()["title"] == "File too large"
+    assert "buyuk.txt is 0.0 MiB, over the 0 MiB limit per file" in too_big.json()["detail"]
+    monkeypatch.setattr(api.jobs, "MAX_FILES", 2)
+    many = upload_files(client, acme, *[(f"d{i}.txt", b"metin") for i in range(3)])
+    assert many.status_code == 413 and many.json()["title"] == "Too many files"
+    twice = upload_files(client, acme, ("a/sss.txt", b"bir"), ("b/sss.txt", b"iki"))
+    assert twice.status_code == 422 and "sss.txt" in twice.json()["detail"]
+    none = client.post("/v1/documents", data={"x": "1"}, headers=acme)
+    assert none.status_code == 422 and none.json()["errors"][0]["location"] == "body.files"
+
+
+def test_a_request_body_over_the_endpoint_limit_is_refused_while_it_streams(client: TestClient) -> None:
+    acme = new_tenant(client, "acme")
+    declared = client.post("/v1/search", content=b"x" * (3 * 1024 * 1024), headers=acme)
+    assert declared.status_code == 413 and declared.headers["content-type"] == "application/problem+json"
+    assert declared.json()["detail"] == "The request body is over this endpoint's limit of 2.0 MiB."
+
+    def chunks():  # no Content-Length: the limit is counted while the body arrives
+        for _ in range(40):
+            yield b"y" * (128 * 1024)
+
+    streamed = client.post(
+        "/v1/search", content=chunks(), headers={**acme, "content-type": "application/json"}
+    )
+    assert streamed.status_code == 413 and streamed.json()["title"] == "Request body too large"
+
+
+def test_the_same_idempotency_key_returns_the_same_job_and_another_key_a_new_one(client: TestClient) -> None:
+    acme = new_tenant(client, "acme")
+    key = {**acme, "Idempotency-Key": "upload-2024-06-01-001"}
+    first = upload_files(client, key, FIXTURES / "kargo.md")
+    again = upload_files(client, key, FIXTURES / "kargo.md")
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again.json()["replayed"] is True
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    wait_for_job(client, acme, first.headers["Location"])
+    after = upload_files(client, key, FIXTURES / "kargo.md")
+    assert after.json()["id"] == first.json()["id"] and after.json()["status"] == "succeeded"
+    other = upload_files(client, {**acme, "Idempotency-Key": "upload-2024-06-01-002"}, FIXTURES / "kargo.md")
+    assert other.json()["id"] != first.json()["id"]
+    # The unchanged file is skipped by the new job, not indexed twice.
+    assert wait_for_job(client, acme, other.headers["Location"])["files"][0]["status"] == "skipped"
+    assert len(client.get("/v1/jobs", headers=acme).json()) == 2
+
+
+def test_deleting_a_document_removes_it_from_search_and_leaves_a_tombstone(client: TestClient) -> None:
+    acme = new_tenant(client, "acme")
+    ingest(client, acme, FIXTURES / "kargo.md", FIXTURES / "iade.txt")
+    assert client.delete("/v1/documents/kargo.md", headers=acme).status_code == 204
+    assert all(
+        h["doc_id"] != "kargo.md" for h in _search(client, acme, "PAPATYAKARGO kargo ücreti", limit=10)
+    )
+    assert [d["doc_id"] for d in client.get("/v1/documents", headers=acme).json()] == ["iade.txt"]
+    tombstones = client.get("/v1/documents", params={"status": "deleted"}, headers=acme).json()
+    assert [(d["doc_id"], d["chunk_count"]) for d in tombstones] == [("kargo.md", 0)]
+    missing = client.delete("/v1/documents/yok.md", headers=acme)
+    assert missing.status_code == 404 and missing.json()["title"] == "Document not found"
+
+
+def test_faq_and_quick_reply_sheets_become_one_chunk_per_row(client: TestClient) -> None:
+    acme = new_tenant(client, "acme")
+    faq = client.post(
+        "/v1/faq", files={"file": ("sss.csv", (FIXTURES / "sss.csv").read_bytes())}, headers=acme
+    )
+    replies = client.post(
+        "/v1/quick-replies",
+        files={"file": ("hazir_yanitlar.csv", (FIXTURES / "hazir_yanitlar.csv").read_bytes())},
+        headers=acme,
+    )
+    assert faq.status_code == replies.status_code == 202
+    assert wait_for_job(client, acme, faq.headers["Location"])["chunks_written"] == 2
+    assert wait_for_job(client, acme, replies.headers["Location"])["kind"] == "quick_replies"
+    hit = _search(client, acme, "hafta sonu mağaza açık mı", sources=["faq"])[0]
+    assert hit["doc_id"] == "faq:sss.csv" and "cumartesi" in hit["text"]
+    reply = _search(client, acme, "kargo takip numarası", sources=["quick_reply"])[0]
+    assert reply["source"] == "quick_reply" and "PAPATYAKARGO" in reply["text"]
+
+
+def test_text_documents_are_indexed_under_their_own_ids(client: TestClient) -> None:
+    acme = new_tenant(client, "acme")
+    body = {
+        "documents": [
+            {
+                "id": "kampanya/haziran",
+                "title": "Haziran kampanyası",
+                "text": "Haziran boyunca NİLÜFER20 koduyla %20 indirim.",
+                "metadata": {"kanal": "web"},
+            },
+            {"id": "kampanya/temmuz", "text": "Temmuz ayında kargo bedava."},
+        ]
+    }
+    response = client.post("/v1/documents/text", json=body, headers=acme)
+    assert response.status_code == 202
+    assert wait_for_job(client, acme, response.headers["Location"])["files_done"] == 2
+    hit = _search(client, acme, "indirim kodu")[0]
+    assert hit["doc_id"] == "kampanya/haziran" and hit["metadata"]["kanal"] == "web"
+    assert client.get("/v1/documents/kampanya/haziran", headers=acme).json()["title"] == "Haziran kampanyası"
+    twice = client.post("/v1/documents/text", json={"documents": [body["documents"][1]] * 2}, headers=acme)
+    assert twice.status_code == 422 and twice.json()["title"] == "Duplicate document ids"
+
+
+def test_an_interrupted_job_resumes_when_the_service_starts_again(
+    tmp_path: Path, use_embedder: Embedder
+) -> None:
+    data = tmp_path / "data"
+    ctx = open_context(data, use_embedder)
+    app = create_app(ctx.settings, ctx, rate_limit=UNLIMITED)
+    with TestClient(app) as first:
+        acme = new_tenant(first, "acme")
+        jobs = first.app.state.jobs
+        jobs.close()  # the worker stops: the next job stays queued, as after a crash
+        queued = upload_files(first, acme, FIXTURES / "kargo.md", FIXTURES / "iade.txt")
+        assert queued.status_code == 202
+        assert first.get(queued.headers["Location"], headers=acme).json()["status"] == "queued"
+    ctx.close()
+
+    ctx = open_context(data, use_embedder)
+    with TestClient(create_app(ctx.settings, ctx, rate_limit=UNLIMITED)) as second:
+        job = wait_for_job(second, acme, queued.headers["Location"])
+        assert job["status"] == "succeeded" and job["files_done"] == 2
+        assert _search(second, acme, "iade süresi kaç gün")[0]["doc_id"] == "iade.txt"
+    ctx.close()
+
+
+def test_a_zip_that_is_not_an_office_file_fails_in_the_job_not_at_upload(client: TestClient) -> None:
+    acme = new_tenant(client, "acme")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notlar.txt", "kargo")
+    job = ingest(client, acme, ("arsiv.docx", buffer.getvalue()))
+    assert job["status"] == "failed"
+    assert "a ZIP archive that is not a DOCX, PPTX or XLSX file" in job["files"][0]["error"]
