@@ -1,0 +1,184 @@
+"""The real thing: `invekto-knowledge serve` in a subprocess on a free loopback port, used over HTTP.
+
+Also runs every ```bash example of docs/api.md against it, and the admin CLI beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.bench import free_port
+from tests.test_api_env import ADMIN, ADMIN_TOKEN, FIXTURES, customer_asks, wait_for_job
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "api.md"
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp("served") / "data"
+    port = free_port()
+    env = {
+        **os.environ,
+        "INVEKTO_DATA_DIR": str(data),
+        "INVEKTO_ADMIN_TOKEN": ADMIN_TOKEN,
+        "INVEKTO_LLM_PROVIDER": "extractive",
+        "INVEKTO_STORE": "edge",
+        "INVEKTO_DATABASE_URL": "",
+        # The console script next to this interpreter, for the CLI commands the docs show.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log"]
+    log = data.parent / "server.log"
+    process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not get ready in 120 s"
+        time.sleep(0.2)
+    yield Server(url, env)
+    process.terminate()  # SIGTERM: uvicorn drains, the lifespan stops the ingestion worker and closes the index
+    # uvicorn re-raises the signal once it has shut down, so the exit status is the signal's.
+    assert process.wait(timeout=60) in (0, -15)
+    output = log.read_text(encoding="utf-8", errors="replace")
+    assert "Application shutdown complete." in output and "Traceback" not in output, output[-3000:]
+
+
+def test_a_tenant_is_served_end_to_end_over_http(server: Server) -> None:
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/readyz").json()["status"] == "ready"
+        assert (
+            http.post("/v1/admin/tenants", json={"id": "acme", "name": "Acme"}, headers=ADMIN).status_code
+            == 201
+        )
+        key = http.post("/v1/admin/tenants/acme/keys", json={"name": "crm"}, headers=ADMIN).json()["key"]
+        acme = {"X-API-Key": key}
+
+        files = [("files", (p.name, p.read_bytes())) for p in (FIXTURES / "kargo.md", FIXTURES / "iade.txt")]
+        upload = http.post("/v1/documents", files=files, headers=acme)
+        assert upload.status_code == 202
+        job = wait_for_job(http, acme, upload.headers["Location"])
+        assert job["status"] == "succeeded" and job["files_done"] == 2
+
+        hits = http.post("/v1/search", json={"query": "kargo ücreti ne kadar"}, headers=acme).json()["hits"]
+        assert hits[0]["doc_id"] == "kargo.md" and "59,90 TL" in hits[0]["text"]
+        suggestion = http.post(
+            "/v1/assist/suggest", json=customer_asks("Ürünü kaç gün içinde iade edebilirim?"), headers=acme
+        ).json()["suggestions"][0]
+        assert "30 gün" in suggestion["text"] and suggestion["citations"][0]["doc_id"] == "iade.txt"
+
+        # Server-sent events arrive as a stream over the real connection.
+        body = customer_asks("Ürünü kaç gün içinde iade edebilirim?")
+        with http.stream(
+            "POST", "/v1/assist/resolve", json=body, headers={**acme, "Accept": "text/event-stream"}
+        ) as sse:
+            assert sse.headers["content-type"].startswith("text/event-stream")
+            events = [line.removeprefix("event: ") for line in sse.iter_lines() if line.startswith("event: ")]
+        assert events == ["started", "decision", "done"]
+
+        metrics = http.get("/metrics").text
+        assert (
+            'invekto_http_requests_total{method="POST",route="/v1/assist/suggest",status="200"} 1.0'
+            in metrics
+        )
+
+
+def test_admin_commands_work_beside_the_running_server(server: Server) -> None:
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", *args], env=server.env, cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert cli("tenant", "create", "cli-shop", "--name", "CLI Shop") == "created tenant cli-shop (CLI Shop)"
+    key = cli("key", "create", "--tenant", "cli-shop")
+    assert key.startswith("ik_cli-shop_")
+    assert httpx.get(f"{server.url}/v1/documents", headers={"X-API-Key": key}).json() == []
+    key_id = cli("key", "list", "--tenant", "cli-shop").split("\t")[0]
+    assert cli("key", "revoke", key_id) == f"revoked {key_id}"
+    assert httpx.get(f"{server.url}/v1/documents", headers={"X-API-Key": key}).status_code == 401
+    assert "cli-shop\tCLI Shop" in cli("tenant", "list")
+    taken = subprocess.run(
+        [sys.executable, "-m", "api.cli", "tenant", "create", "cli-shop"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+    )
+    assert taken.returncode == 1 and "already exists" in taken.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
+def test_every_curl_example_in_the_api_docs_runs(server: Server, tmp_path: Path) -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) >= 10
+    for name in (
+        "kargo.md",
+        "iade.txt",
+        "sss.csv",
+        "hazir_yanitlar.csv",
+        "sohbetler.jsonl",
+        "kapanan_sohbet.json",
+    ):
+        shutil.copy(FIXTURES / name, tmp_path / name)
+    script = "set -euo pipefail\n" + "".join(
+        f"{block}echo '<<<block {n}>>>'\n" for n, block in enumerate(blocks)
+    )
+    done = subprocess.run(
+        ["bash", "-c", script],
+        env={**server.env, "API": server.url, "ADMIN": ADMIN_TOKEN},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    outputs = re.split(r"<<<block \d+>>>\n", done.stdout)
+
+    def output_of(marker: str) -> str:
+        """Return what the one block containing `marker` printed."""
+        [n] = [n for n, block in enumerate(blocks) if marker in block]
+        return outputs[n]
+
+    assert '"id":"lale"' in output_of("export API=")
+    assert "created tenant magaza-2" in output_of("invekto-knowledge tenant create magaza-2")
+    assert output_of("key revoke").strip().endswith("401")
+    uploaded = output_of("wait_for_job() {")
+    assert '"status": "succeeded"' in uploaded and '"files_done": 2' in uploaded
+    assert uploaded.count('"status": "queued"') == 1 and '"files_total": 2' in uploaded
+    assert output_of("file=@sss.csv").count('"status": "succeeded"') == 2
+    assert output_of("/v1/documents/text").startswith("/v1/jobs/")
+    listed = output_of("documents?source=doc")
+    assert "kargo.md indexed v1" in listed and listed.strip().endswith("204")
+    assert '"files_total": 2' in output_of("/v1/conversations/import")
+    assert '"indexed": true' in output_of("/v1/conversations/closed")
+    assisted = output_of("/v1/feedback")
+    assert '"decision": "answer"' in assisted and '"action": "accepted"' in assisted
+    streamed = output_of("resolve?stream=true")
+    assert "event: decision" in streamed and "customer_requested_human" in streamed
+    assert '"status": "ready"' in output_of('"$API/healthz"')
+    assert '"title":"Invalid request"' in output_of('"limit": 500')
