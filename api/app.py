@@ -16,7 +16,7 @@ from assist.service import AssistService
 from retrieval.settings import Settings
 
 from .context import ServiceContext
-from .deps import ComputeSlots
+from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
 from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
@@ -40,6 +40,7 @@ problems (`application/problem+json`).
 def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics) -> None:
     settings = context.settings
     app.state.context = context
+    app.state.api_keys = ApiKeys(context.registry)
     app.state.assist = AssistService(settings, context.index, context.registry, ingestor=context.ingestor)
     app.state.jobs = IngestionJobs(
         context.ingestor, settings.data_dir / "uploads", metrics, single_process=settings.store == "edge"

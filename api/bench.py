@@ -134,6 +134,7 @@ def run_api_benchmark(
     connections: int = 32,
     duration_s: int = 60,
     threads: int = 1,
+    compute_slots: int | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Return req/s, latency percentiles, errors and server RSS of suggest under wrk load."""
@@ -154,6 +155,8 @@ def run_api_benchmark(
         # No per-tenant limit in the way: the load comes from one tenant on purpose (its 10k chunks).
         cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--rate-limit", "100000"]
         cmd += ["--burst", "100000", "--no-access-log", "--log-level", "warning"]
+        if compute_slots is not None:
+            cmd += ["--compute-slots", str(compute_slots)]
         server = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1])
         try:
             base = f"http://127.0.0.1:{port}"
@@ -217,6 +220,7 @@ def run_api_benchmark(
         + subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()[1],
         "connections": connections,
         "threads": threads,
+        "compute_slots": compute_slots,
         "duration_s": round(seconds, 1),
         "chunks_indexed": indexed,
         "index_build_s": round(index_s, 1),

@@ -142,6 +142,7 @@ def bench_api(
     connections: int = typer.Option(32, help="Concurrent clients."),
     duration: int = typer.Option(60, help="Seconds of load."),
     threads: int = typer.Option(1, help="wrk threads (they share the machine with the server)."),
+    compute_slots: int | None = typer.Option(None, help="The server's --compute-slots (default: its own)."),
 ) -> None:
     """Load `POST /v1/assist/suggest` with wrk on loopback (extractive provider) and report req/s, latency, RSS."""
     from .bench import BenchError, markdown_table, run_api_benchmark
@@ -153,6 +154,7 @@ def bench_api(
             connections=connections,
             duration_s=duration,
             threads=threads,
+            compute_slots=compute_slots,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
         )
     except BenchError as exc:

@@ -6,15 +6,19 @@ another tenant's data. Every tenant request also takes a token from the tenant's
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import time
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from assist.service import AssistService
+from ingestion.registry import Registry
 from ingestion.registry_models import Tenant
 from retrieval.settings import Settings
 
@@ -25,6 +29,43 @@ from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter, retry_after_header
 
 T = TypeVar("T")
+_MAX_CACHED_KEYS = 10_000
+
+
+class ApiKeys:
+    """The tenant of an API key, remembered for `ttl_s` seconds so most requests skip the database.
+
+    The registry hashes the key and compares in constant time; this cache is keyed by the key's SHA-256,
+    so no plaintext key is kept. Revoking a key or deleting a tenant through this server clears it at
+    once; a revocation made elsewhere (the CLI) takes effect within `ttl_s`.
+    """
+
+    def __init__(
+        self, registry: Registry, ttl_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.registry = registry
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._tenants: dict[bytes, tuple[Tenant, float]] = {}
+
+    def tenant(self, key: str) -> Tenant | None:
+        """Return the tenant of an unrevoked key, or None; unknown keys are never cached."""
+        digest = hashlib.sha256(key.encode()).digest()
+        now = self._clock()
+        cached = self._tenants.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        tenant = self.registry.authenticate(key)  # a short indexed read, once per key per ttl_s
+        if tenant is None:
+            self._tenants.pop(digest, None)
+            return None
+        if len(self._tenants) > _MAX_CACHED_KEYS:
+            self._tenants.clear()
+        self._tenants[digest] = (tenant, now + self.ttl_s)
+        return tenant
+
+    def forget_all(self) -> None:
+        self._tenants.clear()
 
 
 class ComputeSlots:
@@ -43,6 +84,9 @@ class ComputeSlots:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
 
+# The getters below and the auth dependencies are `async def` on purpose: FastAPI runs a plain `def`
+# dependency on the thread pool, a thread hop per dependency per request for what is an attribute read.
+
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
@@ -56,31 +100,35 @@ _admin_token = APIKeyHeader(
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_context(request: Request) -> ServiceContext:
+async def get_context(request: Request) -> ServiceContext:
     return request.app.state.context
 
 
-def get_jobs(request: Request) -> IngestionJobs:
+async def get_jobs(request: Request) -> IngestionJobs:
     return request.app.state.jobs
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
 
 
-def get_assist(request: Request) -> AssistService:
+async def get_assist(request: Request) -> AssistService:
     return request.app.state.assist
 
 
-def get_compute(request: Request) -> ComputeSlots:
+async def get_compute(request: Request) -> ComputeSlots:
     return request.app.state.compute
 
 
-def current_tenant(
+async def get_api_keys(request: Request) -> ApiKeys:
+    return request.app.state.api_keys
+
+
+async def current_tenant(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key)],
@@ -95,8 +143,7 @@ def current_tenant(
             "Send the tenant's API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    # authenticate() compares the key's hash in constant time and refuses revoked keys.
-    tenant = get_context(request).registry.authenticate(key)
+    tenant = request.app.state.api_keys.tenant(key)
     if tenant is None:
         raise ProblemError(
             401,
@@ -120,13 +167,13 @@ def current_tenant(
     return tenant
 
 
-def require_admin(
+async def require_admin(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     admin_token: Annotated[str | None, Security(_admin_token)],
 ) -> None:
     """Pass when the request carries the admin token; 503 when none is configured (admin is never open)."""
-    configured = get_settings(request).admin_token
+    configured: SecretStr | None = request.app.state.settings.admin_token
     expected = configured.get_secret_value() if configured else ""
     if not expected:
         raise ProblemError(
@@ -155,6 +202,7 @@ JobsDep = Annotated[IngestionJobs, Depends(get_jobs)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 AssistDep = Annotated[AssistService, Depends(get_assist)]
 ComputeDep = Annotated[ComputeSlots, Depends(get_compute)]
+ApiKeysDep = Annotated[ApiKeys, Depends(get_api_keys)]
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
 AdminDep = Depends(require_admin)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from ingestion.registry import TenantExistsError
 
-from ..deps import AdminDep, ContextDep, JobsDep
+from ..deps import AdminDep, ApiKeysDep, ContextDep, JobsDep
 from ..errors import ADMIN_ERRORS, ProblemError, not_found, problem_responses
 from ..schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut, TenantSettingsPatch
 
@@ -34,6 +34,8 @@ def create_tenant(body: TenantCreate, context: ContextDep, response: Response) -
         tenant = context.registry.create_tenant(body.id, body.name, body.settings)
     except TenantExistsError as exc:
         raise ProblemError(409, "tenant-exists", "Tenant already exists", str(exc)) from exc
+    except ValueError as exc:  # what the registry checks beyond the schema, e.g. a blank name
+        raise ProblemError(422, "invalid-tenant", "Invalid tenant", str(exc)) from exc
     response.headers["Location"] = f"/v1/admin/tenants/{tenant.id}"
     return TenantOut.of(tenant)
 
@@ -60,11 +62,12 @@ def update_tenant_settings(tenant_id: str, body: TenantSettingsPatch, context: C
 
 
 @router.delete("/tenants/{tenant_id}", status_code=204, responses=problem_responses(404))
-def delete_tenant(tenant_id: str, context: ContextDep, jobs: JobsDep) -> Response:
+def delete_tenant(tenant_id: str, context: ContextDep, jobs: JobsDep, api_keys: ApiKeysDep) -> Response:
     """Delete a tenant with everything it has: indexed chunks, documents, jobs, keys, suggestions, audit."""
     _tenant_or_404(context, tenant_id)
     context.index.delete_tenant(tenant_id)
     context.registry.delete_tenant(tenant_id)
+    api_keys.forget_all()
     shutil.rmtree(jobs.uploads_dir / tenant_id, ignore_errors=True)
     return Response(status_code=204)
 
@@ -90,8 +93,9 @@ def list_api_keys(tenant_id: str, context: ContextDep) -> list[ApiKeyOut]:
 
 
 @router.delete("/tenants/{tenant_id}/keys/{key_id}", status_code=204, responses=problem_responses(404))
-def revoke_api_key(tenant_id: str, key_id: str, context: ContextDep) -> Response:
+def revoke_api_key(tenant_id: str, key_id: str, context: ContextDep, api_keys: ApiKeysDep) -> Response:
     """Revoke a key: requests with it are refused from now on."""
     if not context.registry.revoke_api_key(key_id, tenant_id=tenant_id):
         raise not_found("API key", f"Tenant {tenant_id!r} has no key {key_id!r}.")
+    api_keys.forget_all()
     return Response(status_code=204)
