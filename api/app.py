@@ -21,7 +21,7 @@ from .errors import install_error_handlers
 from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .ratelimit import RateLimit, RateLimiter
-from .routes import admin, assist, conversations, documents, feedback, health, jobs, search
+from .routes import admin, assist, conversations, documents, feedback, health, jobs, playground, search
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def create_app(
     app.state.compute = ComputeSlots(compute_slots or COMPUTE_SLOTS)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (documents, jobs, conversations, search, assist, feedback, admin, health):
+    for module in (documents, jobs, conversations, search, assist, feedback, admin, health, playground):
         # Per router, not per app: the app-wide limiter answers in plain text, outside our error handlers.
         app.include_router(module.router, max_body_size=MAX_JSON_BYTES)
     return app

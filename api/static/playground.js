@@ -1,0 +1,822 @@
+// Invekto Knowledge playground: vanilla JavaScript over the public /v1 API, no build step, no CDN.
+// Every text from the server is put on the page with textContent, never as HTML.
+"use strict";
+
+(() => {
+  const I18N = {
+    tr: {
+      subtitle: "Bilgi ve temsilci asistanı deneme alanı",
+      key_label: "API anahtarı",
+      key_placeholder: "ik_demo_…",
+      connect: "Bağlan",
+      connected_as: "Kiracı: {name} · {id}",
+      banner_unknown: "Başlamak için API anahtarını girin",
+      banner_checking: "Mod kontrol ediliyor…",
+      banner_offline: "Çevrimdışı çıkarımsal mod (LLM yok)",
+      banner_offline_hint: "Yanıtlar bilgi tabanından alıntılanır; ağ ya da LLM anahtarı gerekmez.",
+      banner_llm: "LLM: {mode}",
+      banner_llm_hint: "Yanıtları LLM yazar; her yanıt kaynaklarıyla denetlenir.",
+      tab_assist: "Asistan",
+      tab_documents: "Belgeler",
+      conversation: "Konuşma",
+      conversation_hint: "Müşteri ile temsilci arasındaki mesajları sırayla yazın; son müşteri mesajı yanıtlanır.",
+      add_customer: "+ Müşteri mesajı",
+      add_agent: "+ Temsilci mesajı",
+      clear: "Temizle",
+      examples: "Örnek sorular:",
+      channel: "Kanal",
+      conversation_id: "Konuşma no",
+      role_customer: "Müşteri",
+      role_agent: "Temsilci",
+      customer_placeholder: "Müşterinin mesajı…",
+      agent_placeholder: "Temsilcinin yanıtı…",
+      suggest: "Öner",
+      resolve: "Çözümle",
+      working: "Çalışıyor…",
+      suggestions: "Öneriler",
+      no_suggestions_yet: "Henüz öneri yok: bir müşteri mesajı yazıp “Öner”e basın.",
+      no_suggestions: "Öneri yok.",
+      suggest_meta: "mod {mode} · dil {language} · {ms} ms",
+      query: "Arama sorgusu",
+      confidence: "güven",
+      strategy_llm: "LLM",
+      strategy_extractive: "Alıntı",
+      strategy_past_reply: "Geçmiş yanıt",
+      accept: "Kabul et",
+      edit: "Düzenle",
+      reject: "Reddet",
+      send_edit: "Düzenlenmiş yanıtı gönder",
+      cancel: "Vazgeç",
+      fb_accepted: "✓ Kabul edildi",
+      fb_edited: "✓ Düzenlenerek gönderildi",
+      fb_rejected: "✕ Reddedildi",
+      fb_learned: "bilgi tabanına eklendi: {doc}",
+      cite_title: "Başlık",
+      cite_section: "Bölüm",
+      cite_source: "Kaynak",
+      cite_doc: "Belge",
+      source_doc: "Belge",
+      source_faq: "SSS",
+      source_chat: "Sohbet",
+      source_quick_reply: "Hazır yanıt",
+      resolution: "Otomatik çözüm",
+      no_resolution_yet: "“Çözümle”: konuşma otomatik yanıtlanabilir mi, yoksa bir temsilciye mi devredilmeli?",
+      decision_answer: "Yanıtla",
+      decision_handoff: "Temsilciye devret",
+      answer_label: "Müşteriye gönderilecek yanıt",
+      handoff_message: "Müşteriye gösterilecek mesaj",
+      reason: "Neden",
+      summary: "Temsilci için özet",
+      citations: "Kaynaklar",
+      reason_no_knowledge: "Bilgi tabanında yanıt yok",
+      reason_low_confidence: "Güven düşük",
+      reason_sensitive_topic: "Hassas konu",
+      reason_customer_requested_human: "Müşteri temsilci istedi",
+      reason_negative_sentiment: "Olumsuz duygu",
+      reason_provider_error: "LLM hatası",
+      upload: "Belge yükle",
+      upload_hint: "PDF, DOCX, PPTX, XLSX, HTML, Markdown, TXT, CSV veya JSON. Dosya adı belge kimliğidir; aynı adla yeniden yüklemek belgeyi günceller.",
+      choose_files: "Dosyaları seçin veya buraya bırakın",
+      upload_button: "Yükle",
+      no_files: "Önce en az bir dosya seçin.",
+      jobs: "İşler",
+      no_jobs: "Bu oturumda yükleme yok.",
+      job_title: "İş {id}",
+      job_counts: "{done}/{total} dosya · {failed} hata · {chunks} parça",
+      documents: "Belgeler",
+      refresh: "Yenile",
+      no_documents: "Belge yok.",
+      col_doc: "Belge",
+      col_source: "Kaynak",
+      col_status: "Durum",
+      col_version: "Sürüm",
+      col_chunks: "Parça",
+      col_updated: "Güncellendi",
+      status_queued: "sırada",
+      status_running: "çalışıyor",
+      status_succeeded: "tamamlandı",
+      status_partial: "kısmen",
+      status_failed: "başarısız",
+      status_pending: "bekliyor",
+      status_indexed: "dizinlendi",
+      status_skipped: "değişmedi",
+      status_deleted: "silindi",
+      chunks_n: "{n} parça",
+      fallback_notice: "Bu yanıtı LLM değil çıkarımsal mod üretti (LLM yanıt vermedi ya da bu soru için çağrılmadı).",
+      need_key: "Önce bir API anahtarı girip “Bağlan”a basın.",
+      need_customer: "Konuşmada metni olan en az bir müşteri mesajı olmalı.",
+      network_error: "Sunucuya ulaşılamadı: {message}",
+      http_error: "HTTP {status}",
+      footer: "Bu sayfa yalnızca /v1 API'sini çağırır; anahtar tarayıcınızda (localStorage) saklanır.",
+      api_docs: "API belgeleri",
+    },
+    en: {
+      subtitle: "Knowledge and agent-assist playground",
+      key_label: "API key",
+      key_placeholder: "ik_demo_…",
+      connect: "Connect",
+      connected_as: "Tenant: {name} · {id}",
+      banner_unknown: "Enter an API key to start",
+      banner_checking: "Checking the mode…",
+      banner_offline: "Offline extractive mode (no LLM)",
+      banner_offline_hint: "Answers are quoted from the knowledge base; no network or LLM key needed.",
+      banner_llm: "LLM: {mode}",
+      banner_llm_hint: "An LLM writes the answers; each one is checked against its sources.",
+      tab_assist: "Assist",
+      tab_documents: "Documents",
+      conversation: "Conversation",
+      conversation_hint: "Type the messages between customer and agent in order; the last customer message is answered.",
+      add_customer: "+ Customer message",
+      add_agent: "+ Agent message",
+      clear: "Clear",
+      examples: "Example questions:",
+      channel: "Channel",
+      conversation_id: "Conversation id",
+      role_customer: "Customer",
+      role_agent: "Agent",
+      customer_placeholder: "The customer's message…",
+      agent_placeholder: "The agent's reply…",
+      suggest: "Suggest",
+      resolve: "Resolve",
+      working: "Working…",
+      suggestions: "Suggestions",
+      no_suggestions_yet: "No suggestions yet: type a customer message and press “Suggest”.",
+      no_suggestions: "No suggestions.",
+      suggest_meta: "mode {mode} · language {language} · {ms} ms",
+      query: "Search query",
+      confidence: "confidence",
+      strategy_llm: "LLM",
+      strategy_extractive: "Extractive",
+      strategy_past_reply: "Past reply",
+      accept: "Accept",
+      edit: "Edit",
+      reject: "Reject",
+      send_edit: "Send edited reply",
+      cancel: "Cancel",
+      fb_accepted: "✓ Accepted",
+      fb_edited: "✓ Sent with edits",
+      fb_rejected: "✕ Rejected",
+      fb_learned: "added to the knowledge: {doc}",
+      cite_title: "Title",
+      cite_section: "Section",
+      cite_source: "Source",
+      cite_doc: "Document",
+      source_doc: "Document",
+      source_faq: "FAQ",
+      source_chat: "Chat",
+      source_quick_reply: "Quick reply",
+      resolution: "Auto-resolve",
+      no_resolution_yet: "“Resolve”: can the conversation be answered automatically, or should a human take over?",
+      decision_answer: "Answer",
+      decision_handoff: "Hand off to a human",
+      answer_label: "Reply to send to the customer",
+      handoff_message: "Message shown to the customer",
+      reason: "Reason",
+      summary: "Summary for the agent",
+      citations: "Sources",
+      reason_no_knowledge: "No answer in the knowledge base",
+      reason_low_confidence: "Low confidence",
+      reason_sensitive_topic: "Sensitive topic",
+      reason_customer_requested_human: "Customer asked for a human",
+      reason_negative_sentiment: "Negative sentiment",
+      reason_provider_error: "LLM provider error",
+      upload: "Upload documents",
+      upload_hint: "PDF, DOCX, PPTX, XLSX, HTML, Markdown, TXT, CSV or JSON. The file name is the document id; uploading the same name again updates the document.",
+      choose_files: "Choose files or drop them here",
+      upload_button: "Upload",
+      no_files: "Choose at least one file first.",
+      jobs: "Jobs",
+      no_jobs: "No uploads in this session.",
+      job_title: "Job {id}",
+      job_counts: "{done}/{total} files · {failed} failed · {chunks} chunks",
+      documents: "Documents",
+      refresh: "Refresh",
+      no_documents: "No documents.",
+      col_doc: "Document",
+      col_source: "Source",
+      col_status: "Status",
+      col_version: "Version",
+      col_chunks: "Chunks",
+      col_updated: "Updated",
+      status_queued: "queued",
+      status_running: "running",
+      status_succeeded: "succeeded",
+      status_partial: "partial",
+      status_failed: "failed",
+      status_pending: "pending",
+      status_indexed: "indexed",
+      status_skipped: "unchanged",
+      status_deleted: "deleted",
+      chunks_n: "{n} chunks",
+      fallback_notice: "Extractive mode produced this, not the LLM (the LLM did not answer or was not called for this question).",
+      need_key: "Enter an API key and press “Connect” first.",
+      need_customer: "The conversation needs at least one customer message with text.",
+      network_error: "Could not reach the server: {message}",
+      http_error: "HTTP {status}",
+      footer: "This page only calls the /v1 API; the key is kept in your browser (localStorage).",
+      api_docs: "API docs",
+    },
+  };
+
+  const KEY_STORAGE = "invekto.playground.key";
+  const LANG_STORAGE = "invekto.playground.lang";
+  const JOB_POLL_MS = 500;
+  const TERMINAL_JOB = new Set(["succeeded", "partial", "failed"]);
+
+  const state = {
+    lang: localStorage.getItem(LANG_STORAGE) || "tr",
+    key: "",
+    mode: null, // the /v1/assist/mode body once connected
+    conversationId: "",
+    suggest: null, // { body, ms }
+    resolve: null,
+    feedback: new Map(), // suggestion id -> FeedbackResult
+    editing: new Set(), // suggestion ids with the editor open
+    openCitations: new Set(), // "<suggestion id or resolve>:<index>"
+    jobs: new Map(), // job id -> last JobOut body, newest last
+    documents: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  function t(name, vars) {
+    const text = (I18N[state.lang] && I18N[state.lang][name]) || I18N.tr[name] || name;
+    return text.replace(/\{(\w+)\}/g, (_, v) => (vars && v in vars ? String(vars[v]) : ""));
+  }
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name === "class") node.className = value;
+      else if (name === "text") node.textContent = value;
+      else if (name === "testid") node.dataset.testid = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined && child !== false) {
+        node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      }
+    }
+    return node;
+  }
+
+  // ----- API -----
+
+  class ApiError extends Error {
+    constructor(status, problem) {
+      super((problem && (problem.detail || problem.title)) || t("http_error", { status }));
+      this.status = status;
+      this.problem = problem;
+    }
+  }
+
+  async function api(method, path, { json, form } = {}) {
+    if (!state.key) throw new ApiError(0, { title: t("need_key") });
+    const headers = { Authorization: `Bearer ${state.key}`, Accept: "application/json" };
+    let body;
+    if (json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(json);
+    } else if (form) {
+      body = form;
+    }
+    let response;
+    try {
+      response = await fetch(path, { method, headers, body });
+    } catch (err) {
+      throw new ApiError(0, { title: t("network_error", { message: err.message }) });
+    }
+    const type = response.headers.get("content-type") || "";
+    const data = type.includes("json") ? await response.json().catch(() => null) : await response.text();
+    if (!response.ok) {
+      const problem = data && typeof data === "object" ? data : { title: t("http_error", { status: response.status }), detail: data || null };
+      throw new ApiError(response.status, problem);
+    }
+    return data;
+  }
+
+  function showError(err) {
+    const box = $("error");
+    box.replaceChildren();
+    if (!err) {
+      box.hidden = true;
+      return;
+    }
+    const problem = err.problem || { title: err.message };
+    const status = err.status ? ` (${err.status})` : "";
+    box.append(el("strong", { text: `${problem.title || t("http_error", { status: err.status })}${status}` }));
+    if (problem.detail) box.append(el("span", { text: problem.detail }));
+    if (Array.isArray(problem.errors) && problem.errors.length) {
+      box.append(el("ul", {}, problem.errors.map((e) => el("li", { text: `${e.location}: ${e.message}` }))));
+    }
+    box.hidden = false;
+  }
+
+  async function busy(button, work) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = t("working");
+    try {
+      showError(null);
+      await work();
+    } catch (err) {
+      showError(err);
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  }
+
+  // ----- key, tenant and mode banner -----
+
+  function renderBanner() {
+    const banner = $("mode-banner");
+    banner.replaceChildren();
+    const mode = state.mode;
+    if (!mode) {
+      banner.className = "banner banner-unknown";
+      banner.dataset.mode = "";
+      banner.append(el("span", { text: t(state.key ? "banner_checking" : "banner_unknown") }));
+      $("tenant").textContent = "";
+      return;
+    }
+    banner.className = `banner ${mode.offline ? "banner-offline" : "banner-llm"}`;
+    banner.dataset.mode = mode.mode;
+    banner.dataset.offline = String(mode.offline);
+    banner.append(
+      el("span", { text: mode.offline ? t("banner_offline") : t("banner_llm", { mode: mode.mode }) }),
+      el("small", { text: mode.offline ? t("banner_offline_hint") : t("banner_llm_hint") }),
+    );
+    $("tenant").textContent = t("connected_as", { name: mode.tenant_name, id: mode.tenant_id });
+  }
+
+  async function connect() {
+    state.key = $("api-key").value.trim();
+    state.mode = null;
+    renderBanner();
+    if (!state.key) {
+      localStorage.removeItem(KEY_STORAGE);
+      throw new ApiError(0, { title: t("need_key") });
+    }
+    localStorage.setItem(KEY_STORAGE, state.key);
+    state.mode = await api("GET", "/v1/assist/mode");
+    renderBanner();
+    if (!$("panel-documents").hidden) await loadDocuments();
+  }
+
+  // ----- conversation editor -----
+
+  function newConversationId() {
+    const bytes = new Uint8Array(4);
+    crypto.getRandomValues(bytes);
+    state.conversationId = `playground-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+    $("conversation-id").textContent = state.conversationId;
+  }
+
+  function localizeTurn(li) {
+    const role = li.querySelector(".role");
+    role.options[0].textContent = t("role_customer");
+    role.options[1].textContent = t("role_agent");
+    li.classList.toggle("agent", role.value === "agent");
+    li.querySelector(".text").placeholder = t(role.value === "agent" ? "agent_placeholder" : "customer_placeholder");
+  }
+
+  function addTurn(role, text = "") {
+    const li = $("turn-template").content.firstElementChild.cloneNode(true);
+    const list = $("turns");
+    const n = list.children.length;
+    li.dataset.testid = "turn";
+    const select = li.querySelector(".role");
+    const area = li.querySelector(".text");
+    select.value = role;
+    select.id = `turn-role-${n}`;
+    select.dataset.testid = "turn-role";
+    area.value = text;
+    area.id = `turn-text-${n}`;
+    area.dataset.testid = "turn-text";
+    area.setAttribute("aria-labelledby", select.id);
+    select.addEventListener("change", () => localizeTurn(li));
+    li.querySelector(".remove").addEventListener("click", () => {
+      li.remove();
+      if (!list.children.length) addTurn("customer");
+    });
+    localizeTurn(li);
+    list.append(li);
+    return area;
+  }
+
+  function conversation() {
+    const messages = Array.from($("turns").children, (li) => ({
+      role: li.querySelector(".role").value,
+      text: li.querySelector(".text").value.trim(),
+    })).filter((m) => m.text);
+    if (!messages.some((m) => m.role === "customer")) throw new ApiError(0, { title: t("need_customer") });
+    return { conversation_id: state.conversationId, channel: $("channel").value, messages };
+  }
+
+  function clearConversation() {
+    $("turns").replaceChildren();
+    addTurn("customer");
+    newConversationId();
+    state.suggest = null;
+    state.resolve = null;
+    renderSuggestions();
+    renderResolution();
+    showError(null);
+  }
+
+  // ----- suggestions, citations, feedback -----
+
+  function confidenceBar(value) {
+    const pct = Math.round(value * 100);
+    const level = value >= 0.7 ? "" : value >= 0.4 ? " mid" : " low";
+    return el(
+      "span",
+      { class: "confidence", testid: "confidence", title: `${t("confidence")} ${pct}%` },
+      el("span", { class: `bar${level}`, role: "meter", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct), "aria-label": t("confidence") },
+        (() => { const fill = el("span"); fill.style.width = `${pct}%`; return fill; })()),
+      el("span", { text: `${pct}%` }),
+    );
+  }
+
+  function lastSection(section) {
+    const parts = (section || "").split(">").map((s) => s.trim()).filter(Boolean);
+    return parts.length ? parts[parts.length - 1] : "";
+  }
+
+  function citationList(owner, citations) {
+    const wrap = el("div", {});
+    const chips = el("div", { class: "citations", testid: "citations" });
+    const details = el("div", {});
+    citations.forEach((c, i) => {
+      const key = `${owner}:${i}`;
+      const open = state.openCitations.has(key);
+      const section = lastSection(c.section);
+      const label = section && section !== c.doc_id ? `${c.doc_id} › ${section}` : c.doc_id;
+      const detailId = `cite-${owner}-${i}`;
+      const detail = el(
+        "div",
+        { class: "citation-detail", id: detailId, testid: "citation-detail", hidden: !open },
+        el("dl", {},
+          el("dt", { text: t("cite_title") }), el("dd", { text: c.title || "—" }),
+          el("dt", { text: t("cite_section") }), el("dd", { text: c.section || "—" }),
+          el("dt", { text: t("cite_source") }), el("dd", { text: t(`source_${c.source}`) }),
+          el("dt", { text: t("cite_doc") }), el("dd", {}, el("code", { text: `${c.doc_id}#${c.chunk_id}` })),
+        ),
+        el("blockquote", { testid: "citation-snippet", text: c.snippet }),
+      );
+      const chip = el("button", {
+        type: "button",
+        class: "chip",
+        testid: "citation",
+        "data-doc-id": c.doc_id,
+        "aria-expanded": String(open),
+        "aria-controls": detailId,
+        title: c.title,
+        text: `${i + 1} · ${label}`,
+        onclick: () => {
+          const nowOpen = !state.openCitations.has(key);
+          if (nowOpen) state.openCitations.add(key);
+          else state.openCitations.delete(key);
+          chip.setAttribute("aria-expanded", String(nowOpen));
+          detail.hidden = !nowOpen;
+        },
+      });
+      chips.append(chip);
+      details.append(detail);
+    });
+    wrap.append(chips, details);
+    return wrap;
+  }
+
+  async function sendFeedback(suggestion, action, finalText) {
+    const body = { suggestion_id: suggestion.id, action };
+    if (action === "edited") body.final_text = finalText;
+    const result = await api("POST", "/v1/feedback", { json: body });
+    state.feedback.set(suggestion.id, result);
+    state.editing.delete(suggestion.id);
+    renderSuggestions();
+  }
+
+  function feedbackControls(suggestion) {
+    const done = state.feedback.get(suggestion.id);
+    const box = el("div", { class: "feedback" });
+    if (done) {
+      const parts = [t(`fb_${done.action}`)];
+      if (done.learned_doc_id) parts.push(t("fb_learned", { doc: done.learned_doc_id }));
+      box.append(el("span", {
+        class: `feedback-status ${done.action}`,
+        testid: "feedback-status",
+        "data-action": done.action,
+        "data-feedback-id": done.id,
+        text: parts.join(" · "),
+      }));
+      return box;
+    }
+    const click = (action) => (event) => busy(event.currentTarget, () => sendFeedback(suggestion, action));
+    box.append(
+      el("button", { type: "button", class: "accept", testid: "accept", text: t("accept"), onclick: click("accepted") }),
+      el("button", {
+        type: "button", class: "edit", testid: "edit", text: t("edit"), "aria-expanded": String(state.editing.has(suggestion.id)),
+        onclick: () => {
+          if (state.editing.has(suggestion.id)) state.editing.delete(suggestion.id);
+          else state.editing.add(suggestion.id);
+          renderSuggestions();
+        },
+      }),
+      el("button", { type: "button", class: "reject", testid: "reject", text: t("reject"), onclick: click("rejected") }),
+    );
+    if (!state.editing.has(suggestion.id)) return box;
+    const areaId = `edit-${suggestion.id}`;
+    const area = el("textarea", { id: areaId, rows: "4", testid: "edit-text", "aria-label": t("edit") });
+    area.value = suggestion.text;
+    const editor = el("div", { class: "editor" },
+      area,
+      el("div", { class: "row" },
+        el("button", {
+          type: "button", class: "primary", testid: "send-edit", text: t("send_edit"),
+          onclick: (event) => busy(event.currentTarget, () => sendFeedback(suggestion, "edited", area.value)),
+        }),
+        el("button", {
+          type: "button", class: "ghost", testid: "cancel-edit", text: t("cancel"),
+          onclick: () => { state.editing.delete(suggestion.id); renderSuggestions(); },
+        }),
+      ),
+    );
+    return el("div", {}, box, editor);
+  }
+
+  // The banner promises an LLM; say so when an answer came from the extractive fallback instead.
+  function fallbackNotice(mode) {
+    if (!state.mode || state.mode.offline || mode !== "extractive") return null;
+    return el("p", { class: "notice", testid: "fallback-notice", text: t("fallback_notice") });
+  }
+
+  function renderSuggestions() {
+    const list = $("suggestions");
+    const meta = $("suggest-meta");
+    list.replaceChildren();
+    meta.textContent = "";
+    if (!state.suggest) {
+      list.append(el("p", { class: "empty", text: t("no_suggestions_yet") }));
+      return;
+    }
+    const { body, ms } = state.suggest;
+    meta.textContent = t("suggest_meta", { mode: body.mode, language: body.language, ms });
+    meta.title = `${t("query")}: ${body.query}`;
+    const notice = fallbackNotice(body.mode);
+    if (notice) list.append(notice);
+    if (!body.suggestions.length) {
+      list.append(el("p", { class: "empty", testid: "no-suggestions", text: body.note || t("no_suggestions") }));
+      return;
+    }
+    body.suggestions.forEach((s, i) => {
+      const done = state.feedback.get(s.id);
+      list.append(el(
+        "article",
+        { class: `suggestion${done ? ` done-${done.action === "rejected" ? "rejected" : "accepted"}` : ""}`, testid: "suggestion", "data-suggestion-id": s.id },
+        el("div", { class: "suggestion-head" },
+          el("span", { class: "rank", text: `#${i + 1}` }),
+          el("span", { class: `badge ${s.strategy}`, testid: "strategy", "data-strategy": s.strategy, text: t(`strategy_${s.strategy}`) }),
+          confidenceBar(s.confidence),
+        ),
+        el("p", { class: "suggestion-text", testid: "suggestion-text", text: s.text }),
+        citationList(s.id, s.citations),
+        feedbackControls(s),
+      ));
+    });
+  }
+
+  async function suggest() {
+    const request = conversation();
+    const started = performance.now();
+    const body = await api("POST", "/v1/assist/suggest", { json: request });
+    state.suggest = { body, ms: Math.round(performance.now() - started) };
+    renderSuggestions();
+  }
+
+  // ----- resolve -----
+
+  function renderResolution() {
+    const box = $("resolution");
+    const meta = $("resolve-meta");
+    box.replaceChildren();
+    meta.textContent = "";
+    if (!state.resolve) {
+      box.append(el("p", { class: "empty", text: t("no_resolution_yet") }));
+      return;
+    }
+    const { body, ms } = state.resolve;
+    meta.textContent = t("suggest_meta", { mode: body.mode, language: body.language, ms });
+    const handoff = body.decision === "handoff";
+    const notice = fallbackNotice(body.mode);
+    if (notice) box.append(notice);
+    box.append(el("div", { class: "resolution-head" },
+      el("span", { class: `badge ${body.decision}`, testid: "decision", "data-decision": body.decision, text: t(`decision_${body.decision}`) }),
+      // A handoff before any knowledge was weighed (a request for a human) has no confidence to show.
+      handoff && !body.confidence ? null : confidenceBar(body.confidence),
+    ));
+    if (body.reason) {
+      box.append(el("div", { class: "reason", testid: "reason", "data-reason": body.reason },
+        el("strong", { text: `${t("reason")}: ` }), t(`reason_${body.reason}`), " ", el("code", { text: `(${body.reason})` })));
+    }
+    if (body.text) {
+      box.append(el("span", { class: "label", text: t(handoff ? "handoff_message" : "answer_label") }));
+      box.append(el("p", { class: "answer-text", testid: "resolve-text", text: body.text }));
+    }
+    if (body.summary) {
+      box.append(el("span", { class: "label", text: t("summary") }));
+      box.append(el("p", { class: "summary", testid: "summary", text: body.summary }));
+    }
+    if (body.citations.length) {
+      box.append(el("span", { class: "label", text: t("citations") }));
+      box.append(citationList("resolve", body.citations));
+    }
+  }
+
+  async function resolve() {
+    const request = conversation();
+    const started = performance.now();
+    const body = await api("POST", "/v1/assist/resolve", { json: request });
+    state.resolve = { body, ms: Math.round(performance.now() - started) };
+    renderResolution();
+  }
+
+  // ----- documents and jobs -----
+
+  function statusLabel(status) {
+    return el("span", { class: `status ${status}`, testid: "status", "data-status": status, text: t(`status_${status}`) });
+  }
+
+  function formatDate(value) {
+    if (!value) return "";
+    return new Date(value).toLocaleString(state.lang === "tr" ? "tr-TR" : "en-GB", { dateStyle: "short", timeStyle: "short" });
+  }
+
+  function renderJobs() {
+    const box = $("jobs");
+    box.replaceChildren();
+    if (!state.jobs.size) {
+      box.append(el("p", { class: "empty", text: t("no_jobs") }));
+      return;
+    }
+    for (const job of Array.from(state.jobs.values()).reverse()) {
+      const pct = Math.round(job.progress * 100);
+      const fill = el("span");
+      fill.style.width = `${pct}%`;
+      box.append(el("div", { class: `job ${job.status}`, testid: "job", "data-job-id": job.id, "data-status": job.status },
+        el("div", { class: "job-head" },
+          el("strong", { text: t("job_title", { id: job.id.slice(0, 8) }) }),
+          el("span", { testid: "job-status", "data-status": job.status }, statusLabel(job.status)),
+        ),
+        el("div", { class: "bar", role: "progressbar", testid: "job-progress", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, fill),
+        el("div", { class: "hint", text: t("job_counts", { done: job.files_done, total: job.files_total, failed: job.files_failed, chunks: job.chunks_written }) }),
+        job.error ? el("div", { class: "err", text: job.error }) : null,
+        el("ul", {}, job.files.map((f) => el("li", { testid: "job-file", "data-name": f.name, "data-status": f.status },
+          statusLabel(f.status),
+          el("span", { text: f.name }),
+          f.chunks ? el("span", { class: "hint", text: t("chunks_n", { n: f.chunks }) }) : null,
+          f.error ? el("span", { class: "err", testid: "job-file-error", text: f.error }) : null,
+        ))),
+      ));
+    }
+  }
+
+  async function pollJob(location) {
+    for (;;) {
+      const job = await api("GET", location);
+      state.jobs.set(job.id, job);
+      renderJobs();
+      if (TERMINAL_JOB.has(job.status)) return job;
+      await new Promise((resolveTimer) => setTimeout(resolveTimer, JOB_POLL_MS));
+    }
+  }
+
+  async function upload() {
+    const input = $("files");
+    if (!input.files.length) throw new ApiError(0, { title: t("no_files") });
+    const form = new FormData();
+    for (const file of input.files) form.append("files", file, file.name);
+    const accepted = await api("POST", "/v1/documents", { form });
+    state.jobs.set(accepted.id, accepted);
+    renderJobs();
+    input.value = "";
+    renderChosen();
+    await pollJob(accepted.location);
+    await loadDocuments();
+  }
+
+  function renderChosen() {
+    $("chosen").replaceChildren(...Array.from($("files").files, (f) => el("li", { text: `${f.name} (${Math.ceil(f.size / 1024)} KB)` })));
+  }
+
+  function renderDocuments() {
+    const body = $("documents-body");
+    body.replaceChildren();
+    if (!state.documents) return;
+    if (!state.documents.length) {
+      body.append(el("tr", {}, el("td", { colspan: "6", class: "empty", text: t("no_documents") })));
+      return;
+    }
+    for (const d of state.documents) {
+      body.append(el("tr", { testid: "document", "data-doc-id": d.doc_id },
+        el("td", { title: d.title || "" }, el("code", { text: d.doc_id })),
+        el("td", { text: t(`source_${d.source}`) }),
+        el("td", {}, statusLabel(d.status), d.error ? el("div", { class: "err", text: d.error }) : null),
+        el("td", { class: "num", text: String(d.version) }),
+        el("td", { class: "num", text: String(d.chunk_count) }),
+        el("td", { text: formatDate(d.updated_at) }),
+      ));
+    }
+  }
+
+  async function loadDocuments() {
+    state.documents = await api("GET", "/v1/documents");
+    renderDocuments();
+  }
+
+  // ----- tabs and language -----
+
+  function showTab(name) {
+    for (const tab of document.querySelectorAll(".tab")) {
+      const active = tab.dataset.tab === name;
+      tab.classList.toggle("active", active);
+      tab.setAttribute("aria-selected", String(active));
+      $(`panel-${tab.dataset.tab}`).hidden = !active;
+    }
+    if (name === "documents" && state.mode) loadDocuments().catch(showError);
+  }
+
+  function setLanguage(lang) {
+    state.lang = I18N[lang] ? lang : "tr";
+    localStorage.setItem(LANG_STORAGE, state.lang);
+    document.documentElement.lang = state.lang;
+    for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+    for (const node of document.querySelectorAll("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
+    for (const btn of document.querySelectorAll(".lang-btn")) btn.setAttribute("aria-pressed", String(btn.dataset.lang === state.lang));
+    for (const li of $("turns").children) localizeTurn(li);
+    renderBanner();
+    renderSuggestions();
+    renderResolution();
+    renderJobs();
+    renderDocuments();
+  }
+
+  // ----- start -----
+
+  function start() {
+    // A key in the URL fragment (#key=...) is never sent to the server; keep it and clean the address bar.
+    const fromHash = new URLSearchParams(location.hash.slice(1)).get("key");
+    if (fromHash) {
+      localStorage.setItem(KEY_STORAGE, fromHash);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    $("api-key").value = localStorage.getItem(KEY_STORAGE) || "";
+
+    $("key-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      busy($("connect"), connect);
+    });
+    for (const btn of document.querySelectorAll(".lang-btn")) btn.addEventListener("click", () => setLanguage(btn.dataset.lang));
+    for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
+    $("add-customer").addEventListener("click", () => addTurn("customer").focus());
+    $("add-agent").addEventListener("click", () => addTurn("agent").focus());
+    $("clear").addEventListener("click", clearConversation);
+    for (const chip of document.querySelectorAll(".example")) {
+      chip.addEventListener("click", () => {
+        const turns = Array.from($("turns").children);
+        const last = turns[turns.length - 1];
+        const area = last && last.querySelector(".role").value === "customer" && !last.querySelector(".text").value.trim()
+          ? last.querySelector(".text")
+          : addTurn("customer");
+        area.value = chip.dataset.example;
+      });
+    }
+    $("suggest").addEventListener("click", (event) => busy(event.currentTarget, suggest));
+    $("resolve").addEventListener("click", (event) => busy(event.currentTarget, resolve));
+    $("upload-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      busy($("upload"), upload);
+    });
+    $("files").addEventListener("change", renderChosen);
+    const zone = document.querySelector(".dropzone");
+    zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("over");
+      $("files").files = event.dataTransfer.files;
+      renderChosen();
+    });
+    $("refresh-docs").addEventListener("click", (event) => busy(event.currentTarget, loadDocuments));
+
+    addTurn("customer");
+    newConversationId();
+    setLanguage(state.lang);
+    if ($("api-key").value) busy($("connect"), connect);
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();
