@@ -11,6 +11,7 @@ from retrieval.settings import Settings
 
 from .cli_admin import bench_api, key_app, serve, tenant_app
 from .cli_common import console, load_settings
+from .cli_demo import demo
 from .cli_ingest import ingest_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(eval_app, name="eval")
 DEFAULT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
 app.add_typer(ingest_app, name="ingest")
 app.command()(serve)
+app.command("demo")(demo)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 bench_app.command("api")(bench_api)
