@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import pytest
@@ -23,7 +24,9 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.context import ServiceContext
+from assist.models import HANDOFF_REASONS, FeedbackAction, ResolveResponse, Strategy
 from ingestion.registry import Registry
+from ingestion.registry_models import DocumentSource, DocumentStatus, JobFileStatus, JobStatus
 from retrieval.embedders import Embedder
 from retrieval.settings import Settings
 
@@ -201,3 +204,31 @@ def test_the_mode_endpoint_names_the_llm_when_one_is_configured(
         "tenant_id": "lale",
         "tenant_name": "Lale Ev",
     }
+
+
+def test_every_playground_label_exists_in_turkish_and_english() -> None:
+    """Each label the page uses, and one per status, strategy, reason, source and feedback the API can send."""
+    static = ROOT / "api" / "static"
+    dictionary = (static / "playground-i18n.js").read_text(encoding="utf-8")
+    turkish, english = dictionary.split("\n  en: {", 1)
+    labels = {
+        lang: set(re.findall(r"^    (\w+): ", text, re.MULTILINE))
+        for lang, text in (("tr", turkish), ("en", english))
+    }
+    assert labels["tr"] == labels["en"] and len(labels["tr"]) > 100
+    script = (static / "playground.js").read_text(encoding="utf-8")
+    page = (static / "playground.html").read_text(encoding="utf-8")
+    used = set(re.findall(r'\bt\("(\w+)"', script)) | set(
+        re.findall(r'data-i18n(?:-placeholder)?="(\w+)"', page)
+    )
+    for prefix, values in (
+        ("status", {*get_args(JobStatus), *get_args(JobFileStatus), *get_args(DocumentStatus)}),
+        ("strategy", get_args(Strategy)),
+        ("reason", HANDOFF_REASONS),
+        ("source", get_args(DocumentSource)),
+        ("decision", get_args(ResolveResponse.model_fields["decision"].annotation)),
+        ("fb", get_args(FeedbackAction)),
+    ):
+        assert f"`{prefix}_${{" in script  # the page builds these names from the API's values
+        used |= {f"{prefix}_{value}" for value in values}
+    assert used - labels["tr"] == set()
