@@ -96,7 +96,17 @@ def _read_csv(data: bytes) -> _Table:
     if not records:
         return _Table([], [])
     headers = [h.strip() for h in records[0]]
-    rows = [_make_row(f"row {n}", headers, record) for n, record in enumerate(records[1:], start=2)]
+    rows = []
+    for n, record in enumerate(records[1:], start=2):
+        if any(v.strip() for v in record[len(headers) :]):
+            # An unquoted separator inside a cell shifts every later cell: report it, never guess.
+            problem = (
+                f"{len(record)} fields but the header has {len(headers)} columns "
+                f"(is there an unquoted {delimiter!r} in a cell? put that cell in double quotes)"
+            )
+            rows.append(_Row(f"row {n}", {}, problem))
+            continue
+        rows.append(_make_row(f"row {n}", headers, record))
     return _Table(headers, rows)
 
 

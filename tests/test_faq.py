@@ -180,3 +180,17 @@ def test_quick_replies_from_xlsx_with_shared_and_rich_text() -> None:
 def test_quick_replies_refuse_a_faq_sheet() -> None:
     with pytest.raises(SheetFormatError, match="Columns found: 'SORU', 'Yanıt', 'Kategori'.*title: one of"):
         load_quick_replies("magaza-1", "x", FIXTURES / "sss.csv")
+
+
+def test_a_csv_row_with_an_unquoted_separator_is_reported_not_misread(tmp_path: Path) -> None:
+    sheet = tmp_path / "sss.csv"
+    sheet.write_text(
+        "soru;cevap;kategori\n"
+        "Aidat var mı?;İlk yıl yok; sonra 450 TL.;Kartlar\n"
+        'Şube saatleri?;"Hafta içi 09:00-17:00; öğle arası yok.";Genel\n',
+        encoding="utf-8",
+    )
+    result = load_faq("acme", "sss", sheet)
+    assert [c.metadata["question"] for c in result.chunks] == ["Şube saatleri?"]
+    assert "öğle arası yok" in result.chunks[0].text
+    assert len(result.problems) == 1 and "row 2" in result.problems[0] and "double quotes" in result.problems[0]
