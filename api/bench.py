@@ -2,7 +2,7 @@
 
 Steps: start `invekto-knowledge serve` in a subprocess with a temporary data dir and the extractive
 provider; create a tenant and key over the admin API; index xquad-tr-dev passages (repeated under
-distinct ids) through `POST /v1/documents/text` until the target chunk count; warm up; then run wrk
+distinct ids) through `POST /v1/text-documents` until the target chunk count; warm up; then run wrk
 with a Lua script that rotates Turkish questions and reports p50/p95/p99 from wrk's own histogram.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from .app import API_VERSION
+from .app import API_VERSION, COMPUTE_SLOTS
 
 TEXT_BATCH = 500
 WARMUP_S = 5
@@ -113,7 +113,7 @@ def _index_passages(
             for row in corpus
         ]
         copy += 1
-        job = client.post("/v1/documents/text", json={"documents": docs}, headers=headers)
+        job = client.post("/v1/text-documents", json={"documents": docs}, headers=headers)
         if job.status_code != 202:
             raise BenchError(f"indexing failed: {job.status_code} {job.text[:300]}")
         status, location = job.json(), job.headers["Location"]
@@ -220,7 +220,7 @@ def run_api_benchmark(
         + subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()[1],
         "connections": connections,
         "threads": threads,
-        "compute_slots": compute_slots,
+        "compute_slots": compute_slots or COMPUTE_SLOTS,
         "duration_s": round(seconds, 1),
         "chunks_indexed": indexed,
         "index_build_s": round(index_s, 1),
@@ -241,6 +241,8 @@ def run_api_benchmark(
         "server_rss_before_mib": round(rss_before["VmRSS"] / 1024, 1),
         "server_peak_rss_mib": round(rss_after["VmHWM"] / 1024, 1),
         "cpu_count": os.cpu_count(),
+        # Other work on the machine shows here (the benchmark itself adds about 2 on 2 cores).
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "api_version": API_VERSION,
         "wrk_output": run.stdout,
     }

@@ -15,7 +15,6 @@ from typing import Annotated, TypeVar
 import anyio
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import SecretStr
 
 from assist.service import AssistService
 from ingestion.registry import Registry
@@ -55,7 +54,8 @@ class ApiKeys:
         cached = self._tenants.get(digest)
         if cached is not None and cached[1] > now:
             return cached[0]
-        tenant = self.registry.authenticate(key)  # a short indexed read, once per key per ttl_s
+        # A short indexed read, on the event loop, once per key per ttl_s.
+        tenant = self.registry.authenticate(key)
         if tenant is None:
             self._tenants.pop(digest, None)
             return None
@@ -168,13 +168,12 @@ async def current_tenant(
 
 
 async def require_admin(
-    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     admin_token: Annotated[str | None, Security(_admin_token)],
 ) -> None:
     """Pass when the request carries the admin token; 503 when none is configured (admin is never open)."""
-    configured: SecretStr | None = request.app.state.settings.admin_token
-    expected = configured.get_secret_value() if configured else ""
+    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
     if not expected:
         raise ProblemError(
             503,
@@ -196,7 +195,6 @@ async def require_admin(
         raise ProblemError(403, "forbidden", "Invalid admin token", "This token may not manage tenants.")
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
 JobsDep = Annotated[IngestionJobs, Depends(get_jobs)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

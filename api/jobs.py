@@ -20,6 +20,7 @@ import os
 import shutil
 import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -142,6 +143,10 @@ def _checked(upload: UploadFile, name: str) -> None:
     _check(name, size, head)
 
 
+def _repeated(values: list[str]) -> list[str]:
+    return sorted(value for value, n in Counter(values).items() if n > 1)
+
+
 def _save(upload: UploadFile, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     upload.file.seek(0)
@@ -179,7 +184,7 @@ def file_uploads(uploads: list[UploadFile]) -> IngestionInput:
             f"{len(uploads)} files sent; at most {MAX_FILES} per request.",
         )
     names = [clean_filename(u.filename) for u in uploads]
-    clashes = sorted({n for n in names if names.count(n) > 1})
+    clashes = _repeated(names)
     if clashes:
         raise ProblemError(
             422,
@@ -229,7 +234,7 @@ def chat_export(tenant_id: str, data: bytes, filename: str | None) -> IngestionI
 def text_documents(documents: list[TextDocumentIn]) -> IngestionInput:
     """Return documents that are already text; their ids are their document ids."""
     ids = [d.id for d in documents]
-    clashes = sorted({i for i in ids if ids.count(i) > 1})
+    clashes = _repeated(ids)
     if clashes:
         raise ProblemError(
             422,

@@ -202,13 +202,13 @@ def test_text_documents_are_indexed_under_their_own_ids(client: TestClient) -> N
             {"id": "kampanya/temmuz", "text": "Temmuz ayında kargo bedava."},
         ]
     }
-    response = client.post("/v1/documents/text", json=body, headers=acme)
+    response = client.post("/v1/text-documents", json=body, headers=acme)
     assert response.status_code == 202
     assert wait_for_job(client, acme, response.headers["Location"])["files_done"] == 2
     hit = _search(client, acme, "indirim kodu")[0]
     assert hit["doc_id"] == "kampanya/haziran" and hit["metadata"]["kanal"] == "web"
     assert client.get("/v1/documents/kampanya/haziran", headers=acme).json()["title"] == "Haziran kampanyası"
-    twice = client.post("/v1/documents/text", json={"documents": [body["documents"][1]] * 2}, headers=acme)
+    twice = client.post("/v1/text-documents", json={"documents": [body["documents"][1]] * 2}, headers=acme)
     assert twice.status_code == 422 and twice.json()["title"] == "Duplicate document ids"
 
 

@@ -232,9 +232,9 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
 
     def text_documents() -> None:
         naming_b = {"tenant_id": "tenant-b", "documents": [{"id": "zebra.md", "text": "A metni"}]}
-        refused(client.post("/v1/documents/text", json=naming_b, headers=a), 422)
+        refused(client.post("/v1/text-documents", json=naming_b, headers=a), 422)
         body = {"documents": [{"id": "zebra.md", "text": "A metni"}]}
-        new_job_is_as(client.post("/v1/documents/text", json=body, headers=a))
+        new_job_is_as(client.post("/v1/text-documents", json=body, headers=a))
 
     def sheet(path: str) -> Callable[[], None]:
         def run() -> None:
@@ -255,7 +255,7 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
     b_admin = "/v1/admin/tenants/tenant-b"
     cases: dict[tuple[str, str], Callable[[], None]] = {
         ("POST", "/v1/documents"): upload,
-        ("POST", "/v1/documents/text"): text_documents,
+        ("POST", "/v1/text-documents"): text_documents,
         ("POST", "/v1/faq"): sheet("/v1/faq"),
         ("POST", "/v1/quick-replies"): sheet("/v1/quick-replies"),
         ("GET", "/v1/documents"): lambda: no_b_data(

@@ -175,7 +175,7 @@ def test_every_curl_example_in_the_api_docs_runs(server: Server, tmp_path: Path)
     assert '"status": "succeeded"' in uploaded and '"files_done": 2' in uploaded
     assert uploaded.count('"status": "queued"') == 1 and '"files_total": 2' in uploaded
     assert output_of("file=@sss.csv").count('"status": "succeeded"') == 2
-    assert output_of("/v1/documents/text").startswith("/v1/jobs/")
+    assert output_of("/v1/text-documents").startswith("/v1/jobs/")
     listed = output_of("documents?source=doc")
     assert "kargo.md indexed v1" in listed and listed.strip().endswith("204")
     assert '"files_total": 2' in output_of("/v1/conversations/import")

@@ -50,7 +50,7 @@ def upload_documents(
 
 
 @router.post(
-    "/documents/text",
+    "/text-documents",
     status_code=202,
     response_model=JobAccepted,
     max_body_size=MAX_TEXT_DOCUMENTS_BYTES,
