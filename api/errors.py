@@ -130,7 +130,10 @@ def _http_problem(request: Request, exc: StarletteHTTPException) -> tuple[str, s
         )
     if status == 400:
         return "bad-request", "Malformed request", str(exc.detail)
-    phrase = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else "Error"
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
     return phrase.lower().replace(" ", "-"), phrase, str(exc.detail)
 
 

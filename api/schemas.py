@@ -8,8 +8,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingestion.registry_models import (
-    ApiKeyInfo,
-    Document,
     DocumentSource,
     DocumentStatus,
     FeedbackAction,
@@ -17,11 +15,10 @@ from ingestion.registry_models import (
     JobFileStatus,
     JobKind,
     JobStatus,
-    Tenant,
     TenantSettings,
 )
 from retrieval.index import MAX_QUERY_CHARS
-from retrieval.models import SearchHit, SearchResult, Source
+from retrieval.models import SearchResult, Source
 
 # --- Documents and jobs ---
 
@@ -43,13 +40,11 @@ class DocumentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, doc: Document) -> DocumentOut:
-        return cls.model_validate(doc)
-
 
 class ChunkOut(BaseModel):
     """One indexed chunk of a document, as retrieval sees it (personal data already redacted)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     chunk_id: str
     title: str
@@ -166,28 +161,9 @@ class SearchRequest(BaseModel):
     sources: list[Source] | None = Field(default=None, description="Only these sources; all when omitted.")
 
 
-class SearchHitOut(BaseModel):
+class SearchHitOut(ChunkOut):
     doc_id: str
-    chunk_id: str
-    title: str
-    section: str
-    text: str
     score: float
-    source: str
-    metadata: dict[str, Any]
-
-    @classmethod
-    def of(cls, hit: SearchHit) -> SearchHitOut:
-        return cls(
-            doc_id=hit.doc_id,
-            chunk_id=hit.chunk_id,
-            title=hit.title,
-            section=hit.section,
-            text=hit.text,
-            score=hit.score,
-            source=hit.source,
-            metadata=hit.metadata,
-        )
 
 
 class SearchResponse(BaseModel):
@@ -198,7 +174,9 @@ class SearchResponse(BaseModel):
     @classmethod
     def of(cls, result: SearchResult) -> SearchResponse:
         return cls(
-            hits=[SearchHitOut.of(h) for h in result.hits], note=result.note, timings_ms=result.timings_ms
+            hits=[SearchHitOut.model_validate(h) for h in result.hits],
+            note=result.note,
+            timings_ms=result.timings_ms,
         )
 
 
@@ -240,10 +218,6 @@ class TenantOut(BaseModel):
     settings: TenantSettings
     created_at: datetime
 
-    @classmethod
-    def of(cls, tenant: Tenant) -> TenantOut:
-        return cls.model_validate(tenant)
-
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -262,10 +236,6 @@ class ApiKeyOut(BaseModel):
     )
     created_at: datetime
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, info: ApiKeyInfo) -> ApiKeyOut:
-        return cls.model_validate(info)
 
 
 class ApiKeyCreated(ApiKeyOut):

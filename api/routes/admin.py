@@ -24,7 +24,7 @@ def _tenant_or_404(context: ContextDep, tenant_id: str) -> TenantOut:
     tenant = context.registry.get_tenant(tenant_id)
     if tenant is None:
         raise not_found("Tenant", f"There is no tenant {tenant_id!r}.")
-    return TenantOut.of(tenant)
+    return TenantOut.model_validate(tenant)
 
 
 @router.post("/tenants", status_code=201, response_model=TenantOut, responses=problem_responses(409))
@@ -37,12 +37,12 @@ def create_tenant(body: TenantCreate, context: ContextDep, response: Response) -
     except ValueError as exc:  # what the registry checks beyond the schema, e.g. a blank name
         raise ProblemError(422, "invalid-tenant", "Invalid tenant", str(exc)) from exc
     response.headers["Location"] = f"/v1/admin/tenants/{tenant.id}"
-    return TenantOut.of(tenant)
+    return TenantOut.model_validate(tenant)
 
 
 @router.get("/tenants", response_model=list[TenantOut])
 def list_tenants(context: ContextDep) -> list[TenantOut]:
-    return [TenantOut.of(t) for t in context.registry.list_tenants()]
+    return [TenantOut.model_validate(t) for t in context.registry.list_tenants()]
 
 
 @router.get("/tenants/{tenant_id}", response_model=TenantOut, responses=problem_responses(404))
@@ -54,7 +54,7 @@ def get_tenant(tenant_id: str, context: ContextDep) -> TenantOut:
 def update_tenant_settings(tenant_id: str, body: TenantSettingsPatch, context: ContextDep) -> TenantOut:
     """Change some of a tenant's settings (tone, language, resolve thresholds, PII patterns)."""
     try:
-        return TenantOut.of(context.registry.update_tenant_settings(tenant_id, body.settings))
+        return TenantOut.model_validate(context.registry.update_tenant_settings(tenant_id, body.settings))
     except LookupError as exc:
         raise not_found("Tenant", f"There is no tenant {tenant_id!r}.") from exc
     except ValueError as exc:
@@ -82,14 +82,14 @@ def create_api_key(tenant_id: str, body: ApiKeyCreate, context: ContextDep) -> A
     """Create an API key; the response is the only time the key is shown."""
     _tenant_or_404(context, tenant_id)
     info, key = context.registry.create_api_key(tenant_id, body.name)
-    return ApiKeyCreated(**ApiKeyOut.of(info).model_dump(), key=key)
+    return ApiKeyCreated(**ApiKeyOut.model_validate(info).model_dump(), key=key)
 
 
 @router.get("/tenants/{tenant_id}/keys", response_model=list[ApiKeyOut], responses=problem_responses(404))
 def list_api_keys(tenant_id: str, context: ContextDep) -> list[ApiKeyOut]:
     """The tenant's keys (revoked ones too), by prefix; never the keys themselves."""
     _tenant_or_404(context, tenant_id)
-    return [ApiKeyOut.of(k) for k in context.registry.list_api_keys(tenant_id)]
+    return [ApiKeyOut.model_validate(k) for k in context.registry.list_api_keys(tenant_id)]
 
 
 @router.delete("/tenants/{tenant_id}/keys/{key_id}", status_code=204, responses=problem_responses(404))

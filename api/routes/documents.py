@@ -115,7 +115,7 @@ def list_documents(
 ) -> list[DocumentOut]:
     """The tenant's documents with status, version and chunk count, ordered by id."""
     docs = context.registry.list_documents(tenant.id, status=status, source=source)
-    return [DocumentOut.of(d) for d in docs if status is not None or d.status != "deleted"]
+    return [DocumentOut.model_validate(d) for d in docs if status is not None or d.status != "deleted"]
 
 
 @router.get("/documents/{doc_id:path}", response_model=DocumentDetail, responses=problem_responses(404))
@@ -128,18 +128,8 @@ def get_document(
         raise not_found("Document", f"This tenant has no document {doc_id!r}.")
     chunks = None
     if include_chunks:
-        chunks = [
-            ChunkOut(
-                chunk_id=c.chunk_id,
-                title=c.title,
-                section=c.section,
-                text=c.text,
-                source=c.source,
-                metadata=c.metadata,
-            )
-            for c in context.index.chunks(tenant.id, doc_id)
-        ]
-    return DocumentDetail(**DocumentOut.of(doc).model_dump(), chunks=chunks)
+        chunks = [ChunkOut.model_validate(c) for c in context.index.chunks(tenant.id, doc_id)]
+    return DocumentDetail.model_validate(doc).model_copy(update={"chunks": chunks})
 
 
 @router.delete("/documents/{doc_id:path}", status_code=204, responses=problem_responses(404))
