@@ -143,6 +143,9 @@ def bench_api(
     duration: int = typer.Option(60, help="Seconds of load."),
     threads: int = typer.Option(1, help="wrk threads (they share the machine with the server)."),
     compute_slots: int | None = typer.Option(None, help="The server's --compute-slots (default: its own)."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Keep the index here and reuse it on the next run (default: a temporary dir)."
+    ),
 ) -> None:
     """Load `POST /v1/assist/suggest` with wrk on loopback (extractive provider) and report req/s, latency, RSS."""
     from .bench import BenchError, markdown_table, run_api_benchmark
@@ -155,6 +158,7 @@ def bench_api(
             duration_s=duration,
             threads=threads,
             compute_slots=compute_slots,
+            data_dir=data_dir,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
         )
     except BenchError as exc:

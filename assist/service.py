@@ -41,7 +41,7 @@ from .models import (
     Tone,
 )
 from .providers import LLMProvider, provider_from_settings
-from .query import ConversationQuery, build_query, customer_bursts, deterministic_query
+from .query import build_query, customer_bursts, deterministic_query
 from .resolve import EXTRACTIVE, knowledge_decision, safety_handoff
 from .safety import assess
 
@@ -124,10 +124,15 @@ class AssistService:
 
     # ----- shared steps -----
 
-    def _conversation(self, tenant_id: str, request: AssistRequest) -> _Conversation:
-        tenant = self.registry.get_tenant(tenant_id)
-        if tenant is None:
-            raise LookupError(f"Unknown tenant {tenant_id!r}")
+    def _tenant(self, tenant: str | Tenant) -> Tenant:
+        if isinstance(tenant, Tenant):
+            return tenant
+        found = self.registry.get_tenant(tenant)
+        if found is None:
+            raise LookupError(f"Unknown tenant {tenant!r}")
+        return found
+
+    def _conversation(self, tenant: Tenant, request: AssistRequest) -> _Conversation:
         s = tenant.settings
         redactor = _redactor(tuple(s.pii_patterns), tuple(s.pii_allowed))
         # model_construct: a placeholder can be longer than what it replaces, past the request's length limit.
@@ -159,9 +164,11 @@ class AssistService:
         provider: str,
         reason: str | None,
         confidence: float | None,
-    ) -> None:
+        suggestions: Sequence[dict[str, object]] = (),
+    ) -> list[str]:
+        """Store the audit row (and the suggestions, in the same transaction); return the suggestion ids."""
         latency_ms = int((time.perf_counter() - started) * 1000)
-        self.registry.record_audit(
+        _, ids = self.registry.record_audit(
             tenant_id,
             conversation_id,
             kind,  # type: ignore[arg-type]
@@ -171,6 +178,7 @@ class AssistService:
             reason=reason,
             confidence=confidence,
             latency_ms=latency_ms,
+            suggestions=suggestions,
         )
         log.info(
             "%s tenant=%s conversation=%s decision=%s reason=%s provider=%s latency_ms=%d",
@@ -182,13 +190,18 @@ class AssistService:
             provider,
             latency_ms,
         )
+        return ids
 
     # ----- suggest -----
 
-    def suggest(self, tenant_id: str, request: AssistRequest) -> SuggestResponse:
-        """Return up to three grounded reply suggestions for the agent, best first."""
+    def suggest(self, tenant: str | Tenant, request: AssistRequest) -> SuggestResponse:
+        """Return up to three grounded reply suggestions for the agent, best first.
+
+        `tenant`: an id, or the Tenant record a caller already holds (saves a registry read).
+        """
         started = time.perf_counter()
-        conv = self._conversation(tenant_id, request)
+        conv = self._conversation(self._tenant(tenant), request)
+        tenant_id = conv.tenant.id
         query = build_query(conv.messages, self.provider)
         hits, evidence, note = self._retrieve(tenant_id, query.text)
         drafts: list[_Draft] = []
@@ -216,34 +229,6 @@ class AssistService:
             # Alternatives far weaker than the best one are noise in the agent's inbox.
             floor = SECONDARY_SHARE * drafts[0].confidence
             drafts = drafts[:1] + [d for d in drafts[1:] if d.confidence >= floor]
-        suggestions = self._record_suggestions(tenant_id, request.conversation_id, conv, query, drafts)
-        if not suggestions and note is None:
-            note = "Bu soruya yeterince yakın bilgi bulunamadı; öneri yok."
-        self._audit(
-            tenant_id,
-            request.conversation_id,
-            "suggest",
-            started,
-            hits,
-            decision="suggested" if suggestions else "no_suggestion",
-            provider=mode,
-            reason=failure,
-            confidence=suggestions[0].confidence if suggestions else None,
-        )
-        return SuggestResponse(
-            suggestions=suggestions, mode=mode, language=conv.language, query=query.text, note=note
-        )
-
-    def _record_suggestions(
-        self,
-        tenant_id: str,
-        conversation_id: str,
-        conv: _Conversation,
-        query: ConversationQuery,
-        drafts: list[_Draft],
-    ) -> list[Suggestion]:
-        if not drafts:
-            return []
         # Knowledge is redacted at ingestion; redacting again guards what an LLM might echo.
         texts = [conv.redactor(d.text) for d in drafts]
         citations = [[_citation(h) for h in d.hits] for d in drafts]
@@ -256,18 +241,38 @@ class AssistService:
             }
             for d, text, cits in zip(drafts, texts, citations, strict=True)
         ]
-        ids = self.registry.record_suggestions(tenant_id, conversation_id, rows)
-        return [
+        ids = self._audit(
+            tenant_id,
+            request.conversation_id,
+            "suggest",
+            started,
+            hits,
+            decision="suggested" if drafts else "no_suggestion",
+            provider=mode,
+            reason=failure,
+            confidence=drafts[0].confidence if drafts else None,
+            suggestions=rows,
+        )
+        suggestions = [
             Suggestion(id=sid, text=text, citations=cits, confidence=d.confidence, strategy=d.strategy)
             for sid, d, text, cits in zip(ids, drafts, texts, citations, strict=True)
         ]
+        if not suggestions and note is None:
+            note = "Bu soruya yeterince yakın bilgi bulunamadı; öneri yok."
+        return SuggestResponse(
+            suggestions=suggestions, mode=mode, language=conv.language, query=query.text, note=note
+        )
 
     # ----- resolve -----
 
-    def resolve(self, tenant_id: str, request: AssistRequest) -> ResolveResponse:
-        """Return an answer the customer can be sent, or a handoff with its reason and an agent summary."""
+    def resolve(self, tenant: str | Tenant, request: AssistRequest) -> ResolveResponse:
+        """Return an answer the customer can be sent, or a handoff with its reason and an agent summary.
+
+        `tenant`: an id, or the Tenant record a caller already holds.
+        """
         started = time.perf_counter()
-        conv = self._conversation(tenant_id, request)
+        conv = self._conversation(self._tenant(tenant), request)
+        tenant_id = conv.tenant.id
         thresholds = ResolveThresholds.from_tenant(conv.tenant.settings.resolve_thresholds)
         hits: list[SearchHit] = []
         decision = safety_handoff(assess(conv.latest), thresholds)
@@ -321,9 +326,7 @@ class AssistService:
 
         LookupError for an unknown suggestion (or another tenant's), ValueError for "edited" without text.
         """
-        tenant = self.registry.get_tenant(tenant_id)
-        if tenant is None:
-            raise LookupError(f"Unknown tenant {tenant_id!r}")
+        tenant = self._tenant(tenant_id)
         redactor = _redactor(tuple(tenant.settings.pii_patterns), tuple(tenant.settings.pii_allowed))
         suggestion = self.registry.get_suggestion(tenant_id, suggestion_id)
         if suggestion is None:

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
-from sqlalchemy import Engine, Select, create_engine, event, func, select, update
+from sqlalchemy import Engine, Select, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -665,23 +665,20 @@ class Registry:
         self, tenant_id: str, conversation_id: str, suggestions: Sequence[Mapping[str, Any]]
     ) -> list[str]:
         """Return the new suggestion ids, in order; each mapping has "text", "strategy" and optionally
-        "confidence" and "citations" (a list of JSON-able dicts)."""
-        rows = [
-            SuggestionRow(
-                id=str(uuid.uuid4()),
-                tenant_id=tenant_id,
-                conversation_id=conversation_id,
-                text=_required_text(item, "text"),
-                strategy=_required_text(item, "strategy"),
-                confidence=item.get("confidence"),
-                citations=list(item.get("citations") or []),
-            )
-            for item in suggestions
-        ]
-        with self._transaction() as session:
-            _require_tenant(session, tenant_id)
-            session.add_all(rows)
-        return [row.id for row in rows]
+        "confidence" and "citations" (a list of JSON-able dicts). LookupError for an unknown tenant."""
+        rows = _suggestion_rows(tenant_id, conversation_id, suggestions)
+        with self._inserting(tenant_id) as session:
+            session.execute(insert(SuggestionRow), rows)
+        return [row["id"] for row in rows]
+
+    @contextmanager
+    def _inserting(self, tenant_id: str) -> Iterator[Session]:
+        # Bulk inserts without the ORM's unit of work; the tenant foreign key catches an unknown tenant.
+        try:
+            with self._transaction() as session:
+                yield session
+        except IntegrityError as err:
+            raise LookupError(f"No tenant {tenant_id!r}") from err
 
     def get_suggestion(self, tenant_id: str, suggestion_id: str) -> Suggestion | None:
         """Return the tenant's suggestion, or None (also for another tenant's)."""
@@ -725,25 +722,28 @@ class Registry:
         reason: str | None = None,
         confidence: float | None = None,
         latency_ms: int | None = None,
-    ) -> int:
-        """Return the new audit entry's id. Callers pass ids and codes only, never message text (KVKK)."""
+        suggestions: Sequence[Mapping[str, Any]] = (),
+    ) -> tuple[int, list[str]]:
+        """Return the new audit entry's id and the ids of `suggestions` (see record_suggestions), stored
+        in one transaction. Callers pass ids and codes only, never message text (KVKK)."""
         _check_choice(kind, AuditKind, "Audit kind")
-        with self._transaction() as session:
-            _require_tenant(session, tenant_id)
-            row = AuditRow(
-                tenant_id=tenant_id,
-                conversation_id=conversation_id,
-                kind=kind,
-                retrieved_ids=list(retrieved_ids),
-                provider=provider,
-                decision=decision,
-                reason=reason,
-                confidence=confidence,
-                latency_ms=latency_ms,
-            )
-            session.add(row)
-            session.flush()
-            return row.id
+        rows = _suggestion_rows(tenant_id, conversation_id, suggestions)
+        audit = {
+            "tenant_id": tenant_id,
+            "conversation_id": conversation_id,
+            "kind": kind,
+            "retrieved_ids": list(retrieved_ids),
+            "provider": provider,
+            "decision": decision,
+            "reason": reason,
+            "confidence": confidence,
+            "latency_ms": latency_ms,
+        }
+        with self._inserting(tenant_id) as session:
+            if rows:
+                session.execute(insert(SuggestionRow), rows)
+            audit_id = session.execute(insert(AuditRow).values(audit).returning(AuditRow.id)).scalar_one()
+        return int(audit_id), [row["id"] for row in rows]
 
     def list_audit(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
         """Return the tenant's most recent audit entries, newest first."""
@@ -758,6 +758,23 @@ class Registry:
 
 
 # --- Lookups that raise, and ORM rows -> records ---
+
+
+def _suggestion_rows(
+    tenant_id: str, conversation_id: str, suggestions: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "tenant_id": tenant_id,
+            "conversation_id": conversation_id,
+            "text": _required_text(item, "text"),
+            "strategy": _required_text(item, "strategy"),
+            "confidence": item.get("confidence"),
+            "citations": list(item.get("citations") or []),
+        }
+        for item in suggestions
+    ]
 
 
 def _required_text(item: Mapping[str, Any], key: str) -> str:

@@ -76,7 +76,8 @@ class EdgeStore:
                 self._meta = meta
             else:
                 try:
-                    self._shard = qe.EdgeShard.load(str(shard_dir))
+                    # The config is re-applied: an index written by an older release gets today's settings.
+                    self._shard = qe.EdgeShard.load(str(shard_dir), self._config(self._meta.dim))
                 except Exception as exc:
                     raise StoreError(
                         f"The index at {shard_dir} cannot be opened ({exc}). It may be corrupt: restore a "
@@ -93,6 +94,9 @@ class EdgeStore:
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             # payload_m builds per-tenant links so filtered HNSW search stays exact within a tenant.
             hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, payload_m=16),
+            # optimize() indexes every segment it finds unindexed; *when* it runs is KnowledgeIndex.maintain's
+            # call (INVEKTO_OPTIMIZE_THRESHOLD), not the engine's default 20 MB segment size.
+            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
         )
 
     def _acquire_process_lock(self) -> int:
@@ -243,6 +247,9 @@ class EdgeStore:
         return {
             "points": info.points_count,
             "indexed_vectors": info.indexed_vectors_count,
+            # Sparse vectors are indexed as they are written; dense ones only by optimize() (HNSW), so the
+            # engine's count is points (sparse) + dense vectors in an HNSW segment.
+            "unindexed_dense": max(0, 2 * info.points_count - info.indexed_vectors_count),
             "segments": info.segments_count,
         }
 

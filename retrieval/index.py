@@ -127,8 +127,7 @@ class KnowledgeIndex:
         the engine's exact search over the tenant's points is already fast.
         """
         info: dict[str, Any] = getattr(self.store, "info", lambda: {})()
-        pending = info.get("points", 0) - info.get("indexed_vectors", 0)
-        if pending < self.settings.optimize_threshold:
+        if info.get("unindexed_dense", 0) < self.settings.optimize_threshold:
             return False
         started = time.perf_counter()
         ran = self.store.optimize()

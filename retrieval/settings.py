@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     rerank_model: str | None = None
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
     # Edge: build the HNSW index once this many points are not yet indexed (see README "Index maintenance").
-    optimize_threshold: int = 20_000
+    optimize_threshold: int = Field(default=5_000, ge=1)
 
     # Registry
     database_url: str | None = None

@@ -343,6 +343,36 @@ def test_audit_is_listed_newest_first_per_tenant(registry: Registry) -> None:
     assert [e.tenant_id for e in registry.list_audit("globex", limit=10)] == ["globex"]
 
 
+def test_audit_and_its_suggestions_are_stored_together(registry: Registry) -> None:
+    audit_id, ids = registry.record_audit(
+        "acme",
+        "conv-9",
+        "suggest",
+        retrieved_ids=["kredi#c-1"],
+        decision="suggested",
+        provider="extractive",
+        suggestions=[{"text": "Faiz oranı %2,5'tir.", "strategy": "extractive", "confidence": 0.7}],
+    )
+    [entry] = registry.list_audit("acme", limit=1)
+    assert entry.id == audit_id and entry.decision == "suggested"
+    [sid] = ids
+    stored = registry.get_suggestion("acme", sid)
+    assert stored is not None and stored.text == "Faiz oranı %2,5'tir." and stored.confidence == 0.7
+
+    with pytest.raises(LookupError, match="nobody"):
+        registry.record_audit(
+            "nobody",
+            "conv-9",
+            "suggest",
+            retrieved_ids=[],
+            decision="suggested",
+            suggestions=[{"text": "x", "strategy": "extractive"}],
+        )
+    with pytest.raises(LookupError, match="nobody"):
+        registry.record_suggestions("nobody", "conv-9", [{"text": "x", "strategy": "extractive"}])
+    assert [e.id for e in registry.list_audit("acme", limit=10)] == [audit_id]
+
+
 def test_deleting_a_tenant_removes_its_rows(registry: Registry) -> None:
     _, key = registry.create_api_key("acme", "k")
     registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")

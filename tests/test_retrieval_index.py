@@ -150,3 +150,20 @@ def test_data_dir_that_is_a_file_is_a_clear_error(
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match=str(blocker)):
         KnowledgeIndex(Settings(data_dir=blocker, _env_file=None), embedder=use_embedder)  # type: ignore[call-arg]
+
+
+def test_hnsw_is_built_once_enough_dense_vectors_are_unindexed(
+    tmp_path: Path, use_embedder: UseMultilingualEmbedder
+) -> None:
+    s = Settings(data_dir=tmp_path / "data", optimize_threshold=30, _env_file=None)  # type: ignore[call-arg]
+    texts = [f"Şube {n}: hafta içi 09.00-{n % 8 + 10}.00 arası açıktır." for n in range(50)]
+    with KnowledgeIndex(s, embedder=use_embedder) as idx:
+        idx.upsert([Chunk("t", f"d{n}", "0", text) for n, text in enumerate(texts[:20])])
+        assert idx.maintain() is False  # 20 unindexed: below the threshold, nothing blocks
+        assert idx.store.info()["unindexed_dense"] == 20
+        idx.upsert([Chunk("t", f"d{n}", "0", text) for n, text in enumerate(texts[20:], start=20)])
+        assert idx.maintain() is True
+        assert idx.store.info()["unindexed_dense"] == 0
+        assert idx.maintain() is False  # nothing new since the build
+        hit = idx.search("t", "Şube 37 kaçta kapanıyor?").hits[0]
+        assert hit.doc_id == "d37"

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from assist.models import AssistRequest, ResolveResponse, SuggestResponse
 from assist.service import AssistService
+from ingestion.registry_models import Tenant
 
 from ..deps import AssistDep, ComputeDep, ComputeSlots, MetricsDep, TenantDep
 from ..errors import TENANT_ERRORS, TYPE_PREFIX, ProblemError
@@ -44,7 +45,7 @@ async def suggest(
 ) -> SuggestResponse:
     """Up to three grounded reply suggestions for the agent, best first, each with its citations."""
     try:
-        result = await compute.run(assist.suggest, tenant.id, body)
+        result = await compute.run(assist.suggest, tenant, body)
     except ValueError as exc:
         raise _invalid(exc) from exc
     metrics.observe_suggest(result)
@@ -56,11 +57,11 @@ def _event(name: str, data: Any) -> str:
 
 
 async def _resolve_events(
-    assist: AssistService, tenant_id: str, body: AssistRequest, metrics: ServiceMetrics, compute: ComputeSlots
+    assist: AssistService, tenant: Tenant, body: AssistRequest, metrics: ServiceMetrics, compute: ComputeSlots
 ) -> AsyncIterator[str]:
     started = time.perf_counter()
     yield _event("started", {"conversation_id": body.conversation_id})
-    work = asyncio.ensure_future(compute.run(assist.resolve, tenant_id, body))
+    work = asyncio.ensure_future(compute.run(assist.resolve, tenant, body))
     while not (await asyncio.wait({work}, timeout=KEEPALIVE_S))[0]:
         yield ": keep-alive\n\n"
     try:
@@ -103,12 +104,12 @@ async def resolve(
     """
     if stream or EVENT_STREAM in (accept or ""):
         return StreamingResponse(
-            _resolve_events(assist, tenant.id, body, metrics, compute),
+            _resolve_events(assist, tenant, body, metrics, compute),
             media_type=EVENT_STREAM,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     try:
-        result = await compute.run(assist.resolve, tenant.id, body)
+        result = await compute.run(assist.resolve, tenant, body)
     except ValueError as exc:
         raise _invalid(exc) from exc
     metrics.observe_resolve(result)
