@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar, get_args
 
-from sqlalchemy import Engine, Select, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, Select, create_engine, event, func, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -668,7 +668,7 @@ class Registry:
         "confidence" and "citations" (a list of JSON-able dicts). LookupError for an unknown tenant."""
         rows = _suggestion_rows(tenant_id, conversation_id, suggestions)
         with self._inserting(tenant_id) as session:
-            session.execute(insert(SuggestionRow), rows)
+            session.connection().execute(_SUGGESTIONS.insert(), rows)
         return [row["id"] for row in rows]
 
     @contextmanager
@@ -738,11 +738,13 @@ class Registry:
             "reason": reason,
             "confidence": confidence,
             "latency_ms": latency_ms,
+            "created_at": utcnow(),
         }
         with self._inserting(tenant_id) as session:
+            connection = session.connection()
             if rows:
-                session.execute(insert(SuggestionRow), rows)
-            audit_id = session.execute(insert(AuditRow).values(audit).returning(AuditRow.id)).scalar_one()
+                connection.execute(_SUGGESTIONS.insert(), rows)
+            audit_id = connection.execute(_AUDIT_INSERT, audit).scalar_one()
         return int(audit_id), [row["id"] for row in rows]
 
     def list_audit(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
@@ -760,9 +762,15 @@ class Registry:
 # --- Lookups that raise, and ORM rows -> records ---
 
 
+# Core statements, built once: the hot path (one suggest) skips the ORM's unit of work and statement caching.
+_SUGGESTIONS = SuggestionRow.__table__
+_AUDIT_INSERT = AuditRow.__table__.insert().returning(AuditRow.__table__.c.id)
+
+
 def _suggestion_rows(
     tenant_id: str, conversation_id: str, suggestions: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
+    now = utcnow()
     return [
         {
             "id": str(uuid.uuid4()),
@@ -772,6 +780,7 @@ def _suggestion_rows(
             "strategy": _required_text(item, "strategy"),
             "confidence": item.get("confidence"),
             "citations": list(item.get("citations") or []),
+            "created_at": now,
         }
         for item in suggestions
     ]

@@ -97,6 +97,7 @@ class EdgeStore:
             # optimize() indexes every segment it finds unindexed; *when* it runs is KnowledgeIndex.maintain's
             # call (INVEKTO_OPTIMIZE_THRESHOLD), not the engine's default 20 MB segment size.
             optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
+            max_search_threads=1,
         )
 
     def _acquire_process_lock(self) -> int:
