@@ -27,14 +27,24 @@ def serve(
     ),
     access_log: bool = typer.Option(True, help="Log every request."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    encoder_process: bool | None = typer.Option(
+        None,
+        "--encoder-process/--in-process-encoder",
+        help="Encode text in a child process, on the other core (default: on; INVEKTO_ENCODER_PROCESS).",
+    ),
 ) -> None:
     """Run the HTTP API (uvicorn, one worker: the index is locked to one process)."""
+    import os
+
     import uvicorn
 
     from .app import create_app
     from .ratelimit import RateLimit
 
     settings = load_settings()
+    if encoder_process is None:
+        encoder_process = settings.encoder_process or "INVEKTO_ENCODER_PROCESS" not in os.environ
+    settings = settings.model_copy(update={"encoder_process": encoder_process})
     with open_context(settings) as ctx:
         app = create_app(settings, ctx, rate_limit=RateLimit(rate_limit, burst), compute_slots=compute_slots)
         uvicorn.run(

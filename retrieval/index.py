@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .embed_process import ProcessEmbedder
 from .embedders import Embedder, load_embedder
 from .fusion import fuse
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
@@ -76,12 +77,20 @@ class KnowledgeIndex:
         self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None
     ) -> None:
         self.settings = settings
+        self._owned_embedder: ProcessEmbedder | None = None
+        if embedder is None and settings.encoder_process:
+            embedder = self._owned_embedder = ProcessEmbedder(settings.embedder)
         self.embedder = embedder or load_embedder(settings.embedder)
         self.bm25 = TurkishBm25()
         self.meta = IndexMeta(
             embedder=self.embedder.model_id, dim=self.embedder.dim, sparse=self.bm25.model_id
         )
-        self.store = store or open_store(settings, self.meta)
+        try:
+            self.store = store or open_store(settings, self.meta)
+        except BaseException:
+            if self._owned_embedder is not None:
+                self._owned_embedder.close()
+            raise
         self._reranker: CrossEncoderReranker | None = None
 
     # ----- writes -----
@@ -194,7 +203,11 @@ class KnowledgeIndex:
         return self._reranker.rerank(query, hits)
 
     def close(self) -> None:
-        self.store.close()
+        try:
+            self.store.close()
+        finally:
+            if self._owned_embedder is not None:
+                self._owned_embedder.close()
 
     def __enter__(self) -> KnowledgeIndex:
         return self

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     # Embedding and retrieval
     embedder: str = "use-multilingual"
+    # Encode in a child process (frees the server's GIL for requests; `serve` turns it on by default).
+    encoder_process: bool = False
     store: Literal["edge", "server"] = "edge"
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
@@ -28,7 +30,8 @@ class Settings(BaseSettings):
     # Weight of the dense (semantic) score in score-level fusion; BM25 gets 1 - dense_weight.
     dense_weight: float = Field(default=0.4, ge=0.0, le=1.0)
     rrf_k: int = 60
-    prefetch_limit: int = 50
+    # Candidates per side before fusion: 30 and 50 give the same dev metrics (R@1 0.954, R@10 1.0); 30 is cheaper.
+    prefetch_limit: int = 30
     rerank_model: str | None = None
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
     # Edge: build the HNSW index once this many points are not yet indexed (see README "Index maintenance").
