@@ -58,8 +58,11 @@ def create_app(
     *,
     rate_limit: RateLimit | None = None,
     compute_slots: int | None = None,
+    owns_context: bool = False,
 ) -> FastAPI:
-    """Return the app; it opens a ServiceContext at startup unless given one (which the caller then closes)."""
+    """Return the app; it opens a ServiceContext at startup unless given one, which the caller then closes
+    (or the app at shutdown, with `owns_context`: uvicorn ends the process with the signal it caught, so
+    code after uvicorn.run never runs)."""
     metrics = ServiceMetrics()
 
     @asynccontextmanager
@@ -72,7 +75,7 @@ def create_app(
             jobs: IngestionJobs | None = getattr(app.state, "jobs", None)
             if jobs is not None:
                 await run_in_threadpool(jobs.close)
-            if context is None:
+            if context is None or owns_context:
                 ctx.close()
 
     app = FastAPI(

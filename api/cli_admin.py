@@ -46,7 +46,13 @@ def serve(
         encoder_process = settings.encoder_process or "INVEKTO_ENCODER_PROCESS" not in os.environ
     settings = settings.model_copy(update={"encoder_process": encoder_process})
     with open_context(settings) as ctx:
-        app = create_app(settings, ctx, rate_limit=RateLimit(rate_limit, burst), compute_slots=compute_slots)
+        app = create_app(
+            settings,
+            ctx,
+            rate_limit=RateLimit(rate_limit, burst),
+            compute_slots=compute_slots,
+            owns_context=True,
+        )
         uvicorn.run(
             app,
             host=host or settings.host,

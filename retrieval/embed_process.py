@@ -10,7 +10,9 @@ the model once, and is restarted once if it dies.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +23,18 @@ import numpy as np
 from .embedders import Embedder, EmbedderError, load_embedder
 
 _models: dict[str, Embedder] = {}
+# How often the child checks that the process that started it is still there.
+_PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    # Runs in the child: a server killed with SIGKILL cannot shut its pool down, so the child notices.
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _model(spec: str) -> Embedder:
@@ -82,7 +96,12 @@ class ProcessEmbedder:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     def _call(self, fn: Any, *args: Any) -> Any:
         for attempt in (1, 2):
