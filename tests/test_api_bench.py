@@ -1,0 +1,29 @@
+"""`invekto-knowledge bench api` end to end on a small index: a real server, real wrk, a table that adds up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from api.bench import markdown_table, run_api_benchmark
+from tests.conftest import XQUAD_DEV
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_load_benchmark_reports_throughput_latency_and_memory(tmp_path: Path) -> None:
+    data = tmp_path / "bench-data"
+    report = run_api_benchmark(XQUAD_DEV, chunks=120, connections=4, duration_s=2, data_dir=data)
+
+    assert report["chunks_indexed"] >= 120 and report["requests"] > 0
+    assert report["errors"] == 0, report["wrk_output"]
+    assert report["requests_per_s"] == pytest.approx(report["requests"] / report["duration_s"], rel=0.05)
+    lat = report["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert report["server_rss_mib"] > 50 and report["server_children_rss_mib"] > 50  # the encoder process
+    table = markdown_table(report)
+    assert f"| {report['requests_per_s']:.1f} |" in table and "POST /v1/assist/suggest" in table
+    # The index is kept: a second run reuses it instead of indexing again.
+    assert json.loads((data / "bench-indexed.json").read_text())["chunks"] == report["chunks_indexed"]
