@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar, cast, get_args
 
-from sqlalchemy import Engine, Select, create_engine, event, func, select, update
+from sqlalchemy import Engine, Select, create_engine, event, Table, func, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -668,7 +668,7 @@ class Registry:
         "confidence" and "citations" (a list of JSON-able dicts). LookupError for an unknown tenant."""
         rows = _suggestion_rows(tenant_id, conversation_id, suggestions)
         with self._inserting(tenant_id) as session:
-            session.connection().execute(_SUGGESTIONS.insert(), rows)
+            session.connection().execute(_SUGGESTIONS_INSERT, rows)
         return [row["id"] for row in rows]
 
     @contextmanager
@@ -743,7 +743,7 @@ class Registry:
         with self._inserting(tenant_id) as session:
             connection = session.connection()
             if rows:
-                connection.execute(_SUGGESTIONS.insert(), rows)
+                connection.execute(_SUGGESTIONS_INSERT, rows)
             audit_id = connection.execute(_AUDIT_INSERT, audit).scalar_one()
         return int(audit_id), [row["id"] for row in rows]
 
@@ -763,8 +763,9 @@ class Registry:
 
 
 # Core statements, built once: the hot path (one suggest) skips the ORM's unit of work and statement caching.
-_SUGGESTIONS = SuggestionRow.__table__
-_AUDIT_INSERT = AuditRow.__table__.insert().returning(AuditRow.__table__.c.id)
+_SUGGESTIONS_INSERT = cast(Table, SuggestionRow.__table__).insert()
+_AUDIT = cast(Table, AuditRow.__table__)
+_AUDIT_INSERT = _AUDIT.insert().returning(_AUDIT.c.id)
 
 
 def _suggestion_rows(

@@ -83,7 +83,7 @@ def text_items(
 
         def build(doc: TextDocument = doc) -> list[Chunk]:
             loaded = LoadedDocument(
-                name=doc.id, kind="txt", title=doc.title or doc.id, sections=[Section((), doc.text)]
+                name=doc.id, kind="text", title=doc.title or doc.id, sections=[Section((), doc.text)]
             )
             chunks = chunk_document(
                 loaded,
