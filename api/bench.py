@@ -163,12 +163,12 @@ def run_api_benchmark(
     corpus, queries = _read_jsonl(dataset / "corpus.jsonl"), _read_jsonl(dataset / "queries.jsonl")
     port, admin = free_port(), secrets.token_urlsafe(16)
     with tempfile.TemporaryDirectory(prefix="invekto-bench-api-") as scratch:
-        tmp = str(data_dir) if data_dir is not None else scratch
-        Path(tmp).mkdir(parents=True, exist_ok=True)
-        marker = Path(tmp) / INDEXED_MARKER
+        data = Path(data_dir) if data_dir is not None else Path(scratch)
+        data.mkdir(parents=True, exist_ok=True)
+        marker = data / INDEXED_MARKER
         env = {
             **os.environ,
-            "INVEKTO_DATA_DIR": tmp,
+            "INVEKTO_DATA_DIR": str(data),
             "INVEKTO_DATABASE_URL": "",
             "INVEKTO_STORE": "edge",
             "INVEKTO_ADMIN_TOKEN": admin,
@@ -191,7 +191,7 @@ def run_api_benchmark(
                 previous = json.loads(marker.read_text()) if marker.exists() else {}
                 if previous.get("chunks", 0) >= chunks:
                     indexed, index_s = previous["chunks"], previous["index_build_s"]
-                    progress(f"reusing {indexed:,} chunks indexed in {tmp}")
+                    progress(f"reusing {indexed:,} chunks indexed in {data}")
                 else:
                     started = time.perf_counter()
                     indexed = _index_passages(client, headers, corpus, chunks, progress)

@@ -34,8 +34,6 @@ def serve(
     ),
 ) -> None:
     """Run the HTTP API (uvicorn, one worker: the index is locked to one process)."""
-    import os
-
     import uvicorn
 
     from .app import create_app
@@ -43,7 +41,7 @@ def serve(
 
     settings = load_settings()
     if encoder_process is None:
-        encoder_process = settings.encoder_process or "INVEKTO_ENCODER_PROCESS" not in os.environ
+        encoder_process = settings.encoder_process is not False  # unset: on
     settings = settings.model_copy(update={"encoder_process": encoder_process})
     with open_context(settings) as ctx:
         app = create_app(

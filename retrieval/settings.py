@@ -20,8 +20,8 @@ class Settings(BaseSettings):
 
     # Embedding and retrieval
     embedder: str = "use-multilingual"
-    # Encode in a child process (frees the server's GIL for requests; `serve` turns it on by default).
-    encoder_process: bool = False
+    # Encode in a child process (frees the server's GIL for requests). None: on for `serve`, off elsewhere.
+    encoder_process: bool | None = None
     store: Literal["edge", "server"] = "edge"
     qdrant_url: str | None = None
     qdrant_api_key: SecretStr | None = None
