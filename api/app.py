@@ -49,7 +49,7 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
     if resumed:
         log.info("resumed %d interrupted ingestion jobs", resumed)
     # The embedder loads its weights on first use; pay that at startup, not on the first request.
-    context.index.embedder.embed_query("hazır")
+    context.index.warm_up()
 
 
 def create_app(

@@ -27,10 +27,15 @@ def serve(
     ),
     access_log: bool = typer.Option(True, help="Log every request."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    index_process: bool | None = typer.Option(
+        None,
+        "--index-process/--in-process-index",
+        help="Encode and search in a child process, on the other core (default: on; INVEKTO_INDEX_PROCESS).",
+    ),
     encoder_process: bool | None = typer.Option(
         None,
         "--encoder-process/--in-process-encoder",
-        help="Encode text in a child process, on the other core (default: on; INVEKTO_ENCODER_PROCESS).",
+        help="With --in-process-index: encode in a child process (default: on; INVEKTO_ENCODER_PROCESS).",
     ),
 ) -> None:
     """Run the HTTP API (uvicorn, one worker: the index is locked to one process)."""
@@ -40,9 +45,12 @@ def serve(
     from .ratelimit import RateLimit
 
     settings = load_settings()
+    # Unset (None) means on for the server; an explicit false from the environment or .env is honoured.
+    if index_process is None:
+        index_process = settings.index_process is not False
     if encoder_process is None:
-        encoder_process = settings.encoder_process is not False  # unset: on
-    settings = settings.model_copy(update={"encoder_process": encoder_process})
+        encoder_process = settings.encoder_process is not False
+    settings = settings.model_copy(update={"index_process": index_process, "encoder_process": encoder_process})
     with open_context(settings) as ctx:
         app = create_app(
             settings,

@@ -9,6 +9,7 @@ from ingestion.pipeline import Ingestor
 from ingestion.registry import Registry
 from retrieval.embedders import Embedder
 from retrieval.index import KnowledgeIndex
+from retrieval.index_process import AnyIndex, open_index
 from retrieval.settings import Settings
 
 
@@ -17,14 +18,15 @@ class ServiceContext:
     """Index, registry and ingestor for one data dir; close() releases the index lock."""
 
     settings: Settings
-    index: KnowledgeIndex
+    index: AnyIndex
     registry: Registry
     ingestor: Ingestor
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> ServiceContext:
-        index = KnowledgeIndex(settings, embedder=embedder)
+        # An embedder given by the caller (tests, eval) can only run in this process.
+        index = KnowledgeIndex(settings, embedder=embedder) if embedder is not None else open_index(settings)
         try:
             registry = Registry(settings.registry_url)
         except Exception:

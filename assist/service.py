@@ -18,6 +18,7 @@ from ingestion.redact import Redactor
 from ingestion.registry import Registry
 from ingestion.registry_models import PiiPattern, Tenant, TenantSettings
 from retrieval.index import KnowledgeIndex, QueryOptions
+from retrieval.index_process import HostedIndex
 from retrieval.models import SearchHit
 from retrieval.settings import Settings
 
@@ -105,7 +106,7 @@ class AssistService:
     def __init__(
         self,
         settings: Settings,
-        index: KnowledgeIndex,
+        index: KnowledgeIndex | HostedIndex,
         registry: Registry,
         ingestor: Ingestor | None = None,
         provider: LLMProvider | None = None,

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
-from sqlalchemy import Engine, Select, Table, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -167,6 +167,7 @@ class Registry:
             else nullcontext()
         )
         writer = self._engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._write_engine = writer
         self._reader = sessionmaker(self._engine, expire_on_commit=False)
         self._writer = sessionmaker(writer, expire_on_commit=False)
         self._create_schema()
@@ -667,16 +668,17 @@ class Registry:
         """Return the new suggestion ids, in order; each mapping has "text", "strategy" and optionally
         "confidence" and "citations" (a list of JSON-able dicts). LookupError for an unknown tenant."""
         rows = _suggestion_rows(tenant_id, conversation_id, suggestions)
-        with self._inserting(tenant_id) as session:
-            session.connection().execute(_SUGGESTIONS_INSERT, rows)
+        with self._inserting(tenant_id) as connection:
+            connection.execute(_SUGGESTIONS_INSERT, rows)
         return [row["id"] for row in rows]
 
     @contextmanager
-    def _inserting(self, tenant_id: str) -> Iterator[Session]:
-        # Bulk inserts without the ORM's unit of work; the tenant foreign key catches an unknown tenant.
+    def _inserting(self, tenant_id: str) -> Iterator[Connection]:
+        # Core inserts on a plain connection: no ORM session or unit of work on the hot path (every suggest
+        # writes here). The tenant foreign key catches an unknown tenant.
         try:
-            with self._transaction() as session:
-                yield session
+            with self._lock, self._write_engine.begin() as connection:
+                yield connection
         except IntegrityError as err:
             raise LookupError(f"No tenant {tenant_id!r}") from err
 
@@ -740,8 +742,7 @@ class Registry:
             "latency_ms": latency_ms,
             "created_at": utcnow(),
         }
-        with self._inserting(tenant_id) as session:
-            connection = session.connection()
+        with self._inserting(tenant_id) as connection:
             if rows:
                 connection.execute(_SUGGESTIONS_INSERT, rows)
             audit_id = connection.execute(_AUDIT_INSERT, audit).scalar_one()

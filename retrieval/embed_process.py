@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .embedders import Embedder, EmbedderError, load_embedder
+from .embedders import Embedder, EmbedderError, embed_queries, load_embedder
 
 _models: dict[str, Embedder] = {}
 # How often the child checks that the process that started it is still there.
@@ -57,6 +57,10 @@ def _embed_query(spec: str, text: str) -> np.ndarray:
     return _model(spec).embed_query(text)
 
 
+def _embed_queries(spec: str, texts: list[str]) -> np.ndarray:
+    return embed_queries(_model(spec), texts)
+
+
 class ProcessEmbedder:
     """The embedder named by `spec` (see load_embedder), computed in one child process; thread-safe."""
 
@@ -85,6 +89,11 @@ class ProcessEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._call(_embed_query, text)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return self._call(_embed_queries, list(texts))
 
     @property
     def pid(self) -> int | None:

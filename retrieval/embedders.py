@@ -65,6 +65,10 @@ class UseMultilingualEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         return _normalised(self._model.encode([text]))[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        # The same encoder for queries and passages; a batch costs far less per text than one by one.
+        return self.embed_documents(texts)
+
 
 # Model families trained with "query: " / "passage: " prefixes; without them their quality drops sharply.
 _E5_MARKERS = ("e5-", "/e5", "multilingual-e5", "gte-", "bge-m3")
@@ -115,8 +119,23 @@ class SentenceTransformerEmbedder:
         return _normalised(self._model.encode(inputs, batch_size=self._batch_size, convert_to_numpy=True))
 
     def embed_query(self, text: str) -> np.ndarray:
-        query = f"query: {text}" if self._prefixed else text
-        return _normalised(self._model.encode([query], convert_to_numpy=True))[0]
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        inputs = [f"query: {t}" for t in texts] if self._prefixed else list(texts)
+        return _normalised(self._model.encode(inputs, batch_size=self._batch_size, convert_to_numpy=True))
+
+
+def embed_queries(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Return the query vectors of `texts` (one row each), batched where the embedder can batch them."""
+    batch = getattr(embedder, "embed_queries", None)
+    if batch is not None:
+        return np.asarray(batch(list(texts)), dtype=np.float32)
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    return np.stack([embedder.embed_query(t) for t in texts]).astype(np.float32)
 
 
 def load_embedder(spec: str) -> Embedder:

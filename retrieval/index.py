@@ -9,8 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .embed_process import ProcessEmbedder
-from .embedders import Embedder, load_embedder
+from .embedders import Embedder, embed_queries, load_embedder
 from .fusion import fuse
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
 from .ranking import CrossEncoderReranker, mmr
@@ -21,6 +23,8 @@ from .store import IndexMeta, StoredPoint, StoreError, VectorStore, check_meta, 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 4_000
+# Stands in a search_many result list until the call's search has run.
+_NOT_SEARCHED = RuntimeError("not searched")
 
 
 def indexed_text(chunk: Chunk) -> str:
@@ -38,6 +42,16 @@ class QueryOptions:
     dense_weight: float | None = None
     rerank: bool | None = None
     mmr_lambda: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchCall:
+    """One search of `KnowledgeIndex.search_many`: the arguments of `search`."""
+
+    tenant_id: str
+    query: str
+    options: QueryOptions | None = None
+    filters: SearchFilters | None = None
 
 
 def open_store(settings: Settings, meta: IndexMeta) -> VectorStore:
@@ -152,6 +166,39 @@ class KnowledgeIndex:
         filters: SearchFilters | None = None,
     ) -> SearchResult:
         """Return the best chunks of `tenant_id` for `query`; never another tenant's."""
+        tenant_id, opts = self._checked(tenant_id, query, options)
+        t0 = time.perf_counter()
+        dense_vec = self.embedder.embed_query(query)
+        return self._search(tenant_id, query, opts, filters, dense_vec, (time.perf_counter() - t0) * 1e3)
+
+    def search_many(self, calls: Sequence[SearchCall]) -> list[SearchResult | Exception]:
+        """Answer several searches, their queries encoded as one batch (cheaper per query than one by one).
+
+        Each item is the call's result or the exception it raised (a bad query fails only its own call).
+        """
+        results: list[SearchResult | Exception] = []
+        valid: list[tuple[int, str, QueryOptions]] = []
+        for n, call in enumerate(calls):
+            try:
+                tenant_id, opts = self._checked(call.tenant_id, call.query, call.options)
+            except ValueError as exc:
+                results.append(exc)
+                continue
+            results.append(_NOT_SEARCHED)
+            valid.append((n, tenant_id, opts))
+        if not valid:
+            return results
+        t0 = time.perf_counter()
+        vectors = embed_queries(self.embedder, [calls[n].query for n, _, _ in valid])
+        encode_ms = (time.perf_counter() - t0) * 1e3 / len(valid)
+        for (n, tenant_id, opts), vector in zip(valid, vectors, strict=True):
+            try:
+                results[n] = self._search(tenant_id, calls[n].query, opts, calls[n].filters, vector, encode_ms)
+            except Exception as exc:  # reported to that caller; the other calls still get answers
+                results[n] = exc
+        return results
+
+    def _checked(self, tenant_id: str, query: str, options: QueryOptions | None) -> tuple[str, QueryOptions]:
         tenant_id = require_tenant(tenant_id)
         if not isinstance(query, str) or not query.strip():
             raise ValueError("The query is empty: type a question or customer message to search for")
@@ -160,12 +207,20 @@ class KnowledgeIndex:
         opts = options or QueryOptions()
         if opts.limit < 1 or opts.limit > 100:
             raise ValueError("limit must be between 1 and 100")
+        return tenant_id, opts
+
+    def _search(
+        self,
+        tenant_id: str,
+        query: str,
+        opts: QueryOptions,
+        filters: SearchFilters | None,
+        dense_vec: np.ndarray,
+        encode_ms: float,
+    ) -> SearchResult:
         s = self.settings
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        dense_vec = self.embedder.embed_query(query)
-        sparse_vec = self.bm25.embed_query(query)
         t1 = time.perf_counter()
+        sparse_vec = self.bm25.embed_query(query)
         prefetch = max(s.prefetch_limit, opts.limit)
         dense_hits, sparse_hits = self.store.candidates(tenant_id, dense_vec, sparse_vec, prefetch, filters)
         t2 = time.perf_counter()
@@ -184,9 +239,12 @@ class KnowledgeIndex:
             ranked = mmr(ranked, lam=lam, limit=opts.limit)
         hits: list[SearchHit] = ranked[: opts.limit]
         t3 = time.perf_counter()
-        timings.update(
-            encode=(t1 - t0) * 1e3, engine=(t2 - t1) * 1e3, fuse=(t3 - t2) * 1e3, total=(t3 - t0) * 1e3
-        )
+        timings = {
+            "encode": encode_ms,
+            "engine": (t2 - t1) * 1e3,
+            "fuse": (t3 - t2) * 1e3,
+            "total": encode_ms + (t3 - t1) * 1e3,
+        }
         result = SearchResult(hits=hits, tenant_id=tenant_id, query=query, timings_ms=timings)
         if not hits and self.store.count(tenant_id) == 0:
             result.tenant_known = False
@@ -194,6 +252,10 @@ class KnowledgeIndex:
         elif not hits:
             result.note = "No indexed chunk matches this query and these filters."
         return result
+
+    def warm_up(self) -> None:
+        """Load the embedder's weights now (they load on first use), so no request pays for it."""
+        self.embedder.embed_query("hazır")
 
     def _rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
         if self._reranker is None:

@@ -20,7 +20,10 @@ class Settings(BaseSettings):
 
     # Embedding and retrieval
     embedder: str = "use-multilingual"
-    # Encode in a child process (frees the server's GIL for requests). None: on for `serve`, off elsewhere.
+    # Run the index (encoder and engine) in a child process, on the other core: the server process keeps
+    # HTTP and assist. None: on for `serve`, off elsewhere.
+    index_process: bool | None = None
+    # Encode in a child process when the index runs in this one. None: on for `serve`, off elsewhere.
     encoder_process: bool | None = None
     store: Literal["edge", "server"] = "edge"
     qdrant_url: str | None = None
@@ -35,7 +38,7 @@ class Settings(BaseSettings):
     rerank_model: str | None = None
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
     # Edge: build the HNSW index once this many points are not yet indexed (see README "Index maintenance").
-    optimize_threshold: int = Field(default=5_000, ge=1)
+    optimize_threshold: int = Field(default=1_000, ge=1)
 
     # Registry
     database_url: str | None = None

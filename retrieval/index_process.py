@@ -1,0 +1,323 @@
+"""The knowledge index in a child process: the server process keeps HTTP and assist, the child encodes and searches.
+
+The HTTP server is bound by Python's GIL, and query encoding plus the engine query (the Qdrant Edge
+binding holds the GIL) were half of a suggest request's GIL time. `HostedIndex` runs a `KnowledgeIndex`
+in one child process (it owns the edge shard and its lock) and forwards every call over a pipe, so that
+work runs on the second core. Searches that arrive together are answered together: their queries are
+encoded as one batch (`KnowledgeIndex.search_many`), which costs far less per query than one by one.
+
+The child is started with `spawn` (never fork a process that runs threads) and exits with its parent.
+If it dies, the calls in flight fail with a StoreError (the API answers 503) and the next call starts a
+new one; writes are idempotent by point id, so an ingestion job that failed this way can simply be rerun.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
+
+from .embed_process import _exit_with_parent
+from .index import KnowledgeIndex, QueryOptions, SearchCall
+from .models import Chunk, SearchFilters, SearchHit, SearchResult
+from .settings import Settings
+from .store import IndexMeta, StoreError
+
+log = logging.getLogger(__name__)
+
+# Searches answered in one batch at most (the encoder's batches stop getting cheaper per query past this).
+MAX_BATCH = 16
+# Calls the child may run besides search (a whitelist: the pipe is not a general RPC).
+_OPS = frozenset(
+    {"upsert", "delete_document", "delete_stale", "delete_tenant", "chunks", "count", "maintain", "store_info"}
+)
+_READY_POLL_S = 0.5
+_CLOSE_TIMEOUT_S = 30.0
+
+
+# ----- the child -----
+
+
+def _portable(exc: BaseException) -> Exception:
+    """Return `exc` if it survives pickling, else a StoreError that names it."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return StoreError(f"{type(exc).__name__}: {exc}")
+    return exc if isinstance(exc, Exception) else StoreError(f"{type(exc).__name__}: {exc}")
+
+
+def _reply(conn: Connection, call_id: int, value: Any, failed: bool = False) -> None:
+    try:
+        conn.send((call_id, failed, value))
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        conn.send((call_id, True, StoreError(f"The index could not send its answer: {exc}")))
+
+
+def _run(index: KnowledgeIndex, op: str, args: tuple[Any, ...]) -> Any:
+    if op == "store_info":
+        info: Callable[[], dict[str, Any]] = getattr(index.store, "info", dict)
+        return {"backend": index.store.backend, **info()}
+    return getattr(index, op)(*args)
+
+
+def _serve(conn: Connection, index: KnowledgeIndex) -> None:
+    while True:
+        try:
+            batch = [conn.recv()]
+            while len(batch) < MAX_BATCH and conn.poll():
+                batch.append(conn.recv())
+        except (EOFError, OSError):
+            return  # the parent is gone
+        i = 0
+        while i < len(batch):
+            call_id, op, args = batch[i]
+            if op == "search":
+                # Consecutive searches are answered together; calls keep their order around writes.
+                j = i
+                while j < len(batch) and batch[j][1] == "search":
+                    j += 1
+                group = batch[i:j]
+                results = index.search_many([SearchCall(*a) for _, _, a in group])
+                for (cid, _, _), result in zip(group, results, strict=True):
+                    failed = isinstance(result, Exception)
+                    _reply(conn, cid, _portable(result) if failed else result, failed)
+                i = j
+                continue
+            i += 1
+            if op == "close":
+                _reply(conn, call_id, None)
+                return
+            try:
+                if op not in _OPS:
+                    raise StoreError(f"Unknown index call {op!r}")
+                _reply(conn, call_id, _run(index, op, args))
+            except Exception as exc:
+                _reply(conn, call_id, _portable(exc), True)
+
+
+def _host(conn: Connection, settings: Settings, parent: int) -> None:
+    """The child's entry point: open the index, say it is ready (or why not), answer calls."""
+    _exit_with_parent(parent)
+    try:
+        index = KnowledgeIndex(settings.model_copy(update={"encoder_process": False, "index_process": False}))
+    except BaseException as exc:
+        conn.send((None, True, _portable(exc)))
+        return
+    try:
+        index.warm_up()
+        conn.send((None, False, index.meta))
+        _serve(conn, index)
+    finally:
+        index.close()
+        conn.close()
+
+
+# ----- the server process's side -----
+
+
+class HostedIndex:
+    """A KnowledgeIndex in a child process, with the same methods; thread-safe.
+
+    Opening raises what opening a KnowledgeIndex raises (StoreError for an index in use or damaged,
+    EmbedderError for an unknown model).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._closed = False
+        self._dead: str | None = None
+        self._conn: Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._pending: dict[int, Future[Any]] = {}
+        self.meta: IndexMeta = self._start()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id (for memory reports and tests)."""
+        return self._process.pid if self._process is not None else None
+
+    def _start(self) -> IndexMeta:
+        ctx = multiprocessing.get_context("spawn")
+        conn, child_conn = ctx.Pipe()
+        process = ctx.Process(
+            target=_host, args=(child_conn, self.settings, os.getpid()), name="invekto-index", daemon=True
+        )
+        process.start()
+        child_conn.close()
+        try:
+            while not conn.poll(_READY_POLL_S):
+                if not process.is_alive():
+                    raise StoreError(
+                        f"The index process exited with code {process.exitcode} while opening the index"
+                    )
+            _, failed, value = conn.recv()
+        except (EOFError, OSError) as exc:
+            process.join(5)
+            raise StoreError(f"The index process exited with code {process.exitcode} while opening") from exc
+        except BaseException:
+            process.kill()
+            raise
+        if failed:
+            process.join(_CLOSE_TIMEOUT_S)
+            conn.close()
+            raise value
+        pending: dict[int, Future[Any]] = {}
+        self._conn, self._process, self._pending, self._dead = conn, process, pending, None
+        threading.Thread(
+            target=self._read, args=(conn, process, pending), name="index-replies", daemon=True
+        ).start()
+        return value  # type: ignore[no-any-return]
+
+    def _read(self, conn: Connection, process: Any, pending: dict[int, Future[Any]]) -> None:
+        # Hands each answer to the thread waiting for it; when the child goes, fails what it left.
+        try:
+            while True:
+                call_id, failed, value = conn.recv()
+                future = pending.pop(call_id, None)
+                if future is None:
+                    continue
+                if failed:
+                    future.set_exception(value)
+                else:
+                    future.set_result(value)
+        except (EOFError, OSError):
+            pass
+        process.join(5)
+        reason = f"The index process exited (code {process.exitcode}) during the call"
+        with self._lock:
+            if self._conn is conn:
+                self._dead = reason
+                if not self._closed:
+                    log.error("%s; it starts again on the next call", reason)
+            left = list(pending.items())
+            pending.clear()
+        for _, future in left:
+            future.set_exception(StoreError(f"{reason}; retry the request"))
+
+    def _call(self, op: str, *args: Any) -> Any:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreError("The index is closed")
+            if self._dead is not None:
+                self._restart()
+            assert self._conn is not None
+            call_id = next(self._ids)
+            self._pending[call_id] = future
+            try:
+                self._conn.send((call_id, op, args))
+            except (OSError, ValueError) as exc:
+                self._pending.pop(call_id, None)
+                raise StoreError(f"The index process cannot be reached ({exc}); retry the request") from exc
+        return future.result()
+
+    def _restart(self) -> None:
+        # Called with the lock held; the old child has exited (its reader saw the pipe close).
+        if self._conn is not None:
+            self._conn.close()
+        log.warning("starting the index process again")
+        meta = self._start()
+        if meta != self.meta:
+            raise StoreError("The index changed under the service (another embedder?); restart the service")
+
+    # ----- KnowledgeIndex's methods -----
+
+    def search(
+        self,
+        tenant_id: str,
+        query: str,
+        options: QueryOptions | None = None,
+        filters: SearchFilters | None = None,
+    ) -> SearchResult:
+        """Return the best chunks of `tenant_id` for `query`; never another tenant's."""
+        result: SearchResult = self._call("search", tenant_id, query, options, filters)
+        return result
+
+    def upsert(
+        self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Embed and store `chunks` (idempotent by point id); returns how many were written."""
+        written = 0
+        for start in range(0, len(chunks), batch_size):
+            batch = list(chunks[start : start + batch_size])
+            written += int(self._call("upsert", batch))
+            if progress:
+                progress(len(batch))
+        return written
+
+    def delete_document(self, tenant_id: str, doc_id: str) -> None:
+        self._call("delete_document", tenant_id, doc_id)
+
+    def delete_stale(self, tenant_id: str, doc_id: str, keep_version: int) -> None:
+        self._call("delete_stale", tenant_id, doc_id, keep_version)
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        self._call("delete_tenant", tenant_id)
+
+    def chunks(self, tenant_id: str, doc_id: str | None = None) -> list[SearchHit]:
+        hits: list[SearchHit] = self._call("chunks", tenant_id, doc_id)
+        return hits
+
+    def count(self, tenant_id: str | None = None, filters: SearchFilters | None = None) -> int:
+        return int(self._call("count", tenant_id, filters))
+
+    def maintain(self) -> bool:
+        """Build the HNSW index when enough points are unindexed; blocks the child's searches, not the server."""
+        return bool(self._call("maintain"))
+
+    def store_info(self) -> dict[str, Any]:
+        """The store's backend and point counts."""
+        info: dict[str, Any] = self._call("store_info")
+        return info
+
+    def warm_up(self) -> None:
+        """Nothing to do: the child loads the embedder before it says it is ready."""
+
+    def close(self) -> None:
+        """Stop the child (it flushes and closes the index, releasing its lock); idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            conn, process, alive = self._conn, self._process, self._dead is None
+        if conn is None or process is None:
+            return
+        if alive:
+            try:
+                future: Future[Any] = Future()
+                with self._lock:
+                    call_id = next(self._ids)
+                    self._pending[call_id] = future
+                    conn.send((call_id, "close", ()))
+                future.result(timeout=_CLOSE_TIMEOUT_S)
+            except Exception as exc:  # a child that cannot close cleanly is stopped below
+                log.warning("the index process did not close cleanly: %s", exc)
+        process.join(_CLOSE_TIMEOUT_S)
+        if process.is_alive():
+            process.kill()
+            process.join(5)
+        conn.close()
+
+    def __enter__(self) -> HostedIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+AnyIndex = KnowledgeIndex | HostedIndex
+
+
+def open_index(settings: Settings) -> AnyIndex:
+    """Return the index `settings` ask for: in a child process (`index_process`) or in this one."""
+    return HostedIndex(settings) if settings.index_process else KnowledgeIndex(settings)
