@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from .app import API_VERSION, COMPUTE_SLOTS
+from .app import API_VERSION, HOSTED_INDEX_COMPUTE_SLOTS
 
 TEXT_BATCH = 500
 INDEXED_MARKER = "bench-indexed.json"
@@ -85,7 +85,7 @@ def _rss_kib(pid: int) -> dict[str, int]:
 
 
 def _children_rss_kib(pid: int) -> int:
-    """Return the summed VmRSS of a process's children (the encoder process), in KiB."""
+    """Return the summed VmRSS of a process's children (the index process), in KiB."""
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -249,7 +249,9 @@ def run_api_benchmark(
         + subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()[1],
         "connections": connections,
         "threads": threads,
-        "compute_slots": compute_slots or COMPUTE_SLOTS,
+        # `serve` runs the index in its own process by default.
+        "index_process": True,
+        "compute_slots": compute_slots or HOSTED_INDEX_COMPUTE_SLOTS,
         "duration_s": round(seconds, 1),
         "chunks_indexed": indexed,
         "index_build_s": round(index_s, 1),
@@ -269,7 +271,7 @@ def run_api_benchmark(
         "server_rss_mib": round(rss_after["VmRSS"] / 1024, 1),
         "server_rss_before_mib": round(rss_before["VmRSS"] / 1024, 1),
         "server_peak_rss_mib": round(rss_after["VmHWM"] / 1024, 1),
-        # The encoder runs in a child process of the server (see retrieval/embed_process.py).
+        # The index (encoder and engine) runs in a child process of the server (retrieval/index_process.py).
         "server_children_rss_mib": round(children_kib / 1024, 1),
         "cpu_count": os.cpu_count(),
         # Other work on the machine shows here (the benchmark itself adds about 2 on 2 cores).
@@ -284,7 +286,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     lat = report["latency_ms"]
     return (
         "| endpoint | chunks | clients | duration | req/s | p50 ms | p95 ms | p99 ms | errors (non-2xx) "
-        "| server RSS (+ encoder process) |\n"
+        "| server RSS (+ index process) |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         f"| {report['endpoint']} ({report['provider']}) | {report['chunks_indexed']:,} | {report['connections']} | "
         f"{report['duration_s']:.0f} s | {report['requests_per_s']:.1f} | {lat['p50']} | {lat['p95']} | "

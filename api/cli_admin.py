@@ -23,7 +23,10 @@ def serve(
     rate_limit: float = typer.Option(20.0, help="Requests per second per tenant (0: no limit)."),
     burst: int = typer.Option(40, help="Requests a tenant may send at once before the rate applies."),
     compute_slots: int | None = typer.Option(
-        None, min=1, help="Searches and assist calls computed at once; the rest wait their turn (default 2)."
+        None,
+        min=1,
+        help="Assist and search calls running Python at once; the rest wait their turn "
+        "(default 4; 2 with --in-process-index).",
     ),
     access_log: bool = typer.Option(True, help="Log every request."),
     log_level: str = typer.Option("info", help="uvicorn log level."),

@@ -7,11 +7,13 @@ replies -> record suggestions and an audit row (ids and codes only, never messag
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from ingestion.pipeline import Ingestor, tenant_redactor
 from ingestion.redact import Redactor
@@ -19,7 +21,7 @@ from ingestion.registry import Registry
 from ingestion.registry_models import PiiPattern, Tenant, TenantSettings
 from retrieval.index import KnowledgeIndex, QueryOptions
 from retrieval.index_process import HostedIndex
-from retrieval.models import SearchHit
+from retrieval.models import SearchHit, SearchResult
 from retrieval.settings import Settings
 
 from .confidence import Evidence, gather_evidence
@@ -42,13 +44,14 @@ from .models import (
     Tone,
 )
 from .providers import LLMProvider, provider_from_settings
-from .query import build_query, customer_bursts, deterministic_query
+from .query import ConversationQuery, build_query, customer_bursts, deterministic_query
 from .resolve import EXTRACTIVE, knowledge_decision, safety_handoff
 from .safety import assess
 
 log = logging.getLogger(__name__)
 
 SEARCH_LIMIT = 5
+_SEARCH = QueryOptions(limit=SEARCH_LIMIT)
 MAX_SUGGESTIONS = 3
 # Below this a suggestion is noise, not help: off-domain questions land here.
 MIN_SUGGEST_CONFIDENCE = 0.15
@@ -72,6 +75,20 @@ class _Conversation:
     latest: str  # the customer's latest burst of messages, redacted
     language: Language
     tone: Tone
+
+
+@dataclass(frozen=True)
+class _SuggestStep:
+    """What suggest knows before it searches."""
+
+    conv: _Conversation
+    query: ConversationQuery
+    conversation_id: str
+    started: float
+
+    @property
+    def tenant_id(self) -> str:
+        return self.conv.tenant.id
 
 
 @dataclass(frozen=True)
@@ -151,7 +168,7 @@ class AssistService:
         )
 
     def _retrieve(self, tenant_id: str, query: str) -> tuple[list[SearchHit], list[Evidence], str | None]:
-        result = self.index.search(tenant_id, query, QueryOptions(limit=SEARCH_LIMIT))
+        result = self.index.search(tenant_id, query, _SEARCH)
         return result.hits, gather_evidence(content_terms(query), result.hits), result.note
 
     def _audit(
@@ -200,11 +217,36 @@ class AssistService:
 
         `tenant`: an id, or the Tenant record a caller already holds (saves a registry read).
         """
+        step = self._prepare_suggest(tenant, request)
+        return self._finish_suggest(step, self.index.search(step.tenant_id, step.query.text, _SEARCH))
+
+    async def suggest_async(
+        self, tenant: str | Tenant, request: AssistRequest, run: Callable[..., Awaitable[Any]]
+    ) -> SuggestResponse:
+        """suggest() for an event loop: the CPU steps go through `run` (the server's compute slots).
+
+        With the index in its own process, the search is awaited without holding a thread or a slot, so
+        many searches queue in that process at once (and are encoded as one batch) while the slots serve
+        other requests.
+        """
+        step: _SuggestStep = await run(self._prepare_suggest, tenant, request)
+        submit = getattr(self.index, "submit_search", None)
+        if submit is None:
+            result = await run(self.index.search, step.tenant_id, step.query.text, _SEARCH)
+        else:
+            result = await asyncio.wrap_future(submit(step.tenant_id, step.query.text, _SEARCH))
+        response: SuggestResponse = await run(self._finish_suggest, step, result)
+        return response
+
+    def _prepare_suggest(self, tenant: str | Tenant, request: AssistRequest) -> _SuggestStep:
         started = time.perf_counter()
         conv = self._conversation(self._tenant(tenant), request)
-        tenant_id = conv.tenant.id
-        query = build_query(conv.messages, self.provider)
-        hits, evidence, note = self._retrieve(tenant_id, query.text)
+        return _SuggestStep(conv, build_query(conv.messages, self.provider), request.conversation_id, started)
+
+    def _finish_suggest(self, step: _SuggestStep, result: SearchResult) -> SuggestResponse:
+        conv, query, tenant_id = step.conv, step.query, step.tenant_id
+        hits, note = result.hits, result.note
+        evidence = gather_evidence(content_terms(query.text), hits)
         drafts: list[_Draft] = []
         mode, failure = EXTRACTIVE, None
         if self.provider and hits and evidence[0].confidence >= MIN_SUGGEST_CONFIDENCE:
@@ -244,9 +286,9 @@ class AssistService:
         ]
         ids = self._audit(
             tenant_id,
-            request.conversation_id,
+            step.conversation_id,
             "suggest",
-            started,
+            step.started,
             hits,
             decision="suggested" if drafts else "no_suggestion",
             provider=mode,

@@ -204,7 +204,7 @@ class HostedIndex:
         for _, future in left:
             future.set_exception(StoreError(f"{reason}; retry the request"))
 
-    def _call(self, op: str, *args: Any) -> Any:
+    def _submit(self, op: str, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
@@ -219,7 +219,10 @@ class HostedIndex:
             except (OSError, ValueError) as exc:
                 self._pending.pop(call_id, None)
                 raise StoreError(f"The index process cannot be reached ({exc}); retry the request") from exc
-        return future.result()
+        return future
+
+    def _call(self, op: str, *args: Any) -> Any:
+        return self._submit(op, *args).result()
 
     def _restart(self) -> None:
         # Called with the lock held; the old child has exited (its reader saw the pipe close).
@@ -242,6 +245,17 @@ class HostedIndex:
         """Return the best chunks of `tenant_id` for `query`; never another tenant's."""
         result: SearchResult = self._call("search", tenant_id, query, options, filters)
         return result
+
+    def submit_search(
+        self,
+        tenant_id: str,
+        query: str,
+        options: QueryOptions | None = None,
+        filters: SearchFilters | None = None,
+    ) -> Future[SearchResult]:
+        """search() without waiting: the future resolves when the child answers (an event loop awaits it
+        with asyncio.wrap_future, holding no thread meanwhile)."""
+        return self._submit("search", tenant_id, query, options, filters)
 
     def upsert(
         self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None

@@ -22,7 +22,7 @@ def test_load_benchmark_reports_throughput_latency_and_memory(tmp_path: Path) ->
     assert report["requests_per_s"] == pytest.approx(report["requests"] / report["duration_s"], rel=0.05)
     lat = report["latency_ms"]
     assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
-    assert report["server_rss_mib"] > 50 and report["server_children_rss_mib"] > 50  # the encoder process
+    assert report["server_rss_mib"] > 50 and report["server_children_rss_mib"] > 50  # the index process
     table = markdown_table(report)
     assert f"| {report['requests_per_s']:.1f} |" in table and "POST /v1/assist/suggest" in table
     # The index is kept: a second run reuses it instead of indexing again.

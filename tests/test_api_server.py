@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ DOCS = ROOT / "docs" / "api.md"
 class Server:
     url: str
     env: dict[str, str]
+    pid: int
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pass
         assert time.monotonic() < deadline, "the server did not get ready in 120 s"
         time.sleep(0.2)
-    yield Server(url, env)
+    yield Server(url, env, process.pid)
     process.terminate()  # SIGTERM: uvicorn drains, the lifespan stops the ingestion worker and closes the index
     # uvicorn re-raises the signal once it has shut down, so the exit status is the signal's.
     assert process.wait(timeout=60) in (0, -15)
@@ -105,6 +107,35 @@ def test_a_tenant_is_served_end_to_end_over_http(server: Server) -> None:
             'invekto_http_requests_total{method="POST",route="/v1/assist/suggest",status="200"} 1.0'
             in metrics
         )
+
+
+def test_concurrent_suggestions_match_one_by_one_from_the_index_process(server: Server) -> None:
+    # `serve` runs the index in a child process; searches that arrive together are answered as a batch.
+    children = [
+        int(stat.parent.name)
+        for stat in Path("/proc").glob("[0-9]*/stat")
+        if stat.read_text().rsplit(")", 1)[1].split()[1] == str(server.pid)
+    ]
+    assert any("spawn_main" in Path(f"/proc/{c}/cmdline").read_text() for c in children), children
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        http.post("/v1/admin/tenants", json={"id": "batch", "name": "Batch"}, headers=ADMIN)
+        key = http.post("/v1/admin/tenants/batch/keys", json={"name": "t"}, headers=ADMIN).json()["key"]
+        headers = {"X-API-Key": key}
+        files = [("files", (p.name, p.read_bytes())) for p in (FIXTURES / "kargo.md", FIXTURES / "iade.txt")]
+        job = wait_for_job(http, headers, http.post("/v1/documents", files=files, headers=headers).headers["Location"])
+        assert job["status"] == "succeeded"
+        questions = ["Kargo ücreti ne kadar?", "Ürünü kaç gün içinde iade edebilirim?", "İade kargosu ücretli mi?"]
+
+        def ask(question: str) -> list[tuple[str, str]]:
+            response = http.post("/v1/assist/suggest", json=customer_asks(question), headers=headers)
+            assert response.status_code == 200, response.text
+            return [(s["text"], s["citations"][0]["doc_id"]) for s in response.json()["suggestions"]]
+
+        one_by_one = {q: ask(q) for q in questions}
+        assert all(one_by_one.values())
+        with ThreadPoolExecutor(12) as pool:
+            together = list(pool.map(lambda q: (q, ask(q)), questions * 8))
+    assert all(answer == one_by_one[q] for q, answer in together)
 
 
 def test_admin_commands_work_beside_the_running_server(server: Server) -> None:

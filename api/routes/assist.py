@@ -45,7 +45,7 @@ async def suggest(
 ) -> SuggestResponse:
     """Up to three grounded reply suggestions for the agent, best first, each with its citations."""
     try:
-        result = await compute.run(assist.suggest, tenant, body)
+        result = await assist.suggest_async(tenant, body, compute.run)
     except ValueError as exc:
         raise _invalid(exc) from exc
     metrics.observe_suggest(result)
