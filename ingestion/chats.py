@@ -70,7 +70,8 @@ class Message(BaseModel):
     @field_validator("agent_id", mode="before")
     @classmethod
     def _agent_id_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) else value
+        # A numeric id is text with digits; a boolean is not an id (str(False) would store "False").
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class Conversation(BaseModel):

@@ -86,6 +86,19 @@ def test_jsonl_lines_are_split_on_newlines_only() -> None:
     assert [c.conversation_id for c in result.conversations] == ["c-9", "c-10"]
 
 
+def test_agent_ids_are_text_numbers_become_text_booleans_are_refused() -> None:
+    base = {"conversation_id": "c-3", "channel": "sms", "status": "resolved"}
+    message = {"role": "agent", "text": "Merhaba", "ts": "2024-05-02T10:00:00+03:00"}
+    lines = [
+        json.dumps({**base, "messages": [{**message, "agent_id": 42}]}),
+        json.dumps({**base, "conversation_id": "c-4", "messages": [{**message, "agent_id": False}]}),
+    ]
+    result = parse_conversations("\n".join(lines), jsonl=True)
+    assert [c.messages[0].agent_id for c in result.conversations] == ["42"]
+    assert len(result.problems) == 1
+    assert result.problems[0].startswith("line 2: conversation c-4: messages[0].agent_id: Input should be")
+
+
 def test_broken_json_document_is_an_error_not_silence(tmp_path: Path) -> None:
     path = tmp_path / "export.json"
     path.write_text('{"conversation_id": "c-1", "channel": ', encoding="utf-8")
