@@ -45,9 +45,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _lua_script(bodies: list[str], key: str) -> str:
+def _lua_script(bodies: list[str], key: str, pause_ms: int = 0) -> str:
     quoted = ",\n".join(f"[==[{body}]==]" for body in bodies)
-    return f"""
+    # wrk calls delay() before each request: a client that reads the answer before it asks again.
+    pause = f"delay = function()\n  return {pause_ms}\nend\n" if pause_ms > 0 else ""
+    return pause + f"""
 local bodies = {{
 {quoted}
 }}
@@ -150,9 +152,14 @@ def run_api_benchmark(
     threads: int = 1,
     compute_slots: int | None = None,
     data_dir: Path | None = None,
+    pause_ms: int = 0,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Return req/s, latency percentiles, errors and server RSS of suggest under wrk load.
+
+    `pause_ms` 0: every client sends its next request as soon as the last is answered (the server's
+    saturation throughput; latency is then clients / throughput). Above 0: each client pauses that long
+    between an answer and its next request (latency at the load those clients offer).
 
     `data_dir` keeps the index between runs: the passages are indexed into it once (a marker file records
     how many chunks), later runs reuse it. None: a temporary directory, removed afterwards.
@@ -208,11 +215,14 @@ def run_api_benchmark(
                 for n, q in enumerate(queries)
             ]
             script = Path(scratch) / "suggest.lua"
-            script.write_text(_lua_script(bodies, headers["Authorization"].split()[1]), encoding="utf-8")
+            token = headers["Authorization"].split()[1]
+            warmup = Path(scratch) / "warmup.lua"
+            warmup.write_text(_lua_script(bodies, token), encoding="utf-8")
+            script.write_text(_lua_script(bodies, token, pause_ms), encoding="utf-8")
             url = f"{base}/v1/assist/suggest"
             progress(f"warm-up {WARMUP_S} s")
             subprocess.run(
-                [wrk, "-t1", "-c4", f"-d{WARMUP_S}s", "-s", str(script), url], capture_output=True, check=True
+                [wrk, "-t1", "-c4", f"-d{WARMUP_S}s", "-s", str(warmup), url], capture_output=True, check=True
             )
             rss_before = _rss_kib(server.pid)
             progress(f"wrk: {connections} connections, {duration_s} s")
@@ -248,6 +258,7 @@ def run_api_benchmark(
         "load_generator": "wrk "
         + subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()[1],
         "connections": connections,
+        "pause_ms": pause_ms,
         "threads": threads,
         # `serve` runs the index in its own process by default.
         "index_process": True,
@@ -285,10 +296,11 @@ def markdown_table(report: dict[str, Any]) -> str:
     """Return the load benchmark as a Markdown table."""
     lat = report["latency_ms"]
     return (
-        "| endpoint | chunks | clients | duration | req/s | p50 ms | p95 ms | p99 ms | errors (non-2xx) "
+        "| endpoint | chunks | clients | pause ms | duration | req/s | p50 ms | p95 ms | p99 ms | errors (non-2xx) "
         "| server RSS (+ index process) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
         f"| {report['endpoint']} ({report['provider']}) | {report['chunks_indexed']:,} | {report['connections']} | "
+        f"{report.get('pause_ms', 0)} | "
         f"{report['duration_s']:.0f} s | {report['requests_per_s']:.1f} | {lat['p50']} | {lat['p95']} | "
         f"{lat['p99']} | {report['errors']} ({report['non_2xx']}) | {report['server_rss_mib']:.0f} MiB "
         f"(+ {report.get('server_children_rss_mib', 0):.0f} MiB) |\n\n"

@@ -171,6 +171,12 @@ def bench_api(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Keep the index here and reuse it on the next run (default: a temporary dir)."
     ),
+    pause_ms: int = typer.Option(
+        0,
+        "--pause-ms",
+        min=0,
+        help="Each client's pause between an answer and its next request (0: back to back, saturation).",
+    ),
 ) -> None:
     """Load `POST /v1/assist/suggest` with wrk on loopback (extractive provider) and report req/s, latency, RSS."""
     from .bench import BenchError, markdown_table, run_api_benchmark
@@ -184,6 +190,7 @@ def bench_api(
             threads=threads,
             compute_slots=compute_slots,
             data_dir=data_dir,
+            pause_ms=pause_ms,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
         )
     except BenchError as exc:

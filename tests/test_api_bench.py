@@ -27,3 +27,14 @@ def test_load_benchmark_reports_throughput_latency_and_memory(tmp_path: Path) ->
     assert f"| {report['requests_per_s']:.1f} |" in table and "POST /v1/assist/suggest" in table
     # The index is kept: a second run reuses it instead of indexing again.
     assert json.loads((data / "bench-indexed.json").read_text())["chunks"] == report["chunks_indexed"]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_paused_clients_offer_at_most_clients_over_pause(tmp_path: Path) -> None:
+    # 4 clients that each pause 200 ms between an answer and the next request send at most 20 req/s.
+    report = run_api_benchmark(
+        XQUAD_DEV, chunks=60, connections=4, duration_s=2, data_dir=tmp_path / "data", pause_ms=200
+    )
+    assert report["pause_ms"] == 200 and report["errors"] == 0
+    assert 0 < report["requests_per_s"] <= 20
+    assert "| 4 | 200 |" in markdown_table(report)
