@@ -49,7 +49,9 @@ def _lua_script(bodies: list[str], key: str, pause_ms: int = 0) -> str:
     quoted = ",\n".join(f"[==[{body}]==]" for body in bodies)
     # wrk calls delay() before each request: a client that reads the answer before it asks again.
     pause = f"delay = function()\n  return {pause_ms}\nend\n" if pause_ms > 0 else ""
-    return pause + f"""
+    return (
+        pause
+        + f"""
 local bodies = {{
 {quoted}
 }}
@@ -74,6 +76,7 @@ done = function(summary, latency, requests)
     e.write, e.status, e.timeout))
 end
 """
+    )
 
 
 def _rss_kib(pid: int) -> dict[str, int]:

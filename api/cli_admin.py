@@ -53,7 +53,9 @@ def serve(
         index_process = settings.index_process is not False
     if encoder_process is None:
         encoder_process = settings.encoder_process is not False
-    settings = settings.model_copy(update={"index_process": index_process, "encoder_process": encoder_process})
+    settings = settings.model_copy(
+        update={"index_process": index_process, "encoder_process": encoder_process}
+    )
     with open_context(settings) as ctx:
         app = create_app(
             settings,
@@ -169,7 +171,9 @@ def bench_api(
     threads: int = typer.Option(1, help="wrk threads (they share the machine with the server)."),
     compute_slots: int | None = typer.Option(None, help="The server's --compute-slots (default: its own)."),
     data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Keep the index here and reuse it on the next run (default: a temporary dir)."
+        None,
+        "--data-dir",
+        help="Keep the index here and reuse it on the next run (default: a temporary dir).",
     ),
     pause_ms: int = typer.Option(
         0,

@@ -28,7 +28,9 @@ def seed_demo(ctx: ServiceContext, tenant_id: str = DEMO_TENANT) -> DemoSeed:
     ctx.registry.update_tenant_settings(tenant_id, {"pii_allowed": ["0850 222 00 00"]})
     ctx.ingestor.run(tenant_id, "files", file_items(tenant_id, [DEMO_DATA / "kredi.html"]))
     ctx.ingestor.run(tenant_id, "faq", [sheet_item(tenant_id, DEMO_DATA / "sss.csv", "faq")])
-    ctx.ingestor.run(tenant_id, "quick_replies", [sheet_item(tenant_id, DEMO_DATA / "hazir-yanitlar.csv", "quick_reply")])
+    ctx.ingestor.run(
+        tenant_id, "quick_replies", [sheet_item(tenant_id, DEMO_DATA / "hazir-yanitlar.csv", "quick_reply")]
+    )
     ctx.ingestor.run(tenant_id, "chats", chat_items(tenant_id, DEMO_DATA / "sohbetler.jsonl").items)
     _, key = ctx.registry.create_api_key(tenant_id, "demo")
     docs = [d for d in ctx.registry.list_documents(tenant_id) if d.status == "indexed"]

@@ -193,7 +193,9 @@ class KnowledgeIndex:
         encode_ms = (time.perf_counter() - t0) * 1e3 / len(valid)
         for (n, tenant_id, opts), vector in zip(valid, vectors, strict=True):
             try:
-                results[n] = self._search(tenant_id, calls[n].query, opts, calls[n].filters, vector, encode_ms)
+                results[n] = self._search(
+                    tenant_id, calls[n].query, opts, calls[n].filters, vector, encode_ms
+                )
             except Exception as exc:  # reported to that caller; the other calls still get answers
                 results[n] = exc
         return results

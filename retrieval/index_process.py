@@ -36,7 +36,16 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 16
 # Calls the child may run besides search (a whitelist: the pipe is not a general RPC).
 _OPS = frozenset(
-    {"upsert", "delete_document", "delete_stale", "delete_tenant", "chunks", "count", "maintain", "store_info"}
+    {
+        "upsert",
+        "delete_document",
+        "delete_stale",
+        "delete_tenant",
+        "chunks",
+        "count",
+        "maintain",
+        "store_info",
+    }
 )
 # Chunks per write call to the child: a search that arrives during an ingestion waits for at most one
 # such batch to be encoded (measured while indexing long passages: 64 chunks, searches waited p50 844 ms;

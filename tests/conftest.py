@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,3 +56,38 @@ def index(
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def wait_for_exit(pid: int, timeout_s: float = 15) -> bool:
+    """Return True once process `pid` has exited (a zombie counts as exited), False after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().split()[2] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def child_of_killed_parent(script: str, folder: Path) -> int:
+    """Run `script` (it prints the pid of a child process it started) as a parent process, SIGKILL the
+    parent once the pid is printed, and return that child's pid. The script runs as __main__ from a file,
+    so it may start children with `spawn`."""
+    path = folder / "parent.py"
+    path.write_text(script, encoding="utf-8")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    parent = subprocess.Popen(
+        [sys.executable, str(path)], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)  # no shutdown code runs in the parent
+        parent.wait()
+        return child
+    finally:
+        parent.kill()

@@ -122,9 +122,15 @@ def test_concurrent_suggestions_match_one_by_one_from_the_index_process(server: 
         key = http.post("/v1/admin/tenants/batch/keys", json={"name": "t"}, headers=ADMIN).json()["key"]
         headers = {"X-API-Key": key}
         files = [("files", (p.name, p.read_bytes())) for p in (FIXTURES / "kargo.md", FIXTURES / "iade.txt")]
-        job = wait_for_job(http, headers, http.post("/v1/documents", files=files, headers=headers).headers["Location"])
+        job = wait_for_job(
+            http, headers, http.post("/v1/documents", files=files, headers=headers).headers["Location"]
+        )
         assert job["status"] == "succeeded"
-        questions = ["Kargo ücreti ne kadar?", "Ürünü kaç gün içinde iade edebilirim?", "İade kargosu ücretli mi?"]
+        questions = [
+            "Kargo ücreti ne kadar?",
+            "Ürünü kaç gün içinde iade edebilirim?",
+            "İade kargosu ücretli mi?",
+        ]
 
         def ask(question: str) -> list[tuple[str, str]]:
             response = http.post("/v1/assist/suggest", json=customer_asks(question), headers=headers)

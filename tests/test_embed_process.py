@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from retrieval.embedders import EmbedderError, UseMultilingualEmbedder
 from retrieval.index import KnowledgeIndex
 from retrieval.models import Chunk
 from retrieval.settings import Settings
+from tests.conftest import child_of_killed_parent, wait_for_exit
 
 
 @pytest.fixture(scope="module")
@@ -68,32 +66,14 @@ def test_index_with_encoder_process_searches_and_closes_the_child(tmp_path: Path
         os.kill(child, 0)
 
 
-def test_the_child_exits_when_its_parent_is_killed() -> None:
+def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     script = (
-        "import sys, time\n"
+        "import time\n"
         "from retrieval.embed_process import ProcessEmbedder\n"
-        "e = ProcessEmbedder('use-multilingual')\n"
-        "print(e.pid, flush=True)\n"
-        "time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    e = ProcessEmbedder('use-multilingual')\n"
+        "    print(e.pid, flush=True)\n"
+        "    time.sleep(120)\n"
     )
-    root = Path(__file__).resolve().parents[1]
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE, text=True)
-    try:
-        assert parent.stdout is not None
-        child = int(parent.stdout.readline())
-        os.kill(parent.pid, signal.SIGKILL)  # no shutdown code runs in the parent
-        parent.wait()
-        deadline = time.monotonic() + 15
-        while _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _alive(child), f"encoder child {child} outlived its killed parent"
-    finally:
-        parent.kill()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
+    child = child_of_killed_parent(script, tmp_path)
+    assert wait_for_exit(child), f"encoder child {child} outlived its killed parent"

@@ -16,6 +16,7 @@ from retrieval.index_process import HostedIndex, open_index
 from retrieval.models import Chunk
 from retrieval.settings import Settings
 from retrieval.store import StoreError
+from tests.conftest import child_of_killed_parent, wait_for_exit
 
 FAQ = {
     "kredi": "Taşıt kredisi için gelir belgesi, kimlik ve araç ruhsatı gerekir; vade en fazla 48 aydır.",
@@ -49,7 +50,9 @@ def _ranking(index: KnowledgeIndex | HostedIndex, tenant: str, question: str) ->
 
 def _same(a: list[tuple[str, float]], b: list[tuple[str, float]]) -> bool:
     # Same documents in the same order; scores equal up to float noise (a batch encodes with padding).
-    return [d for d, _ in a] == [d for d, _ in b] and [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-5)
+    return [d for d, _ in a] == [d for d, _ in b] and [s for _, s in a] == pytest.approx(
+        [s for _, s in b], abs=1e-5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +151,11 @@ def test_a_killed_child_is_replaced_and_the_index_is_intact(hosted: HostedIndex)
 
 def test_opening_fails_with_the_indexs_own_message(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "data")
-    with KnowledgeIndex(settings.model_copy(update={"index_process": False})):
-        with pytest.raises(StoreError, match="is in use"):
-            HostedIndex(settings)
+    with (
+        KnowledgeIndex(settings.model_copy(update={"index_process": False})),
+        pytest.raises(StoreError, match="is in use"),
+    ):
+        HostedIndex(settings)
 
 
 def test_same_answers_as_in_process_and_close_releases_everything(tmp_path: Path) -> None:
@@ -170,3 +175,21 @@ def test_same_answers_as_in_process_and_close_releases_everything(tmp_path: Path
     with KnowledgeIndex(settings.model_copy(update={"index_process": False})) as local:
         for question, ranking in zip(QUESTIONS, hosted_rankings, strict=True):
             assert _same(_ranking(local, "acme", question), ranking)
+
+
+def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from retrieval.index_process import HostedIndex\n"
+        "from retrieval.settings import Settings\n"
+        "if __name__ == '__main__':\n"
+        f"    index = HostedIndex(Settings(data_dir=Path({str(tmp_path / 'data')!r}), index_process=True, _env_file=None))\n"
+        "    print(index.pid, flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    child = child_of_killed_parent(script, tmp_path)
+    assert wait_for_exit(child), f"index child {child} outlived its killed parent"
+    # Its lock went with it: the index opens again.
+    with KnowledgeIndex(_settings(tmp_path / "data").model_copy(update={"index_process": False})):
+        pass
