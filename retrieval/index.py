@@ -23,8 +23,6 @@ from .store import IndexMeta, StoredPoint, StoreError, VectorStore, check_meta, 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 4_000
-# Stands in a search_many result list until the call's search has run.
-_NOT_SEARCHED = RuntimeError("not searched")
 
 
 def indexed_text(chunk: Chunk) -> str:
@@ -166,38 +164,40 @@ class KnowledgeIndex:
         filters: SearchFilters | None = None,
     ) -> SearchResult:
         """Return the best chunks of `tenant_id` for `query`; never another tenant's."""
-        tenant_id, opts = self._checked(tenant_id, query, options)
-        t0 = time.perf_counter()
-        dense_vec = self.embedder.embed_query(query)
-        return self._search(tenant_id, query, opts, filters, dense_vec, (time.perf_counter() - t0) * 1e3)
+        result = self.search_many([SearchCall(tenant_id, query, options, filters)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def search_many(self, calls: Sequence[SearchCall]) -> list[SearchResult | Exception]:
         """Answer several searches, their queries encoded as one batch (cheaper per query than one by one).
 
         Each item is the call's result or the exception it raised (a bad query fails only its own call).
         """
-        results: list[SearchResult | Exception] = []
-        valid: list[tuple[int, str, QueryOptions]] = []
-        for n, call in enumerate(calls):
+        checked: list[tuple[str, QueryOptions] | ValueError] = []
+        for call in calls:
             try:
-                tenant_id, opts = self._checked(call.tenant_id, call.query, call.options)
+                checked.append(self._checked(call.tenant_id, call.query, call.options))
             except ValueError as exc:
-                results.append(exc)
-                continue
-            results.append(_NOT_SEARCHED)
-            valid.append((n, tenant_id, opts))
-        if not valid:
-            return results
+                checked.append(exc)
+        queries = [
+            call.query for call, c in zip(calls, checked, strict=True) if not isinstance(c, ValueError)
+        ]
         t0 = time.perf_counter()
-        vectors = embed_queries(self.embedder, [calls[n].query for n, _, _ in valid])
-        encode_ms = (time.perf_counter() - t0) * 1e3 / len(valid)
-        for (n, tenant_id, opts), vector in zip(valid, vectors, strict=True):
+        vectors = iter(embed_queries(self.embedder, queries) if queries else [])
+        encode_ms = (time.perf_counter() - t0) * 1e3 / max(1, len(queries))
+        results: list[SearchResult | Exception] = []
+        for call, check in zip(calls, checked, strict=True):
+            if isinstance(check, ValueError):
+                results.append(check)
+                continue
+            tenant_id, opts = check
             try:
-                results[n] = self._search(
-                    tenant_id, calls[n].query, opts, calls[n].filters, vector, encode_ms
+                results.append(
+                    self._search(tenant_id, call.query, opts, call.filters, next(vectors), encode_ms)
                 )
             except Exception as exc:  # reported to that caller; the other calls still get answers
-                results[n] = exc
+                results.append(exc)
         return results
 
     def _checked(self, tenant_id: str, query: str, options: QueryOptions | None) -> tuple[str, QueryOptions]:
