@@ -90,9 +90,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.rate_limiter = RateLimiter(rate_limit or RateLimit())
+    app.state.rate_limiter = RateLimiter(rate_limit or RateLimit(settings.rate_limit, settings.rate_burst))
     default_slots = HOSTED_INDEX_COMPUTE_SLOTS if settings.index_process else COMPUTE_SLOTS
-    app.state.compute = ComputeSlots(compute_slots or default_slots)
+    app.state.compute = ComputeSlots(compute_slots or settings.compute_slots or default_slots)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     for module in (documents, jobs, conversations, search, assist, feedback, admin, health, playground):

@@ -20,13 +20,19 @@ key_app = typer.Typer(help="Tenant API keys: create, list and revoke.", no_args_
 def serve(
     host: str | None = typer.Option(None, help="Address to bind (default INVEKTO_HOST, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default INVEKTO_PORT, 7104)."),
-    rate_limit: float = typer.Option(20.0, help="Requests per second per tenant (0: no limit)."),
-    burst: int = typer.Option(40, help="Requests a tenant may send at once before the rate applies."),
+    rate_limit: float | None = typer.Option(
+        None, min=0.0, help="Requests per second per tenant, 0: no limit (default INVEKTO_RATE_LIMIT, 20)."
+    ),
+    burst: int | None = typer.Option(
+        None,
+        min=1,
+        help="Requests a tenant may send at once before the rate applies (default INVEKTO_RATE_BURST, 40).",
+    ),
     compute_slots: int | None = typer.Option(
         None,
         min=1,
         help="Assist and search calls running Python at once; the rest wait their turn "
-        "(default 4; 2 with --in-process-index).",
+        "(default INVEKTO_COMPUTE_SLOTS, else 4; 2 with --in-process-index).",
     ),
     access_log: bool = typer.Option(True, help="Log every request."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
@@ -60,7 +66,10 @@ def serve(
         app = create_app(
             settings,
             ctx,
-            rate_limit=RateLimit(rate_limit, burst),
+            rate_limit=RateLimit(
+                settings.rate_limit if rate_limit is None else rate_limit,
+                settings.rate_burst if burst is None else burst,
+            ),
             compute_slots=compute_slots,
             owns_context=True,
         )

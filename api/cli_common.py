@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from retrieval.settings import Settings
@@ -14,7 +15,15 @@ console = Console(stderr=True)
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """Return the settings from INVEKTO_* variables and .env; a bad value exits naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            name = field if field.isupper() else f"INVEKTO_{field.upper()}"
+            console.print(f"[red]error:[/red] {name}={error.get('input')!r}: {error['msg']}", soft_wrap=True)
+        raise typer.Exit(2) from exc
 
 
 @contextmanager

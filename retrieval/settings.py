@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 7104
     admin_token: SecretStr | None = None
+    # Per-tenant token bucket: requests per second (0: no limit) and how many may come at once.
+    rate_limit: float = Field(default=20.0, ge=0.0)
+    rate_burst: int = Field(default=40, ge=1)
+    # Threads running assist and search Python at once. None: 4 with the index process, else 2.
+    compute_slots: int | None = Field(default=None, ge=1)
 
     @property
     def index_dir(self) -> Path:

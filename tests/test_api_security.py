@@ -150,6 +150,20 @@ def test_a_tenant_over_its_rate_gets_429_with_retry_after_and_others_are_not_slo
         assert limited.get("/v1/documents", headers=acme).status_code == 200
 
 
+def test_rate_limit_and_compute_slots_come_from_settings(api_context: object) -> None:
+    settings = api_context.settings.model_copy(  # type: ignore[attr-defined]
+        update={"rate_limit": 0.001, "rate_burst": 3, "compute_slots": 5}
+    )
+    app = create_app(settings, api_context)  # type: ignore[arg-type]
+    assert app.state.compute.slots == 5
+    with TestClient(app) as limited:
+        acme = new_tenant(limited, "acme")
+        codes = [limited.get("/v1/documents", headers=acme).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    with pytest.raises(ValueError, match="rate_limit"):
+        type(settings)(rate_limit=-1, _env_file=None)  # type: ignore[call-arg]
+
+
 def test_every_route_refuses_another_tenants_resources(client: TestClient) -> None:
     """Tenant A's key against tenant B's ids and data on every route: 404/403, never B's data.
 

@@ -80,6 +80,15 @@ def test_empty_query_is_refused_with_a_message(cli) -> None:  # noqa: ANN001
     assert code == 2 and "query is empty" in out
 
 
+def test_a_bad_setting_is_named_not_a_traceback(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("INVEKTO_RATE_LIMIT", "-1")
+    monkeypatch.setenv("INVEKTO_DENSE_WEIGHT", "çok")
+    code, out = cli("search", "--tenant", "acme", "kredi")
+    assert code == 2 and "Traceback" not in out
+    assert "INVEKTO_RATE_LIMIT='-1': Input should be greater than or equal to 0" in out
+    assert "INVEKTO_DENSE_WEIGHT='çok': Input should be a valid number" in out
+
+
 def _tiny_dataset(folder: Path) -> Path:
     folder.mkdir(parents=True)
     corpus = json.loads((FIXTURES / "eval" / "tiny_corpus.json").read_text(encoding="utf-8"))
