@@ -98,7 +98,10 @@ def _serve(conn: Connection, index: KnowledgeIndex) -> None:
                 while j < len(batch) and batch[j][1] == "search":
                     j += 1
                 group = batch[i:j]
-                results = index.search_many([SearchCall(*a) for _, _, a in group])
+                try:
+                    results: list[Any] = index.search_many([SearchCall(*a) for _, _, a in group])
+                except Exception as exc:  # e.g. the encoder failed on the batch: every call hears why
+                    results = [exc] * len(group)
                 for (cid, _, _), result in zip(group, results, strict=True):
                     failed = isinstance(result, Exception)
                     _reply(conn, cid, _portable(result) if failed else result, failed)
