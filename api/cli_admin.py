@@ -51,7 +51,6 @@ def serve(
     import uvicorn
 
     from .app import create_app
-    from .ratelimit import RateLimit
 
     settings = load_settings()
     # Unset (None) means on for the server; an explicit false from the environment or .env is honoured.
@@ -59,18 +58,18 @@ def serve(
         index_process = settings.index_process is not False
     if encoder_process is None:
         encoder_process = settings.encoder_process is not False
+    options = {"rate_limit": rate_limit, "rate_burst": burst, "compute_slots": compute_slots}
     settings = settings.model_copy(
-        update={"index_process": index_process, "encoder_process": encoder_process}
+        update={
+            "index_process": index_process,
+            "encoder_process": encoder_process,
+            **{name: value for name, value in options.items() if value is not None},
+        }
     )
     with open_context(settings) as ctx:
         app = create_app(
             settings,
             ctx,
-            rate_limit=RateLimit(
-                settings.rate_limit if rate_limit is None else rate_limit,
-                settings.rate_burst if burst is None else burst,
-            ),
-            compute_slots=compute_slots,
             owns_context=True,
         )
         uvicorn.run(

@@ -19,8 +19,8 @@ from ingestion.pipeline import Ingestor, tenant_redactor
 from ingestion.redact import Redactor
 from ingestion.registry import Registry
 from ingestion.registry_models import PiiPattern, Tenant, TenantSettings
-from retrieval.index import KnowledgeIndex, QueryOptions
-from retrieval.index_process import HostedIndex
+from retrieval.index import QueryOptions
+from retrieval.index_process import AnyIndex
 from retrieval.models import SearchHit, SearchResult
 from retrieval.settings import Settings
 
@@ -123,7 +123,7 @@ class AssistService:
     def __init__(
         self,
         settings: Settings,
-        index: KnowledgeIndex | HostedIndex,
+        index: AnyIndex,
         registry: Registry,
         ingestor: Ingestor | None = None,
         provider: LLMProvider | None = None,

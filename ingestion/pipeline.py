@@ -23,8 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from retrieval.index import KnowledgeIndex
-from retrieval.index_process import HostedIndex
+from retrieval.index_process import AnyIndex
 from retrieval.models import Chunk, Source
 
 from .redact import Redactor
@@ -113,7 +112,7 @@ def redact_chunk(chunk: Chunk, redactor: Redactor) -> Chunk:
 class Ingestor:
     """Runs ingestion jobs for one index and one registry."""
 
-    def __init__(self, index: KnowledgeIndex | HostedIndex, registry: Registry, *, batch_chunks: int = 128) -> None:
+    def __init__(self, index: AnyIndex, registry: Registry, *, batch_chunks: int = 128) -> None:
         self.index = index
         self.registry = registry
         self.batch_chunks = batch_chunks

@@ -221,20 +221,24 @@ class HostedIndex:
             future.set_exception(StoreError(f"{reason}; retry the request"))
 
     def _submit(self, op: str, *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
         with self._lock:
             if self._closed:
                 raise StoreError("The index is closed")
             if self._dead is not None:
                 self._restart()
-            assert self._conn is not None
-            call_id = next(self._ids)
-            self._pending[call_id] = future
-            try:
-                self._conn.send((call_id, op, args))
-            except (OSError, ValueError) as exc:
-                self._pending.pop(call_id, None)
-                raise StoreError(f"The index process cannot be reached ({exc}); retry the request") from exc
+            return self._send(op, args)
+
+    def _send(self, op: str, args: tuple[Any, ...]) -> Future[Any]:
+        # Called with the lock held: the reply finds its future by call id.
+        assert self._conn is not None
+        future: Future[Any] = Future()
+        call_id = next(self._ids)
+        self._pending[call_id] = future
+        try:
+            self._conn.send((call_id, op, args))
+        except (OSError, ValueError) as exc:
+            self._pending.pop(call_id, None)
+            raise StoreError(f"The index process cannot be reached ({exc}); retry the request") from exc
         return future
 
     def _call(self, op: str, *args: Any) -> Any:
@@ -322,17 +326,17 @@ class HostedIndex:
             if self._closed:
                 return
             self._closed = True
-            conn, process, alive = self._conn, self._process, self._dead is None
-        if conn is None or process is None:
-            return
-        if alive:
+            conn, process = self._conn, self._process
+            if conn is None or process is None:
+                return
             try:
-                future: Future[Any] = Future()
-                with self._lock:
-                    call_id = next(self._ids)
-                    self._pending[call_id] = future
-                    conn.send((call_id, "close", ()))
-                future.result(timeout=_CLOSE_TIMEOUT_S)
+                closing = self._send("close", ()) if self._dead is None else None
+            except StoreError as exc:
+                log.warning("the index process did not close cleanly: %s", exc)
+                closing = None
+        if closing is not None:
+            try:
+                closing.result(timeout=_CLOSE_TIMEOUT_S)
             except Exception as exc:  # a child that cannot close cleanly is stopped below
                 log.warning("the index process did not close cleanly: %s", exc)
         process.join(_CLOSE_TIMEOUT_S)
