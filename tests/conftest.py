@@ -20,9 +20,11 @@ from retrieval.embedders import UseMultilingualEmbedder  # noqa: E402
 from retrieval.index import KnowledgeIndex  # noqa: E402
 from retrieval.settings import Settings  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-XQUAD_DEV = SHARED / "data" / "xquad-tr-dev"
-DBANK = SHARED / "data" / "dbank"
+# The datasets ship with the tests (licences in tests/data/README.md), so a fresh clone needs nothing beside it.
+DATA = Path(__file__).resolve().parent / "data"
+XQUAD_DEV = DATA / "xquad-tr-dev"
+DBANK = DATA / "dbank"
+SHOP_TR_DEV = DATA / "shop-tr-dev"
 
 
 @pytest.fixture(scope="session")

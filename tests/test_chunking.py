@@ -9,7 +9,7 @@ import pytest
 from ingestion.chunking import DEFAULT_CHUNK_WORDS, chunk_document, split_sentences
 from ingestion.loaders import LoadedDocument, Section, load_document
 
-DBANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "dbank"
+DBANK = Path(__file__).resolve().parent / "data" / "dbank"
 KREDI_SECTION = "DBank 35 yıldır sizlerle > Krediler"
 
 

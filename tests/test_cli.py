@@ -190,7 +190,6 @@ def test_build_from_chats_then_evaluate_on_it(cli, tmp_path: Path) -> None:  # n
     assert code == 0, out
 
 
-@pytest.mark.skipif(not XQUAD_DEV.exists(), reason="shared dev split not present")
 def test_index_info_names_backend_and_embedder(cli) -> None:  # noqa: ANN001
     cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
     code, out = cli("index", "info")

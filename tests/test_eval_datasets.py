@@ -16,8 +16,8 @@ from eval.datasets import (
     write_dataset,
 )
 
-# shared/ sits beside the repository, locally and in CI.
-DEV_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
+# The dev split ships with the tests (tests/data/README.md).
+DEV_SPLIT = Path(__file__).resolve().parent / "data" / "xquad-tr-dev"
 
 
 def _write(path: Path, lines: list[str | dict]) -> None:

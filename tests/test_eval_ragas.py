@@ -24,8 +24,8 @@ from eval.ragas_metrics import (
     rouge_l_f1,
 )
 
-# shared/ sits beside the repository, locally and in CI.
-DEV_SPLIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
+# The dev split ships with the tests (tests/data/README.md).
+DEV_SPLIT = Path(__file__).resolve().parent / "data" / "xquad-tr-dev"
 
 RELEVANT = (
     "Panthers savunması ligdeki derecesi altıncı sırada olarak sadece 308 sayı bıraktı. "

@@ -15,7 +15,7 @@ import pytest
 from ingestion import loaders
 from ingestion.loaders import DocumentError, LoadedDocument, Section, load_document
 
-DBANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "dbank"
+DBANK = Path(__file__).resolve().parent / "data" / "dbank"
 KREDI_SECTION = ("DBank 35 yıldır sizlerle", "Krediler")
 
 
