@@ -1,9 +1,14 @@
 """What must not be answered automatically: sensitive topics, requests for a human, anger, prompt injection.
 
-Every pattern runs on the match form of the text (Turkish lower case, no punctuation, apostrophes as
+Most patterns run on the match form of the text (Turkish lower case, no punctuation, apostrophes as
 spaces, diacritics folded), so "Önceki TALİMATLARI yok say!", "onceki talimatlari yok say" and
 "customers' data" all match plain patterns. Patterns are written with Turkish letters for reading and
 folded when compiled, once at import: these checks run on every request.
+
+Folding merges some words with everyday ones: "öldü" (died) folds to "oldu" (became, as in "iptal
+oldu"), "ölmüş" to "olmuş", "ölüm" to "olum" ("olumlu"). Such words are matched on the unfolded text
+only, where the diacritics still tell them apart; a customer who types "babam oldu" without them is not
+caught, which is the price of never handing off "siparişim teslim oldu mu".
 """
 
 from __future__ import annotations
@@ -11,26 +16,40 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retrieval.text import fold_turkish
+from retrieval.text import fold_turkish, normalise_for_match
 
 from .language import match_form
 
-# topic code -> pattern; the code goes into the handoff summary, never the customer's words.
-_SENSITIVE_TOPICS: dict[str, str] = {
-    "hukuki": (
+
+@dataclass(frozen=True)
+class _TopicPatterns:
+    """A sensitive topic's words: those safe to match folded, and those that need their diacritics."""
+
+    folded: str
+    exact: str | None = None
+
+
+# topic code -> patterns; the code goes into the handoff summary, never the customer's words.
+_SENSITIVE_TOPICS: dict[str, _TopicPatterns] = {
+    "hukuki": _TopicPatterns(
         r"\bavukat|\bdava\b|\bdava(?:c|y|m|n|l)\w*|\bmahkeme|\bsavcı|\bicra\b|\bicraya|hakem heyeti"
         r"|yasal (?:işlem|yollara|süreç)|suç duyurusu|\blawyer|\blawsuit|\bsue\b|\bcourt\b|legal action"
     ),
-    "dolandırıcılık": (
-        r"dolandır|\bçalındı|\bçaldılar|\bçalıntı|ele geçir|hacklen|hack\w* (?:yedim|oldu)"
+    "dolandırıcılık": _TopicPatterns(
+        # A courier who "kapıyı çaldı" rang the bell: the same verb, nothing stolen.
+        r"dolandır|(?<!kapı )(?<!zil )\bçalındı|(?<!kapıyı )(?<!zili )\bçaldılar|\bçalıntı|ele geçir"
+        r"|hacklen|hack\w* (?:yedim|oldu)"
         r"|izinsiz (?:işlem|çekim|harcama)|yetkisiz (?:işlem|çekim|harcama)|benim yapmadığım"
         r"|\bfraud|\bscam\b|\bstolen\b|\bhacked\b|unauthori[sz]ed"
     ),
-    "sağlık ve güvenlik": (
-        r"\bintihar|kendimi öldür|\bvefat|\böldü\b|zehirlen|alerjik reaksiyon|\byaralan|\byangın"
-        r"|\bsuicide|kill myself|\bdied\b|poison|\binjur"
+    "sağlık ve güvenlik": _TopicPatterns(
+        # "yangın söndürücü" is a product and "yangın indirimi" a sale, not a fire.
+        r"\bintihar|kendimi öldür|\bvefat|hayatını kaybet|zehirlen|alerjik reaksiyon|\byaralan"
+        r"|\byangın\b(?! (?:söndür|tüp|alarm|dedektör|battaniye|merdiven|kapı|sigorta|indirim|kampanya|satış|fırsat))"
+        r"|\bsuicide|kill myself|\bdied\b|\bpoison(?:ed|ing)\b|\binjur",
+        exact=r"\böldü(?:ğ\w*)?\b|\bölmüş\b|\bölüm\b",
     ),
-    "kişisel veri talebi": (
+    "kişisel veri talebi": _TopicPatterns(
         r"\bkvkk|kişisel veri|verilerimi (?:sil|silin|silmenizi|yok edin)|\bgdpr\b|personal data"
         r"|delete my data"
     ),
@@ -42,7 +61,11 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(fold_turkish(pattern))
 
 
-_SENSITIVE = {topic: _compile(pattern) for topic, pattern in _SENSITIVE_TOPICS.items()}
+# Exact patterns run on the unfolded text and are compiled as written.
+_SENSITIVE = {
+    topic: (_compile(p.folded), re.compile(p.exact) if p.exact else None)
+    for topic, p in _SENSITIVE_TOPICS.items()
+}
 
 _HUMAN_REQUEST = _compile(
     r"\btemsilci\w*|canlı deste[kğ]|gerçek (?:bir )?(?:insan|kişi)|insanla (?:görüş|konuş)"
@@ -113,10 +136,20 @@ def injection_in_match_form(form: str) -> bool:
     return _INJECTION.search(form) is not None
 
 
+def sensitive_topic(text: str) -> str | None:
+    """Return the Turkish label of the first sensitive topic `text` raises, or None."""
+    exact = normalise_for_match(text)
+    folded = match_form(text)
+    for topic, (folded_pattern, exact_pattern) in _SENSITIVE.items():
+        if folded_pattern.search(folded) or (exact_pattern is not None and exact_pattern.search(exact)):
+            return topic
+    return None
+
+
 def assess(customer_text: str) -> SafetySignals:
     """Return the safety signals of the customer's latest messages."""
     normalised = match_form(customer_text)
-    topic = next((name for name, pattern in _SENSITIVE.items() if pattern.search(normalised)), None)
+    topic = sensitive_topic(customer_text)
     injection = _INJECTION.search(normalised) is not None
     return SafetySignals(
         sensitive_topic=topic,
