@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from retrieval.settings import Settings
 
@@ -180,11 +182,17 @@ def bench_ingest(
     typer.echo(table)
 
 
-def _gate(metrics: dict, fail_under: list[str]) -> None:
-    from eval.compare import GateError, check_gates
+FailOverOpt = typer.Option(
+    [], "--fail-over", help="Upper gate such as wrong_answer_rate=0.03 or near_miss.wrong_answer_rate=0.05."
+)
+
+
+def _gate(metrics: dict, fail_under: Sequence[str], fail_over: Sequence[str] = ()) -> None:
+    from eval.compare import GateError, check_gates, parse_gates
 
     try:
-        failures = check_gates(metrics, fail_under)
+        gates = parse_gates(fail_under, fail_over)
+        failures = check_gates(metrics, gates)
     except GateError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -192,13 +200,31 @@ def _gate(metrics: dict, fail_under: list[str]) -> None:
         console.print(f"[red]gate failed:[/red] {failure}")
     if failures:
         raise typer.Exit(1)
-    if fail_under:
-        console.print(f"[green]all {len(fail_under)} gates passed[/green]")
+    if gates:
+        console.print(f"[green]all {len(gates)} gates passed[/green]")
+
+
+DATASET_HELP = (
+    "Folder with corpus.jsonl and queries.jsonl, or a tenant bundle (knowledge/ and queries.jsonl)."
+)
+
+
+def _print_per_tag(metrics: dict, columns: Sequence[str]) -> None:
+    per_tag = metrics.get("per_tag") or {}
+    if not per_tag:
+        return
+    table = Table(title="per tag")
+    for col in ("tag", "n", *columns):
+        table.add_column(col)
+    for tag, m in per_tag.items():
+        cells = [f"{m[c]:.3f}" if isinstance(m.get(c), float) else str(m.get(c, "-")) for c in columns]
+        table.add_row(tag, str(m.get("n_queries", "")), *cells)
+    console.print(table)
 
 
 @eval_app.command("retrieval")
 def eval_retrieval(
-    dataset: Path = typer.Option(..., "--dataset", help="Folder with corpus.jsonl and queries.jsonl."),
+    dataset: Path = typer.Option(..., "--dataset", help=DATASET_HELP),
     out: Path = typer.Option(
         ..., "--out", help="Run folder: metrics.json, per_query.jsonl, report.md, report.html."
     ),
@@ -208,9 +234,11 @@ def eval_retrieval(
     fusion: str | None = typer.Option(None, help="Override INVEKTO_FUSION for this run."),
     dense_weight: float | None = typer.Option(None, help="Override INVEKTO_DENSE_WEIGHT for this run."),
     fail_under: list[str] = typer.Option([], "--fail-under", help="Gate such as recall@1=0.93 (repeatable)."),
+    fail_over: list[str] = FailOverOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
-    """Recall@1/5/10, MRR@10, nDCG@10 and latency, through the same ingestion and search users run."""
+    """Recall@1/5/10, MRR@10, nDCG@10 (tenant bundles: hit@k and MRR over sources, per tag) and latency,
+    through the same ingestion and search users run."""
     from eval.datasets import DatasetError
     from eval.runner import run_retrieval_eval
     from retrieval.index import QueryOptions
@@ -228,31 +256,28 @@ def eval_retrieval(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     keys = [
-        "recall@1",
-        "recall@5",
-        "recall@10",
-        "mrr@10",
-        "ndcg@10",
-        "n_queries",
-        "latency_ms_p50",
-        "latency_ms_p95",
+        *("recall@1", "recall@5", "recall@10", "ndcg@10"),
+        *("hit@1", "hit@3", "hit@5", "hit@10"),
+        *("mrr@10", "n_queries", "latency_ms_p50", "latency_ms_p95"),
     ]
-    for key in keys:
+    for key in (k for k in keys if k in metrics):
         value = metrics[key]
         typer.echo(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
+    _print_per_tag(metrics, ("hit@1", "hit@5", "mrr@10"))
     typer.echo(f"report: {out / 'report.html'}")
-    _gate(metrics, fail_under)
+    _gate(metrics, fail_under, fail_over)
 
 
 @eval_app.command("answers")
 def eval_answers(
-    dataset: Path = typer.Option(..., "--dataset", help="Folder with corpus.jsonl and queries.jsonl."),
+    dataset: Path = typer.Option(..., "--dataset", help=DATASET_HELP),
     out: Path = typer.Option(..., "--out", help="Run folder."),
     provider: str = typer.Option("extractive", help="extractive | anthropic | openai-compatible"),
     extra_corpus: list[Path] = typer.Option([], "--extra-corpus"),
     fail_under: list[str] = typer.Option(
-        [], "--fail-under", help="Gate such as answer_contains_reference=0.75."
+        [], "--fail-under", help="Gate such as auto_answer_rate=0.5 or paraphrase.auto_answer_rate=0.75."
     ),
+    fail_over: list[str] = FailOverOpt,
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Suggest + resolve per question: answer/citation/answered/handoff rates, ragas scores (LLM judge if ANTHROPIC_API_KEY)."""
@@ -287,10 +312,13 @@ def eval_answers(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     for key, value in metrics.items():
-        if key not in ("config", "versions"):
+        if key not in ("config", "versions", "per_tag", "risk_coverage"):
             typer.echo(f"{key:>42}  {value:.4f}" if isinstance(value, float) else f"{key:>42}  {value}")
+    _print_per_tag(
+        metrics, ("auto_answer_rate", "wrong_answer_rate", "handoff_rate_unanswerable", "suggest_hit@3")
+    )
     typer.echo(f"report: {out / 'report.html'}")
-    _gate(metrics, fail_under)
+    _gate(metrics, fail_under, fail_over)
 
 
 @eval_app.command("fusion-sweep")
@@ -339,8 +367,9 @@ def eval_compare(
     fail_under: list[str] = typer.Option(
         [], "--fail-under", help="Gates checked on RUN_B, e.g. recall@1=0.93."
     ),
+    fail_over: list[str] = FailOverOpt,
 ) -> None:
-    """Metric deltas side by side; with --fail-under, exit 1 when RUN_B misses a gate."""
+    """Metric deltas side by side; with --fail-under/--fail-over, exit 1 when RUN_B misses a gate."""
     from eval.compare import compare_runs, format_comparison, load_metrics
 
     try:
@@ -349,7 +378,7 @@ def eval_compare(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     typer.echo(format_comparison(deltas, run_a.name, run_b.name))
-    _gate(load_metrics(run_b), fail_under)
+    _gate(load_metrics(run_b), fail_under, fail_over)
 
 
 if __name__ == "__main__":

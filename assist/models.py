@@ -69,6 +69,8 @@ class Citation(BaseModel):
     section: str = ""
     snippet: str = ""
     source: str = "doc"
+    # The source as the tenant names it: "faq:sss-012", "qr:hy-03", "doc:iade.pdf", "chat:c-1001".
+    ref: str = ""
 
 
 class Suggestion(BaseModel):

@@ -110,6 +110,7 @@ def _citation(hit: SearchHit) -> Citation:
         section=hit.section,
         snippet=snippet,
         source=hit.source,
+        ref=hit.ref,
     )
 
 
@@ -209,6 +210,11 @@ class AssistService:
             latency_ms,
         )
         return ids
+
+    def search_query(self, tenant: str | Tenant, request: AssistRequest) -> ConversationQuery:
+        """Return the (redacted) search query suggest and resolve build from this conversation."""
+        conv = self._conversation(self._tenant(tenant), request)
+        return build_query(conv.messages, self.provider)
 
     # ----- suggest -----
 

@@ -6,6 +6,7 @@ import json
 import math
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +15,7 @@ METRICS_FILE = "metrics.json"
 
 # A metric is lower-is-better when its name contains one of these words; everything else
 # (recall, mrr, ndcg, accuracy, faithfulness, ...) is higher-is-better.
-_LOWER_IS_BETTER = re.compile(r"latency|_ms\b|_ms_|error|fail|cost|tokens|wrong|false_")
+_LOWER_IS_BETTER = re.compile(r"latency|_ms\b|_ms_|error|fail|cost|tokens|wrong|false_|noise|brier|_ece\b")
 
 # Changes smaller than this are rounding noise between runs, not a difference.
 _SAME = 1e-9
@@ -55,7 +56,8 @@ def higher_is_better(metric: str) -> bool:
 
 
 def load_metrics(run: Path) -> dict[str, float]:
-    """Return the numeric top-level entries of a run's metrics.json (`run` is the run directory or the file)."""
+    """Return the numeric entries of a run's metrics.json, per-tag ones as "<tag>.<metric>" (`run`: the run
+    directory or the file)."""
     path = Path(run)
     if path.is_dir():
         path = path / METRICS_FILE
@@ -124,6 +126,20 @@ class Gate:
         return f"{self.metric} {self.op} {self.value:g}"
 
 
+def parse_gates(at_least: Sequence[str] = (), at_most: Sequence[str] = ()) -> list[str]:
+    """Return gate strings from `--fail-under` (at least) and `--fail-over` (at most) options.
+
+    `--fail-over wrong_answer_rate=0.03` is `wrong_answer_rate<=0.03`; either option also takes the
+    explicit `<=` / `>=` forms.
+    """
+    upper = []
+    for text in at_most:
+        gate = parse_gate(text)
+        explicit = re.search(r"(<=|>=)", text) is not None
+        upper.append(text if explicit else f"{gate.metric}<={gate.value:g}")
+    return [*at_least, *upper]
+
+
 def parse_gate(text: str) -> Gate:
     """Return the Gate written as `recall@1=0.93`, `recall@1>=0.93` or `latency_ms_p95<=50`."""
     match = _GATE.match(text)
@@ -171,9 +187,16 @@ def check_gates(metrics: dict[str, Any], gates: list[str]) -> list[str]:
 
 
 def _numeric(data: dict[str, Any]) -> dict[str, float]:
-    # Booleans are numbers to Python but not metrics; nested objects (config, versions) are not compared.
-    return {
+    # Booleans are numbers to Python but not metrics; nested objects (config, versions) are not compared,
+    # except per-tag metrics, which are named "<tag>.<metric>" ("near_miss.wrong_answer_rate").
+    found = {
         k: float(v)
         for k, v in data.items()
         if isinstance(v, numbers.Real) and not isinstance(v, bool) and isinstance(k, str)
     }
+    per_tag = data.get("per_tag")
+    if isinstance(per_tag, dict):
+        for tag, metrics in per_tag.items():
+            if isinstance(metrics, dict):
+                found.update({f"{tag}.{k}": v for k, v in _numeric(metrics).items()})
+    return found

@@ -3,10 +3,13 @@
 Format (one JSON object a line, UTF-8):
 
 - corpus.jsonl: {"id", "text", "title"?, "metadata"?}
-- queries.jsonl: {"id", "question", "relevant_ids", "reference_answer"?, "history"?}
+- queries.jsonl: {"id", "question", "relevant_ids", "reference_answer"?, "history"?, "tags"?}
   where `relevant_ids` lists corpus ids that answer the question; an empty list marks the
-  question as unanswerable from the corpus (the assistant must hand it off), and `history` is
-  the conversation before the question as [{"role", "text"}, ...].
+  question as unanswerable from the corpus (the assistant must hand it off), `history` is
+  the conversation before the question as [{"role", "text"}, ...], and `tags` are words every
+  metric is also reported by ("informal", "near_miss", ...).
+
+A tenant bundle (knowledge/ folder instead of corpus.jsonl) is read by `eval.bundle`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ QUERIES_FILE = "queries.jsonl"
 MAX_LISTED_PROBLEMS = 50
 
 _CORPUS_FIELDS = {"id", "text", "title", "metadata"}
-_QUERY_FIELDS = {"id", "question", "relevant_ids", "reference_answer", "history"}
+_QUERY_FIELDS = {"id", "question", "relevant_ids", "reference_answer", "history", "tags"}
 _TURN_FIELDS = {"role", "text"}
 
 
@@ -56,6 +59,7 @@ class EvalQuery:
     relevant_ids: list[str]
     reference_answer: str | None = None
     history: list[ConversationTurn] = field(default_factory=list)
+    tags: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
@@ -102,6 +106,8 @@ def load_dataset(dataset_dir: Path) -> EvalDataset:
     dataset_dir = Path(dataset_dir)
     problems: list[str] = []
     corpus_rows = _read_jsonl(dataset_dir / CORPUS_FILE, problems)
+    if corpus_rows is None and (dataset_dir / "knowledge").is_dir():
+        problems.append(f"{dataset_dir} is a tenant bundle (knowledge/ folder): load it with eval.bundle")
     query_rows = _read_jsonl(dataset_dir / QUERIES_FILE, problems)
 
     corpus: list[CorpusDoc] = []
@@ -117,6 +123,33 @@ def load_dataset(dataset_dir: Path) -> EvalDataset:
         first_line_of_doc[doc.id] = line_no
         corpus.append(doc)
 
+    # Only check references when the corpus itself was readable; otherwise every query would be
+    # reported for a problem that is really the corpus file's.
+    known = set(first_line_of_doc) if corpus_rows is not None else None
+    queries = parse_queries(query_rows, known, CORPUS_FILE, problems)
+
+    if corpus_rows is not None and not corpus_rows:
+        problems.append(f"{CORPUS_FILE}: has no documents")
+    if problems:
+        raise DatasetError(dataset_dir, sorted(problems, key=_file_and_line))
+    return EvalDataset(corpus=corpus, queries=queries)
+
+
+def read_queries(path: Path, problems: list[str]) -> list[tuple[int, dict[str, Any]]] | None:
+    """Return the (line number, object) rows of a queries.jsonl; problems are appended to `problems`."""
+    return _read_jsonl(path, problems)
+
+
+def parse_queries(
+    query_rows: list[tuple[int, dict[str, Any]]] | None,
+    known_ids: set[str] | None,
+    known_where: str,
+    problems: list[str],
+) -> list[EvalQuery]:
+    """Return the valid queries of `query_rows`; each bad line, duplicate id or unknown relevant id is a problem.
+
+    `known_ids` None skips the relevant-id check; `known_where` names where ids come from in messages.
+    """
     queries: list[EvalQuery] = []
     first_line_of_query: dict[str, int] = {}
     for line_no, row in query_rows or []:
@@ -130,21 +163,14 @@ def load_dataset(dataset_dir: Path) -> EvalDataset:
             )
             continue
         first_line_of_query[query.id] = line_no
-        # Only check references when the corpus itself was readable; otherwise every query would be
-        # reported for a problem that is really the corpus file's.
-        if corpus_rows is not None:
+        if known_ids is not None:
             for rid in query.relevant_ids:
-                if rid not in first_line_of_doc:
-                    problems.append(f"{where}: relevant id {rid!r} names no document in {CORPUS_FILE}")
+                if rid not in known_ids:
+                    problems.append(f"{where}: relevant id {rid!r} names nothing in {known_where}")
         queries.append(query)
-
-    if corpus_rows is not None and not corpus_rows:
-        problems.append(f"{CORPUS_FILE}: has no documents")
     if query_rows is not None and not query_rows:
         problems.append(f"{QUERIES_FILE}: has no queries")
-    if problems:
-        raise DatasetError(dataset_dir, sorted(problems, key=_file_and_line))
-    return EvalDataset(corpus=corpus, queries=queries)
+    return queries
 
 
 def _file_and_line(problem: str) -> tuple[int, int]:
@@ -217,6 +243,7 @@ def _parse_query(row: dict[str, Any], where: str, problems: list[str]) -> EvalQu
     relevant_ids = _relevant_ids(row, where, problems)
     reference = _optional_str(row, "reference_answer", where, problems)
     history = _history(row, where, problems)
+    tags = _tags(row, where, problems)
     if query_id is None:
         return None
     return EvalQuery(
@@ -225,7 +252,22 @@ def _parse_query(row: dict[str, Any], where: str, problems: list[str]) -> EvalQu
         relevant_ids=relevant_ids or [],
         reference_answer=reference,
         history=history,
+        tags=tags,
     )
+
+
+def _tags(row: dict[str, Any], where: str, problems: list[str]) -> tuple[str, ...]:
+    value = row.get("tags")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
+        problems.append(f"{where}: 'tags' must be a list of non-empty strings, got {value!r}")
+        return ()
+    if any("." in t for t in value):
+        # A tag names per-tag metrics ("near_miss.wrong_answer_rate"); a dot would make them ambiguous.
+        problems.append(f"{where}: a tag must not contain '.', got {value!r}")
+        return ()
+    return tuple(dict.fromkeys(t.strip() for t in value))
 
 
 def _relevant_ids(row: dict[str, Any], where: str, problems: list[str]) -> list[str] | None:
@@ -347,6 +389,8 @@ def _query_row(query: EvalQuery) -> dict[str, Any]:
         row["reference_answer"] = query.reference_answer
     if query.history:
         row["history"] = [{"role": t.role, "text": t.text} for t in query.history]
+    if query.tags:
+        row["tags"] = list(query.tags)
     return row
 
 

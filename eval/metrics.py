@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from retrieval.text import turkish_lower
+from retrieval.text import fold_turkish, turkish_lower
 
 RETRIEVAL_METRICS: tuple[str, ...] = ("recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10")
 
@@ -128,13 +128,14 @@ def contains_reference(answer: str, reference: str) -> bool:
 
     The match may run on into a suffix ("istanbul" in "istanbuldaki"), because Turkish attaches
     suffixes without an apostrophe to common nouns, but a number must end where the reference
-    does ("308" is not found in "3080"). An empty reference is never contained.
+    does ("308" is not found in "3080"). Diacritics are folded on both sides ("odeme" matches
+    "ödeme"): customers and agents write both. An empty reference is never contained.
     """
-    ref = normalise_answer(reference)
+    ref = fold_turkish(normalise_answer(reference))
     if not ref:
         return False
     pattern = r"(?<!\w)" + re.escape(ref) + (r"(?!\d)" if ref[-1].isdigit() else "")
-    return re.search(pattern, normalise_answer(answer)) is not None
+    return re.search(pattern, fold_turkish(normalise_answer(answer))) is not None
 
 
 # --- latency ------------------------------------------------------------------------------------

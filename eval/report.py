@@ -9,7 +9,7 @@ import json
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -49,6 +49,9 @@ class QueryOutcome:
     correct: bool | None = None
     decision: str | None = None
     reference_answer: str | None = None
+    tags: list[str] = field(default_factory=list)
+    # Run-specific fields written to per_query.jsonl as they are (the query built, cited sources, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Runners may pass plain (doc_id, title, snippet, score) tuples.
@@ -91,7 +94,7 @@ def write_report(
     outcomes = list(per_query)
     plots = [p for p in (_recall_curve(outcomes), _latency_histogram(outcomes)) if p]
     if kind == "answers":
-        plots += [p for p in (_confidence_plot(outcomes),) if p]
+        plots += [p for p in (_confidence_plot(outcomes), _risk_coverage_plot(metrics)) if p]
     for plot in plots:
         (out_dir / f"{plot.name}.png").write_bytes(plot.png)
 
@@ -123,19 +126,42 @@ def _sections(
     summary = Table(
         "Metrics",
         ["metric", "value"],
-        [
-            [k, _fmt(v)]
-            for k, v in _flatten({k: v for k, v in metrics.items() if k not in ("config", "versions")})
-        ],
+        [[k, _fmt(v)] for k, v in _flatten({k: v for k, v in metrics.items() if k not in _OWN_TABLES})],
         note=f"{len(outcomes)} queries, {len(answerable)} with a relevant document.",
     )
-    tables = [summary, _worst_retrieval(answerable, worst_n)]
+    tables = [summary]
+    if isinstance(metrics.get("per_tag"), dict) and metrics["per_tag"]:
+        tables.append(_per_tag(metrics["per_tag"]))
+    tables.append(_worst_retrieval(answerable, worst_n))
     if kind == "answers":
         tables.append(_confident_mistakes(outcomes, worst_n))
     for key, title in (("config", "Configuration"), ("versions", "Package versions")):
         if isinstance(metrics.get(key), dict) and metrics[key]:
             tables.append(Table(title, ["name", "value"], [[k, _fmt(v)] for k, v in _flatten(metrics[key])]))
     return tables
+
+
+# Shown in tables or plots of their own, not in the metrics list.
+_OWN_TABLES = ("config", "versions", "per_tag", "risk_coverage")
+_TAG_COLUMNS = (
+    "n_queries",
+    "auto_answer_rate",
+    "wrong_answer_rate",
+    "handoff_rate_unanswerable",
+    "suggest_hit@3",
+    "answer_contains_reference",
+    "hit@1",
+    "hit@5",
+    "mrr@10",
+)
+
+
+def _per_tag(per_tag: dict[str, dict[str, Any]]) -> Table:
+    columns = [c for c in _TAG_COLUMNS if any(c in m for m in per_tag.values())]
+    rows = [[tag, *(_fmt(m.get(c)) for c in columns)] for tag, m in per_tag.items()]
+    return Table(
+        "Per tag", ["tag", *columns], rows, note="Every metric per tag is in metrics.json (per_tag)."
+    )
 
 
 def _worst_retrieval(answerable: list[QueryOutcome], worst_n: int) -> Table:
@@ -182,7 +208,7 @@ def _confident_mistakes(outcomes: list[QueryOutcome], worst_n: int) -> Table:
     ]
     return Table(
         "Wrong answers, most confident first",
-        ["query", "question", "decision", "confidence", "answer", "reference", "retrieved (top 3)"],
+        ["query", "question", "decision", "confidence", "answer", "reference", "cited"],
         rows,
         note=f"{len(wrong)} wrong of {sum(1 for o in outcomes if o.correct is not None)} judged.",
     )
@@ -279,6 +305,22 @@ def _latency_histogram(outcomes: list[QueryOutcome]) -> Plot | None:
     ax.set(xlabel="latency (ms)", ylabel="queries", title=f"Latency ({len(latencies)} queries)")
     ax.legend()
     return Plot("latency", "Latency", _png(fig))
+
+
+def _risk_coverage_plot(metrics: dict[str, Any]) -> Plot | None:
+    curve = metrics.get("risk_coverage")
+    if not isinstance(curve, dict) or not curve.get("coverage"):
+        return None
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.add_subplot()
+    ax.plot(curve["coverage"], curve["precision"], marker=".", label="automatic answers")
+    for target, style in ((0.95, ":"), (0.98, "--"), (0.99, "-.")):
+        ax.axhline(target, color="grey", linestyle=style, linewidth=0.8, label=f"precision {target}")
+    ax.set(xlabel="coverage (automatic answers / answerable queries)", ylabel="precision", ylim=(0, 1.02))
+    ax.set_title("Risk–coverage: precision at each confidence threshold")
+    ax.legend(loc="lower left", fontsize=7)
+    ax.grid(alpha=0.3)
+    return Plot("risk_coverage", "Risk–coverage", _png(fig))
 
 
 def _confidence_plot(outcomes: list[QueryOutcome]) -> Plot | None:

@@ -17,15 +17,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ingestion.pipeline import Ingestor
+from ingestion.pipeline import IngestItem, Ingestor
 from ingestion.registry import Registry
+from ingestion.registry_models import JobKind
 from ingestion.sources import ChunkingParams, TextDocument, text_items
 from retrieval.embedders import Embedder, load_embedder
 from retrieval.index import KnowledgeIndex, QueryOptions
 from retrieval.models import SearchHit
 from retrieval.settings import Settings
 
+from .bundle import TenantBundle, is_bundle, load_bundle
 from .datasets import CorpusDoc, EvalQuery, load_dataset
+from .decisions import SourceRanking, source_metrics, with_tags
 from .metrics import (
     RETRIEVAL_METRICS,
     first_relevant_rank,
@@ -88,13 +91,15 @@ class EvalIndex:
 @contextmanager
 def eval_index(
     settings: Settings,
-    corpus: Sequence[CorpusDoc],
+    corpus: Sequence[CorpusDoc] = (),
     *,
+    bundle: TenantBundle | None = None,
     embedder: Embedder | None = None,
     params: ChunkingParams | None = None,
     show_progress: bool = True,
 ) -> Iterator[EvalIndex]:
-    """Yield an isolated index with `corpus` ingested through the production pipeline; removed afterwards."""
+    """Yield an isolated index holding `corpus` and/or a tenant `bundle`, ingested by the production
+    pipeline (the same jobs `invekto-knowledge ingest` runs); removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="invekto-eval-") as tmp:
         run_settings = settings.model_copy(update={"data_dir": Path(tmp), "database_url": None})
         if settings.store == "server":
@@ -106,25 +111,33 @@ def eval_index(
         ingestor = Ingestor(index, registry)
         try:
             ingestor.ensure_tenant(EVAL_TENANT, "Evaluation")
-            items = text_items(
-                EVAL_TENANT,
-                [TextDocument(d.id, d.text, d.title, dict(d.metadata)) for d in corpus],
-                params=params,
+            jobs: list[tuple[JobKind, list[IngestItem]]] = list(bundle.items(EVAL_TENANT)) if bundle else []
+            if corpus:
+                docs = [TextDocument(d.id, d.text, d.title, dict(d.metadata)) for d in corpus]
+                jobs.append(("files", text_items(EVAL_TENANT, docs, params=params)))
+            bar = tqdm(
+                total=sum(len(items) for _, items in jobs),
+                desc="ingest",
+                unit="doc",
+                disable=not show_progress,
             )
-            bar = tqdm(total=len(items), desc="ingest", unit="doc", disable=not show_progress)
-            started = time.perf_counter()
-            job = ingestor.run(
-                EVAL_TENANT, "files", items, progress=lambda p: bar.update(p.files_done - bar.n)
-            )
-            bar.close()
-            failed = [f for f in job.files if f.status == "failed"]
-            if failed:
-                raise ValueError(
-                    f"{len(failed)} corpus documents failed to ingest, e.g. {failed[0].name}: {failed[0].error}"
+            started, chunks = time.perf_counter(), 0
+            for kind, items in jobs:
+                done = bar.n
+                job = ingestor.run(
+                    EVAL_TENANT,
+                    kind,
+                    items,
+                    progress=lambda p, done=done: bar.update(done + p.files_done - bar.n),
                 )
-            yield EvalIndex(
-                run_settings, index, registry, ingestor, job.chunks_written, time.perf_counter() - started
-            )
+                failed = [f for f in job.files if f.status == "failed"]
+                if failed:
+                    raise ValueError(
+                        f"{len(failed)} {kind} items failed to ingest, e.g. {failed[0].name}: {failed[0].error}"
+                    )
+                chunks += job.chunks_written
+            bar.close()
+            yield EvalIndex(run_settings, index, registry, ingestor, chunks, time.perf_counter() - started)
         finally:
             if settings.store == "server":
                 index.delete_tenant(EVAL_TENANT)
@@ -159,8 +172,16 @@ def run_retrieval_eval(
     show_progress: bool = True,
     seed: int = 13,
 ) -> dict[str, Any]:
-    """Run the retrieval suite and write OUT/metrics.json, per_query.jsonl, report.md and report.html."""
+    """Run the retrieval suite and write OUT/metrics.json, per_query.jsonl, report.md and report.html.
+
+    A tenant bundle is measured by source (hit@k, MRR@10, overall and per tag), searched with the query
+    the assistant builds from the conversation; a flat corpus by ranx's recall/MRR/nDCG over documents.
+    """
     random.seed(seed)
+    if is_bundle(dataset_dir):
+        return _run_bundle_retrieval(
+            settings, dataset_dir, out_dir, embedder, options or QueryOptions(limit=10), show_progress, seed
+        )
     dataset = load_dataset(dataset_dir)
     corpus = list(dataset.corpus) + [d for extra in extra_corpus for d in read_corpus(extra)]
     opts = options or QueryOptions(limit=10)
@@ -210,6 +231,69 @@ def run_retrieval_eval(
     return metrics
 
 
+def _run_bundle_retrieval(
+    settings: Settings,
+    dataset_dir: Path,
+    out_dir: Path,
+    embedder: Embedder | None,
+    opts: QueryOptions,
+    show_progress: bool,
+    seed: int,
+) -> dict[str, Any]:
+    from assist.service import AssistService
+
+    from .answers import eval_request
+
+    bundle = load_bundle(dataset_dir)
+    rankings: list[SourceRanking] = []
+    outcomes: list[QueryOutcome] = []
+    latencies: list[float] = []
+    with eval_index(settings, bundle=bundle, embedder=embedder, show_progress=show_progress) as ev:
+        offline = ev.settings.model_copy(update={"llm_provider": "extractive"})
+        service = AssistService(offline, ev.index, ev.registry, ev.ingestor)
+        for query in tqdm(bundle.queries, desc="queries", unit="q", disable=not show_progress):
+            text = service.search_query(EVAL_TENANT, eval_request(query)).text
+            started = time.perf_counter()
+            result = ev.index.search(EVAL_TENANT, text, opts)
+            latencies.append((time.perf_counter() - started) * 1e3)
+            best: dict[str, SearchHit] = {}
+            for hit in result.hits:
+                best.setdefault(hit.ref, hit)
+            ranking = SourceRanking(query.id, frozenset(query.relevant_ids), tuple(best), query.tags)
+            rankings.append(ranking)
+            outcomes.append(
+                QueryOutcome(
+                    query_id=query.id,
+                    question=query.question,
+                    relevant_ids=list(query.relevant_ids),
+                    retrieved=[
+                        RetrievedDoc(ref, h.title, h.text[:160], h.score) for ref, h in list(best.items())[:5]
+                    ],
+                    first_relevant_rank=ranking.first_relevant_rank,
+                    latency_ms=latencies[-1],
+                    tags=list(query.tags),
+                    extra={"query": text},
+                )
+            )
+        chunks, ingest_s = ev.chunks, ev.ingest_s
+    metrics: dict[str, Any] = source_metrics(rankings)
+    lat = latency_summary(latencies)
+    metrics.update(
+        n_queries_total=len(bundle.queries),
+        n_sources=len(bundle.sources),
+        n_chunks=chunks,
+        ingest_s=round(ingest_s, 2),
+        latency_ms_p50=lat["p50"],
+        latency_ms_p95=lat["p95"],
+        latency_ms_p99=lat["p99"],
+        per_tag=with_tags(rankings, source_metrics),
+        config={**run_config(settings, dataset_dir, (), opts, seed), "bundle_sources": bundle.parts()},
+        versions=package_versions(),
+    )
+    _write_run(out_dir, metrics, outcomes, {}, "retrieval")
+    return metrics
+
+
 def run_config(
     settings: Settings, dataset_dir: Path, extra: Sequence[Path], opts: QueryOptions, seed: int
 ) -> dict[str, Any]:
@@ -249,7 +333,10 @@ def _write_run(
                 "latency_ms": round(o.latency_ms, 3),
                 **{k: v for k, v in per_query.get(o.query_id, {}).items() if k in RETRIEVAL_METRICS},
             }
+            if o.tags:
+                row["tags"] = o.tags
             if o.answer is not None or o.decision is not None:
                 row.update(answer=o.answer, decision=o.decision, confidence=o.confidence, correct=o.correct)
+            row.update(o.extra)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     write_report(out_dir, metrics, outcomes, kind)  # type: ignore[arg-type]

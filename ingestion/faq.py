@@ -6,7 +6,8 @@ separated, in UTF-8 or Windows-1254. XLSX is read from its first sheet with the 
 library, so no spreadsheet package is needed. JSON is a list of objects or {"items": [...]}.
 
 A row with an empty question or answer is reported in `SheetImport.problems` with its row
-number; the other rows are still imported.
+number; the other rows are still imported. A sheet's own id column ("id", "kod", ...) is kept as
+metadata "entry_id" (citations read `faq:sss-012`); without one the row number stands in.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ CATEGORY_HEADERS = ("kategori", "category", "bölüm", "section", "konu", "topic
 FAQ_TITLE_HEADERS = ("başlık", "title")
 QUICK_REPLY_TITLE_HEADERS = ("başlık", "title", "name", "ad", "kısayol", "shortcut")
 QUICK_REPLY_TEXT_HEADERS = ("metin", "text", "content", "içerik", "mesaj", "message", "yanıt", "cevap")
+# The sheet's own id for an entry: kept as metadata "entry_id" so citations name "sss-012", not a hash.
+ID_HEADERS = ("id", "kimlik", "kod", "code", "key", "anahtar")
 
 # A worksheet is a few MB even for thousands of rows; a bigger one is a zip bomb or not an FAQ.
 _MAX_XLSX_PART_BYTES = 64 * 1024 * 1024
@@ -317,6 +320,12 @@ class _Columns:
     value: str
     title: str | None
     category: str | None
+    entry_id: str | None = None
+
+
+def _row_number(where: str) -> str:
+    # "row 5" / "item 3" -> "5" / "3": the fallback id of a sheet without an id column.
+    return where.rsplit(" ", 1)[-1]
 
 
 def _rows_to_chunks(
@@ -329,6 +338,7 @@ def _rows_to_chunks(
 ) -> SheetImport:
     result = SheetImport()
     first_row_of: dict[str, str] = {}
+    row_of_entry: dict[str, str] = {}
     for row in table.rows:
         if row.problem:
             result.problems.append(f"{row.where}: {row.problem}")
@@ -354,10 +364,24 @@ def _rows_to_chunks(
             )
             continue
         first_row_of[chunk_id] = row.where
+        entry_id = _squash(row.cells.get(columns.entry_id, "")) if columns.entry_id else ""
+        if entry_id in row_of_entry:
+            result.problems.append(
+                f"{row.where}: id {entry_id!r} is also on {row_of_entry[entry_id]}; "
+                "this row is cited by its row number"
+            )
+            entry_id = ""
+        entry_id = entry_id or _row_number(row.where)
+        row_of_entry.setdefault(entry_id, row.where)
         key, value = clean(key), clean(value)
         title = _squash(clean(row.cells.get(columns.title, ""))) if columns.title else ""
         category = _squash(row.cells.get(columns.category, "")) if columns.category else ""
-        metadata: dict[str, Any] = {kind.key_label: key, kind.value_label: value, "row": row.where}
+        metadata: dict[str, Any] = {
+            kind.key_label: key,
+            kind.value_label: value,
+            "row": row.where,
+            "entry_id": clean(entry_id),
+        }
         if category:
             metadata["category"] = category
         result.chunks.append(
@@ -396,7 +420,9 @@ def load_faq(
     if question is None or answer is None:
         wanted = {"question": QUESTION_HEADERS + FAQ_TITLE_HEADERS, "answer": ANSWER_HEADERS}
         raise _missing_columns_error(filename, table, wanted)
-    columns = _Columns(question, answer, title, _find_column(table, CATEGORY_HEADERS))
+    columns = _Columns(
+        question, answer, title, _find_column(table, CATEGORY_HEADERS), _find_column(table, ID_HEADERS)
+    )
     return _rows_to_chunks(tenant_id, doc_id, table, _FAQ, columns, redact or _identity)
 
 
@@ -417,7 +443,9 @@ def load_quick_replies(
     if title is None or text is None:
         wanted = {"title": QUICK_REPLY_TITLE_HEADERS, "text": QUICK_REPLY_TEXT_HEADERS}
         raise _missing_columns_error(filename, table, wanted)
-    columns = _Columns(title, text, None, _find_column(table, CATEGORY_HEADERS))
+    columns = _Columns(
+        title, text, None, _find_column(table, CATEGORY_HEADERS), _find_column(table, ID_HEADERS)
+    )
     return _rows_to_chunks(tenant_id, doc_id, table, _QUICK_REPLY, columns, redact or _identity)
 
 

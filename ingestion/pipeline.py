@@ -3,11 +3,14 @@
 Every document goes through the same steps whatever its kind:
 
 1. `begin_document` in the registry: unchanged content (same hash) is skipped.
-2. build its chunks (parse + chunk, FAQ rows, chat pairs), then redact every chunk's text, title,
-   section and metadata strings: personal data never reaches the embedder or the index.
+2. build its chunks (parse + chunk, FAQ rows, chat pairs), screen them (`ingestion.screening`: chunks
+   that address the assistant, ask for secrets or link to foreign sites get metadata "flagged"), then
+   redact every chunk's text, title, section and metadata strings: personal data never reaches the
+   embedder or the index.
 3. upsert the chunks tagged with the new `doc_version`, then delete the document's chunks of any other
-   version, then `mark_indexed`. A crash anywhere leaves the document pending; running the job again
-   repeats the steps and ends in the state one clean run gives (point ids are deterministic).
+   version, then `mark_indexed` with the count of flagged chunks per reason. A crash anywhere leaves the
+   document pending; running the job again repeats the steps and ends in the state one clean run gives
+   (point ids are deterministic).
 
 A failing document is marked failed with its error and the rest of the batch goes on; an update that
 fails leaves the previously indexed version searchable.
@@ -29,11 +32,12 @@ from retrieval.models import Chunk, Source
 from .redact import Redactor
 from .registry import Registry
 from .registry_models import Job, JobKind, TenantSettings
+from .screening import SCREENING_VERSION, flag_counts, screen_chunks
 
 log = logging.getLogger(__name__)
 
 # Part of every content hash: changing how text is chunked re-indexes documents on their next ingest.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 # Documents per registry transaction.
 _GROUP = 64
 
@@ -66,8 +70,15 @@ ProgressFn = Callable[[IngestProgress], None]
 def content_hash(data: bytes, *params: object) -> str:
     """Return the sha256 of the content plus the pipeline parameters that shape its chunks."""
     digest = hashlib.sha256(data)
-    digest.update(repr((PIPELINE_VERSION, *params)).encode())
+    digest.update(repr((PIPELINE_VERSION, SCREENING_VERSION, *params)).encode())
     return digest.hexdigest()
+
+
+def _screened_hash(digest: str, own_domains: Sequence[str]) -> str:
+    # The tenant's own domains decide which links are flagged: changing them screens documents again.
+    if not own_domains:
+        return digest
+    return hashlib.sha256(f"{digest}|{','.join(sorted(own_domains))}".encode()).hexdigest()
 
 
 _DOC_ID_UNSAFE = re.compile(r"[^\w.\-:/@]+", re.UNICODE)
@@ -142,6 +153,7 @@ class Ingestor:
             if job.status not in ("queued", "running"):
                 return job  # the same idempotency key already ran this job
         redactor = tenant_redactor(tenant.settings)
+        own_domains = tenant.settings.own_domains
         self.registry.start_job(job.id)
         state = _JobState(total=len(items))
         pending: list[tuple[IngestItem, int, int | None, list[Chunk]]] = []
@@ -164,7 +176,10 @@ class Ingestor:
             self.registry.complete_documents(
                 tenant_id,
                 job.id,
-                [(item.name, item.doc_id, version, len(cs)) for item, version, _, cs in pending],
+                [
+                    (item.name, item.doc_id, version, len(cs), flag_counts(cs))
+                    for item, version, _, cs in pending
+                ],
             )
             for item, _, _, cs in pending:
                 state.done += 1
@@ -176,7 +191,11 @@ class Ingestor:
         for start in range(0, len(items), _GROUP):
             group = items[start : start + _GROUP]
             decisions = self.registry.begin_documents(
-                tenant_id, [(i.doc_id, i.source, i.uri, i.title, i.content_hash) for i in group]
+                tenant_id,
+                [
+                    (i.doc_id, i.source, i.uri, i.title, _screened_hash(i.content_hash, own_domains))
+                    for i in group
+                ],
             )
             skipped = [(i, d) for i, d in zip(group, decisions, strict=True) if d.action == "skip"]
             if skipped:
@@ -188,7 +207,11 @@ class Ingestor:
                 if decision.action == "skip":
                     continue
                 try:
-                    chunks = [redact_chunk(_versioned(c, decision.version), redactor) for c in item.build()]
+                    # Screened before redaction: links and e-mail domains are still there to judge.
+                    screened = screen_chunks(
+                        [_versioned(c, decision.version) for c in item.build()], own_domains
+                    )
+                    chunks = [redact_chunk(c, redactor) for c in screened]
                     if not chunks:
                         raise ValueError("no text to index")
                 except Exception as exc:  # one bad file must not stop the batch

@@ -57,6 +57,19 @@ class Chunk:
         }
 
 
+_REF_PREFIX = {"faq": "faq", "quick_reply": "qr", "chat": "chat", "doc": "doc"}
+
+
+def source_ref(source: str, doc_id: str, chunk_id: str, metadata: dict[str, Any]) -> str:
+    """Return the readable source id of a chunk (see SearchHit.ref)."""
+    prefix = _REF_PREFIX.get(source, source)
+    if source in ("faq", "quick_reply"):
+        return f"{prefix}:{metadata.get('entry_id') or chunk_id}"
+    if source == "chat":
+        return doc_id if doc_id.startswith("chat:") else f"chat:{doc_id}"
+    return f"{prefix}:{doc_id}"
+
+
 @dataclass(frozen=True)
 class SearchHit:
     """One retrieved chunk with everything a citation needs."""
@@ -74,6 +87,15 @@ class SearchHit:
     # The raw signals behind `score`: cosine of the dense match and BM25 of the sparse match (None if absent).
     dense_score: float | None = None
     sparse_score: float | None = None
+
+    @property
+    def ref(self) -> str:
+        """Return the source this chunk cites: `faq:<entry id>`, `qr:<entry id>`, `chat:<conversation>`, `doc:<doc id>`.
+
+        FAQ rows and quick replies are named by the sheet's own id (or row number), documents by their
+        id (the file name), past chats by their conversation.
+        """
+        return source_ref(self.source, self.doc_id, self.chunk_id, self.metadata)
 
     @classmethod
     def from_payload(cls, pid: Any, score: float, payload: dict[str, Any]) -> SearchHit:

@@ -127,7 +127,7 @@ def test_every_bad_line_is_reported_with_its_line_number(tmp_path: Path) -> None
     assert "queries.jsonl:3: missing 'question'" in text
     assert "queries.jsonl:4: 'relevant_ids' must be a list of strings, got a string" in text
     assert "queries.jsonl:5: duplicate id 'q1' (first on line 1)" in text
-    assert "queries.jsonl:6: relevant id 'yok' names no document in corpus.jsonl" in text
+    assert "queries.jsonl:6: relevant id 'yok' names nothing in corpus.jsonl" in text
     assert "queries.jsonl:8: history[0].text must be a non-empty string" in text
     assert "queries.jsonl:9: missing 'relevant_ids'" in text
     assert "queries.jsonl:10: unknown field(s) relevant_id" in text
