@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ingestion.pipeline import IngestItem, Ingestor
+from ingestion.pipeline import IngestItem, Ingestor, IngestProgress
 from ingestion.registry import Registry
 from ingestion.registry_models import JobKind
 from ingestion.sources import ChunkingParams, TextDocument, text_items
@@ -124,12 +124,11 @@ def eval_index(
             started, chunks = time.perf_counter(), 0
             for kind, items in jobs:
                 done = bar.n
-                job = ingestor.run(
-                    EVAL_TENANT,
-                    kind,
-                    items,
-                    progress=lambda p, done=done: bar.update(done + p.files_done - bar.n),
-                )
+
+                def advance(p: IngestProgress, done: int = done) -> None:
+                    bar.update(done + p.files_done - bar.n)
+
+                job = ingestor.run(EVAL_TENANT, kind, items, progress=advance)
                 failed = [f for f in job.files if f.status == "failed"]
                 if failed:
                     raise ValueError(
