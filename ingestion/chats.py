@@ -360,15 +360,17 @@ def _in_context(asked: str, subject: str | None, answers_agent: bool) -> tuple[s
 # --- corrections ---------------------------------------------------------------------------
 
 # An agent taking back what was said (folded): "yanlış bilgi verdim", "düzeltmem gerekiyor",
-# "arkadaşımın verdiği bilgi ...", "özür dilerim, aslında ...", "doğrusu", "pardon, ...".
+# "arkadaşımın verdiği bilgi ...", "özür dilerim, aslında ...", "doğrusu", "pardon, 500 değil ...".
+# A bare "pardon" or "düzeltme" is not enough: "Pardon, geç dönüş için ..." and "Düzeltme talebiniz
+# alındı" take nothing back.
 _CORRECTION = re.compile(
     r"(?<!\w)(?:"
     r"(?:yanlis|hatali|eksik)\s+(?:bilgi\s+(?:verdi|verilmi|vermi|icin|aktar|ilet)\w*|bilgilendir\w*)"
     r"|yanlis\s+(?:yazdi|yazmis|soyledi|soylemis|aktardi|aktarmis|ilettim|iletmis|anladi|anlamis)\w*"
-    r"|duzeltme(?:m|miz)?\s+(?:yapmam|yapmamiz|yapayim|yapalim|gerek)\w*|bir\s+duzeltme|duzeltiyorum"
-    r"|duzelteyim|^\W*duzeltme|dogrusu|dogru\s+bilgi\w*|^\W*pardon|yanil(?:dim|misim|dik|misiz)"
-    r"|arkadas\w*\s+(?:verdigi|ilettigi|soyledigi)\s+bilgi"
-    r"|(?:ozur\s+dile\w*|kusura\s+bakma\w*)\W+(?:\w+\W+){0,6}?aslinda"
+    r"|duzeltme(?:m|miz)?\s+(?:yapmam|yapmamiz|yapayim|yapalim|gerek)\w*|dogrusu|dogru\s+bilgi\s+su"
+    r"|(?:(?:kucuk\s+)?bir\s+duzeltme|^\W*duzeltme|duzeltiyorum|duzelteyim)(?=\s*[:\-–—])"
+    r"|yanil(?:dim|misim|dik|misiz)|arkadas\w*\s+(?:verdigi|ilettigi|soyledigi)\s+bilgi"
+    r"|(?:ozur\s+dile\w*|kusura\s+bakma\w*|^\W*pardon)\W+(?:\w+\W+){0,8}?(?:aslinda|degil)"
     r")(?!\w)"
 )
 _APOLOGY = re.compile(r"(?<!\w)(?:ozur\s+dile\w*|kusura\s+bakma\w*|affedersiniz|haklisiniz|pardon)(?!\w)")
@@ -402,13 +404,15 @@ def _stems(text: str) -> set[str]:
 
 
 def _corrected(pairs: list[QAPair], settled: set[int], correction: str) -> int | None:
-    """Return the position of the earlier pair whose reply `correction` takes back (None if all are settled).
+    """Return the position of the earlier pair whose reply `correction` takes back (None if there is none).
 
-    That is the reply sharing most words with the correction; between equals, the latest.
+    That is the unsettled reply sharing most words with the correction (between equals, the latest);
+    a reply sharing none is about something else.
     """
-    open_positions = [pair.position for pair in pairs if pair.position not in settled]
     words = _stems(correction)
-    return max(reversed(open_positions), key=lambda i: len(words & _stems(pairs[i].answer)), default=None)
+    shared = {p.position: len(words & _stems(p.answer)) for p in pairs if p.position not in settled}
+    best = max(reversed(shared), key=shared.__getitem__, default=None)
+    return best if best is not None and shared[best] else None
 
 
 # --- pairs ---------------------------------------------------------------------------------
@@ -447,7 +451,8 @@ def _turns(messages: Iterable[Message]) -> Iterator[_Turn]:
             folded = _fold(text)
             if _ONLY_HOLD.match(folded):
                 continue
-            correction = _CORRECTION.search(folded) is not None
+            # A "correction" that asks something ("Pardon, yanlış mı yazdım?") settles nothing.
+            correction = _CORRECTION.search(folded) is not None and "?" not in text
             if correction:
                 text = _without_apology(text)
         if not text and not correction:
@@ -456,7 +461,7 @@ def _turns(messages: Iterable[Message]) -> Iterator[_Turn]:
             if current is not None and current.texts:
                 yield current
             current = _Turn(message.role, [], message.ts, message.agent_id, corrects_earlier=correction)
-        elif correction:
+        elif correction and (not text or _stems(text) & _stems(" ".join(current.texts))):
             # The agent takes back what it wrote earlier in this turn: only the correction stays.
             current.texts.clear()
             current.ts, current.agent_id = message.ts, message.agent_id

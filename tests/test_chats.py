@@ -438,12 +438,21 @@ def test_a_correction_after_a_hold_and_one_in_the_same_turn_leave_only_the_settl
     ]
 
 
-def test_an_apology_that_corrects_nothing_leaves_earlier_replies_alone() -> None:
+@pytest.mark.parametrize(
+    "apology",
+    [
+        "Gecikme için özür dileriz, kargo firmasıyla görüşüyoruz.",
+        "Pardon, geç dönüş için kusura bakmayın. Kargonuz yarın teslim edilecek.",
+        "Düzeltme talebiniz alındı, kargo adresiniz güncellenecek.",
+        "Kusura bakmayın, aslında kargonuz hangi ilçeye gidiyor?",
+    ],
+)
+def test_an_apology_that_corrects_nothing_leaves_earlier_replies_alone(apology: str) -> None:
     chat = conversation(
         ("customer", "kargom 4 gündür aynı yerde hareket yok"),
         ("agent", "Kargo 7 iş günü içinde bulunamazsa ürün yeniden gönderilir."),
         ("customer", "hala gelmedi ama"),
-        ("agent", "Gecikme için özür dileriz, kargo firmasıyla görüşüyoruz."),
+        ("agent", apology),
     )
 
     assert extract_pairs(chat)[0].answer == "Kargo 7 iş günü içinde bulunamazsa ürün yeniden gönderilir."
