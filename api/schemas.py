@@ -17,6 +17,7 @@ from ingestion.registry_models import (
     JobStatus,
     TenantSettings,
 )
+from ingestion.screening import FlagReason
 from retrieval.index import MAX_QUERY_CHARS
 from retrieval.models import SearchResult, Source
 
@@ -39,6 +40,14 @@ class DocumentOut(BaseModel):
     error: str | None
     created_at: datetime
     updated_at: datetime
+    flagged_chunks: int = Field(
+        description="Chunks of the live version flagged at ingestion: they address the assistant, ask for "
+        "secrets or link to a foreign site. Agents may still see them; they are never sent automatically."
+    )
+    flag_reasons: dict[FlagReason, int] = Field(
+        description="Flagged chunks per reason: assistant_instruction, secret_request, foreign_link "
+        "(a link to a domain that is not in the tenant's own_domains setting)."
+    )
 
 
 class ChunkOut(BaseModel):
@@ -51,7 +60,9 @@ class ChunkOut(BaseModel):
     section: str
     text: str
     source: str
-    metadata: dict[str, Any]
+    metadata: dict[str, Any] = Field(
+        description='Includes "flagged": "<reason>" on a chunk the assistant never sends on its own.'
+    )
 
 
 class DocumentDetail(DocumentOut):

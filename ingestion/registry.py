@@ -22,13 +22,14 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
-from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from ingestion.registry_models import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     ApiKeyInfo,
     ApiKeyRow,
@@ -188,11 +189,20 @@ class Registry:
             stored = session.scalar(select(func.max(SchemaVersionRow.version)))
             if stored is None:
                 session.add(SchemaVersionRow(version=SCHEMA_VERSION))
-            elif stored != SCHEMA_VERSION:
+                return
+            migrated = stored
+            # create_all adds missing tables but never columns: older files are brought up step by step.
+            while migrated < SCHEMA_VERSION and migrated in MIGRATIONS:
+                for statement in MIGRATIONS[migrated]:
+                    session.execute(text(statement))
+                migrated += 1
+            if migrated != SCHEMA_VERSION:
                 raise RuntimeError(
                     f"Registry at {self._engine.url!r} has schema version {stored}, this code expects "
                     f"{SCHEMA_VERSION}; migrate or point INVEKTO_DATABASE_URL at a new database"
                 )
+            if migrated != stored:
+                session.execute(update(SchemaVersionRow).values(version=migrated))
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Session]:
@@ -398,19 +408,28 @@ class Registry:
         session.flush()
         return DocumentDecision("index", doc_id, row.version, row.indexed_version)
 
-    def mark_indexed(self, tenant_id: str, doc_id: str, version: int, chunk_count: int) -> Document:
-        """Return the document now live at `version`; ValueError if a newer version was begun meanwhile."""
+    def mark_indexed(
+        self,
+        tenant_id: str,
+        doc_id: str,
+        version: int,
+        chunk_count: int,
+        flag_reasons: Mapping[str, int] | None = None,
+    ) -> Document:
+        """Return the document now live at `version` with `flag_reasons` (flagged chunks per reason); ValueError
+        if a newer version was begun meanwhile."""
         with self._transaction() as session:
-            return self._mark_indexed_in(session, tenant_id, doc_id, version, chunk_count)
+            return self._mark_indexed_in(session, tenant_id, doc_id, version, chunk_count, flag_reasons)
 
     def complete_documents(
-        self, tenant_id: str, job_id: str, entries: Sequence[tuple[str, str, int, int]]
+        self, tenant_id: str, job_id: str, entries: Sequence[tuple[str, str, int, int, Mapping[str, int]]]
     ) -> list[Document]:
-        """Return the documents marked indexed for each (job file name, doc_id, version, chunk_count), with their
-        job files marked "indexed", all in one transaction (one commit per batch, not three per document)."""
+        """Return the documents marked indexed for each (job file name, doc_id, version, chunk_count,
+        flag_reasons), with their job files marked "indexed", all in one transaction (one commit per batch,
+        not three per document)."""
         with self._transaction() as session:
             _require_open_job(session, job_id, with_files=False)
-            doc_ids = [doc_id for _, doc_id, _, _ in entries]
+            doc_ids = [doc_id for _, doc_id, *_ in entries]
             docs = {
                 row.doc_id: row
                 for row in session.scalars(
@@ -428,7 +447,7 @@ class Registry:
                 )
             }
             moved, written = 0, 0
-            for name, doc_id, version, chunks in entries:
+            for name, doc_id, version, chunks, flag_reasons in entries:
                 row, file = docs.get(doc_id), files.get(name)
                 if row is None:
                     raise LookupError(f"No document {doc_id!r} for tenant {tenant_id!r}")
@@ -440,6 +459,7 @@ class Registry:
                     )
                 row.status, row.chunk_count, row.error = "indexed", chunks, None
                 row.indexed_version, row.indexed_hash = version, row.content_hash
+                row.flag_reasons = dict(flag_reasons)
                 moved += 1 - int(file.status in _DONE_STATUSES)
                 written += chunks - file.chunks
                 failed_before = file.status == "failed"
@@ -459,7 +479,12 @@ class Registry:
 
     @staticmethod
     def _mark_indexed_in(
-        session: Session, tenant_id: str, doc_id: str, version: int, chunk_count: int
+        session: Session,
+        tenant_id: str,
+        doc_id: str,
+        version: int,
+        chunk_count: int,
+        flag_reasons: Mapping[str, int] | None,
     ) -> Document:
         row = _require_document(session, tenant_id, doc_id)
         if row.version != version:
@@ -468,6 +493,7 @@ class Registry:
             )
         row.status, row.chunk_count, row.error = "indexed", chunk_count, None
         row.indexed_version, row.indexed_hash = version, row.content_hash
+        row.flag_reasons = dict(flag_reasons or {})
         session.flush()
         return to_record(Document, row)
 
@@ -495,6 +521,7 @@ class Registry:
                 return None
             row.status, row.chunk_count, row.error = "deleted", 0, None
             row.indexed_version = row.indexed_hash = None
+            row.flag_reasons = {}
             session.flush()
             return to_record(Document, row)
 
@@ -709,6 +736,22 @@ class Registry:
             session.add(row)
             session.flush()
             return to_record(Feedback, row)
+
+    def count_feedback(self, tenant_id: str) -> int:
+        """Return how many feedback rows the tenant's agents have given."""
+        with self._transaction(write=False) as session:
+            query = select(func.count()).select_from(FeedbackRow).where(FeedbackRow.tenant_id == tenant_id)
+            return int(session.scalar(query) or 0)
+
+    def feedback_evidence(self, tenant_id: str) -> list[tuple[float, str]]:
+        """Return (the suggestion's confidence, the agent's action) for every feedback of the tenant."""
+        with self._transaction(write=False) as session:
+            rows = session.execute(
+                select(SuggestionRow.confidence, FeedbackRow.action)
+                .join(SuggestionRow, SuggestionRow.id == FeedbackRow.suggestion_id)
+                .where(FeedbackRow.tenant_id == tenant_id)
+            ).all()
+        return [(float(confidence or 0.0), str(action)) for confidence, action in rows]
 
     # --- Audit ---
 

@@ -6,6 +6,7 @@ schema runs on SQLite and PostgreSQL. Every tenant-owned row cascades when its t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -28,12 +29,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ingestion.redact import ExtraPattern, Redactor
+from ingestion.screening import normalise_domain
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-# Bump when a table changes shape; Registry refuses files whose stored version differs.
-SCHEMA_VERSION = 1
+# Bump when a table changes shape and add the statements that bring the previous version up to it to
+# MIGRATIONS; Registry upgrades older files on open and refuses newer ones.
+SCHEMA_VERSION = 2
+# version -> the SQL that turns a database at that version into one at version + 1 (SQLite and PostgreSQL).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE documents ADD COLUMN flag_reasons JSON NOT NULL DEFAULT '{}'",),
+}
 
 Tone = Literal["siz", "sen"]
 DocumentSource = Literal["doc", "faq", "chat", "quick_reply"]
@@ -81,6 +88,9 @@ class PiiPattern(BaseModel):
     regex: str
 
 
+_DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+
+
 class TenantSettings(BaseModel):
     """Per-tenant behaviour; unknown keys are rejected so a typo never silently does nothing."""
 
@@ -94,6 +104,9 @@ class TenantSettings(BaseModel):
     pii_patterns: tuple[PiiPattern, ...] = ()
     # The tenant's own public values (company IBAN, call-centre number) that redaction keeps.
     pii_allowed: tuple[str, ...] = ()
+    # The tenant's own web domains ("evimmarket.com.tr", subdomains included): a link in its knowledge to
+    # any other domain is flagged at ingestion (see ingestion.screening).
+    own_domains: tuple[str, ...] = ()
 
     @field_validator("resolve_thresholds")
     @classmethod
@@ -109,6 +122,15 @@ class TenantSettings(BaseModel):
         # Fail when the setting is saved, not later in the middle of an ingestion job.
         Redactor([ExtraPattern(p.name, p.regex) for p in value])
         return value
+
+    @field_validator("own_domains")
+    @classmethod
+    def _domains_are_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        domains = tuple(dict.fromkeys(normalise_domain(d) for d in value))
+        for domain in domains:
+            if not _DOMAIN_RE.fullmatch(domain):
+                raise ValueError(f"own domain {domain!r} is not a domain name like 'example.com.tr'")
+        return domains
 
     def extra_patterns(self) -> list[ExtraPattern]:
         """Return the tenant's PII patterns in the form ingestion.redact.Redactor takes."""
@@ -160,6 +182,13 @@ class Document:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    # Chunks of the live version flagged at ingestion, per reason code (ingestion.screening.FLAG_REASONS).
+    flag_reasons: dict[str, int]
+
+    @property
+    def flagged_chunks(self) -> int:
+        """Return how many chunks of the live version must never be sent to a customer automatically."""
+        return sum(self.flag_reasons.values())
 
 
 @dataclass(frozen=True)
@@ -295,6 +324,8 @@ class DocumentRow(Base):
     # The version (and its hash) live in the index, kept apart so a failed update can fall back to it.
     indexed_version: Mapped[int | None] = mapped_column(Integer)
     indexed_hash: Mapped[str | None] = mapped_column(String(128))
+    # Flagged chunks of the indexed version per reason; the default also fills rows migrated from version 1.
+    flag_reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

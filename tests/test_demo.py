@@ -27,6 +27,7 @@ from api.context import ServiceContext
 from assist.models import HANDOFF_REASONS, FeedbackAction, ResolveResponse, Strategy
 from ingestion.registry import Registry
 from ingestion.registry_models import DocumentSource, DocumentStatus, JobFileStatus, JobStatus
+from ingestion.screening import FLAG_REASONS
 from retrieval.embedders import Embedder
 from retrieval.settings import Settings
 
@@ -228,6 +229,7 @@ def test_every_playground_label_exists_in_turkish_and_english() -> None:
         ("source", get_args(DocumentSource)),
         ("decision", get_args(ResolveResponse.model_fields["decision"].annotation)),
         ("fb", get_args(FeedbackAction)),
+        ("flag", FLAG_REASONS),
     ):
         assert f"`{prefix}_${{" in script  # the page builds these names from the API's values
         used |= {f"{prefix}_{value}" for value in values}

@@ -67,7 +67,17 @@ def test_tenant_settings_default_patch_and_validate(registry: Registry) -> None:
     assert patched.settings.resolve_thresholds == {"min_confidence": 0.8}
     assert [p.name for p in patched.settings.extra_patterns()] == ["MUSTERI_NO"]
 
-    for bad in ({"tone": "hey"}, {"pii_patterns": [{"name": "X", "regex": "("}]}, {"colour": "red"}):
+    domains = registry.update_tenant_settings(
+        "acme", {"own_domains": ["https://www.Acme.com.tr/iletisim", "acme.com.tr"]}
+    )
+    assert domains.settings.own_domains == ("acme.com.tr",)
+
+    for bad in (
+        {"tone": "hey"},
+        {"pii_patterns": [{"name": "X", "regex": "("}]},
+        {"colour": "red"},
+        {"own_domains": ["acme kargo"]},
+    ):
         with pytest.raises(ValueError):
             registry.update_tenant_settings("acme", bad)
     reset = registry.update_tenant_settings("acme", {"tone": None})
@@ -160,6 +170,20 @@ def test_stale_mark_indexed_is_refused(registry: Registry) -> None:
     registry.begin_document("acme", "a.md", "doc", None, None, "h2")  # a newer upload took over
     with pytest.raises(ValueError, match="version 2"):
         registry.mark_indexed("acme", "a.md", 1, chunk_count=3)
+
+
+def test_flagged_chunks_belong_to_the_live_version(registry: Registry) -> None:
+    registry.begin_document("acme", "sss.csv", "faq", None, None, "h1")
+    doc = registry.mark_indexed(
+        "acme", "sss.csv", 1, chunk_count=9, flag_reasons={"secret_request": 2, "foreign_link": 1}
+    )
+    assert (doc.flagged_chunks, doc.flag_reasons) == (3, {"secret_request": 2, "foreign_link": 1})
+    # A failed update leaves the old version live, and its flags with it.
+    registry.begin_document("acme", "sss.csv", "faq", None, None, "h2")
+    assert registry.mark_failed("acme", "sss.csv", "embedder timeout").flagged_chunks == 3
+    retry = registry.begin_document("acme", "sss.csv", "faq", None, None, "h3")
+    assert registry.mark_indexed("acme", "sss.csv", retry.version, chunk_count=9).flag_reasons == {}
+    assert registry.mark_deleted("acme", "sss.csv").flagged_chunks == 0  # type: ignore[union-attr]
 
 
 def test_deleted_and_forgotten_documents(registry: Registry) -> None:
@@ -409,7 +433,28 @@ def test_reopening_the_file_keeps_the_data(tmp_path: Path) -> None:
         assert reopened.create_job("acme", "files", ["a.pdf"], idempotency_key="u1").id == job.id
     with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
+def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_documents(tmp_path: Path) -> None:
+    url = _file_url(tmp_path)
+    with Registry(url) as reg:
+        reg.create_tenant("acme", "Acme")
+        reg.begin_document("acme", "a.pdf", "doc", None, None, "h1")
+        reg.mark_indexed("acme", "a.pdf", 1, chunk_count=3)
+    # What a registry written before screening looks like: no flag column, schema version 1.
+    with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
+        conn.execute("ALTER TABLE documents DROP COLUMN flag_reasons")
+        conn.execute("UPDATE schema_version SET version = 1")
+
+    with Registry(url) as upgraded:
+        doc = upgraded.get_document("acme", "a.pdf")
+        assert doc is not None and (doc.chunk_count, doc.flag_reasons, doc.flagged_chunks) == (3, {}, 0)
+        upgraded.begin_document("acme", "a.pdf", "doc", None, None, "h2")
+        flagged = upgraded.mark_indexed("acme", "a.pdf", 2, chunk_count=4, flag_reasons={"secret_request": 1})
+        assert flagged.flagged_chunks == 1
+    with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 def test_a_file_from_another_schema_version_is_refused(tmp_path: Path) -> None:

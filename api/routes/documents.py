@@ -113,7 +113,7 @@ def list_documents(
     ] = None,
     source: DocumentSource | None = None,
 ) -> list[DocumentOut]:
-    """The tenant's documents with status, version and chunk count, ordered by id."""
+    """The tenant's documents with status, version, chunk count and flagged chunks, ordered by id."""
     docs = context.registry.list_documents(tenant.id, status=status, source=source)
     return [DocumentOut.model_validate(d) for d in docs if status is not None or d.status != "deleted"]
 

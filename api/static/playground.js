@@ -509,7 +509,7 @@
     }
     for (const d of state.documents) {
       body.append(el("tr", { testid: "document", "data-doc-id": d.doc_id },
-        el("td", { title: d.title || "" }, el("code", { text: d.doc_id })),
+        el("td", { title: d.title || "" }, el("code", { text: d.doc_id }), flagBadge(d)),
         el("td", { text: t(`source_${d.source}`) }),
         el("td", {}, statusLabel(d.status), d.error ? el("div", { class: "err", text: d.error }) : null),
         el("td", { class: "num", text: String(d.version) }),
@@ -517,6 +517,17 @@
         el("td", { text: formatDate(d.updated_at) }),
       ));
     }
+  }
+
+  // Flagged chunks are indexed but never sent automatically; the admin should review the document.
+  function flagBadge(d) {
+    if (!d.flagged_chunks) return null;
+    const reasons = Object.entries(d.flag_reasons || {}).map(([reason, n]) => `${t(`flag_${reason}`)}: ${n}`);
+    return el("span", {
+      class: "badge flagged", testid: "flagged", "data-flagged": String(d.flagged_chunks),
+      title: [t("flagged_hint"), ...reasons].join("\n"),
+      text: t("flagged_n", { n: d.flagged_chunks }),
+    });
   }
 
   async function loadDocuments() {
