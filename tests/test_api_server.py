@@ -216,6 +216,7 @@ def test_every_curl_example_in_the_api_docs_runs(server: Server, tmp_path: Path)
     listed = output_of("documents?source=doc")
     assert "kargo.md indexed v1" in listed and listed.strip().endswith("204")
     assert '"files_total": 2' in output_of("/v1/conversations/import")
+    assert output_of('"own_domains"').strip() == '["laleev.com.tr"]'
     assert '"indexed": true' in output_of("/v1/conversations/closed")
     assisted = output_of("/v1/feedback")
     assert '"decision": "answer"' in assisted and '"action": "accepted"' in assisted
