@@ -200,8 +200,10 @@ _DESTINATION = _fold(
 )
 # A word between the secret and the verb that closes the secret's clause or negates the request.
 _BARRIER = _fold(
-    r"\w+(?:[aeıiouü]r|[dt][ıiuü]y|m[ae]z)s[ae](?:n[ıi]z|n)?|\w+[dt][ıiuü]ğ\w*|\w+[ıiuü]nc[ae]|\w+ken|\w+m[ae]k|için|ama|ancak|fakat"
-    r"|yoksa|asla|hiç|hiçbir|kimse\w*|istemez\w*|istemey\w*|sormaz\w*|never|not|if|when|unless|but"
+    # conditionals ("unuttuysanız", "olursa"), participles ("istediğiniz"), "-ınca", "-ken", infinitives
+    r"\w+(?:[aeıiouü]r|[dt][ıiuü]y|m[ae]z)s[ae](?:n[ıi]z|n)?|\w+[dt][ıiuü]ğ\w*|\w+[ıiuü]nc[ae]|\w+ken"
+    r"|\w+m[ae]k|için|ama|ancak|fakat|yoksa|asla|hiç|hiçbir|kimse\w*|istemez\w*|istemey\w*|sormaz\w*"
+    r"|never|not|if|when|unless|but"
 )
 # Genitive secrets ("şifrenizin güvenliği") are not the object of the verb after them.
 _GENITIVE = re.compile(r"\w{3,}(?:n[iu]n|[iu]n)$")
