@@ -278,6 +278,9 @@ def eval_answers(
         [], "--fail-under", help="Gate such as auto_answer_rate=0.5 or paraphrase.auto_answer_rate=0.75."
     ),
     fail_over: list[str] = FailOverOpt,
+    precision_target: float | None = typer.Option(
+        None, "--precision-target", min=0.5, max=1.0, help="The eval tenant's auto-answer precision target."
+    ),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Suggest + resolve per question: answer/citation/answered/handoff rates, ragas scores (LLM judge if ANTHROPIC_API_KEY)."""
@@ -307,18 +310,56 @@ def eval_answers(
             extra_corpus=extra_corpus,
             judge=judge,
             show_progress=not quiet,
+            precision_target=precision_target,
         )
     except (DatasetError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     for key, value in metrics.items():
-        if key not in ("config", "versions", "per_tag", "risk_coverage"):
+        if key not in ("config", "versions", "per_tag", "risk_coverage", "policy_evidence"):
             typer.echo(f"{key:>42}  {value:.4f}" if isinstance(value, float) else f"{key:>42}  {value}")
     _print_per_tag(
         metrics, ("auto_answer_rate", "wrong_answer_rate", "handoff_rate_unanswerable", "suggest_hit@3")
     )
     typer.echo(f"report: {out / 'report.html'}")
     _gate(metrics, fail_under, fail_over)
+
+
+@eval_app.command("train-verifier")
+def eval_train_verifier(
+    bundle: list[Path] = typer.Option(..., "--bundle", help="Labelled tenant bundle (repeatable)."),
+    out: Path = typer.Option(
+        Path(__file__).resolve().parents[1] / "assist" / "data" / "answer_verifier.json",
+        "--out",
+        help="Model file to write (default: the one the package ships).",
+    ),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds over labelled queries (0: none)."),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Train the answer verifier on labelled bundles plus hard cases from their knowledge; report CV quality."""
+    from eval.datasets import DatasetError
+    from eval.verifier_training import collect_rows, cross_validate, fit
+
+    try:
+        rows = collect_rows(load_settings(), bundle, show_progress=not quiet)
+    except (DatasetError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    trained_on = {
+        "bundles": [p.name for p in bundle],
+        "rows": len(rows.y),
+        "positives": int(sum(rows.y)),
+        "labelled_queries": len(rows.queries),
+    }
+    if folds > 1:
+        summary = {k: v for k, v in cross_validate(rows, folds).items() if k != "risk_coverage"}
+        trained_on["cross_validation"] = summary
+        for key, value in summary.items():
+            typer.echo(f"{key:>34}  {value}")
+    model = fit(rows, trained_on)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    typer.echo(f"model: {out} ({len(rows.y)} rows, {trained_on['positives']} positive)")
 
 
 @eval_app.command("fusion-sweep")

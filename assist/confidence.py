@@ -1,17 +1,15 @@
-"""Confidence in [0, 1] from retrieval evidence, calibrated so off-domain questions score low.
+"""Evidence for each retrieved chunk: the calibrated probability that answering with it is right, what it
+lacks, and whether it may ever be sent to a customer without an agent.
 
-Three signals of the retrieved chunk, each squashed to [0, 1] between a "no evidence" and a
-"strong evidence" point, then weighted:
+The probability comes from the answer verifier (`assist.verify`), a model trained on labelled customer
+questions and on hard negatives made from a tenant's own knowledge; it is what the tenant's precision
+target is applied to (`assist.policy`). Some sources are never sent automatically whatever their
+probability; they stay available as suggestions for an agent, with the reason shown:
 
-- dense cosine of the query and the chunk (0.55): USE-multilingual gives unrelated Turkish texts
-  about 0.0-0.25 and paraphrases 0.35-0.65;
-- coverage (0.30): the share of the question's topic terms (5-letter prefixes) found in the chunk;
-- margin (0.15): how far the best chunk leads the second in fused score; only the top chunk has it.
-
-On a 32-entry shop FAQ (tests/fixtures/assist) the 30 off-domain Turkish questions score at most
-0.44, while 28 of the 32 paraphrased FAQ questions reach 0.5, the default `min_confidence`
-(tests/test_assist_resolve.py measures both rates).
-The cosine points are the embedder's: another embedder needs them re-measured.
+- knowledge flagged at ingestion (it addresses the assistant, asks the customer for secrets, or links
+  outside the tenant's domains: metadata "flagged");
+- a past-chat reply that only makes sense in its conversation (metadata "auto_answer" False);
+- a reply that would contain a redaction placeholder ([TELEFON], [IBAN], ...).
 """
 
 from __future__ import annotations
@@ -21,70 +19,97 @@ from dataclasses import dataclass
 
 from retrieval.models import SearchHit
 
-from .language import content_terms
-from .sentences import analyse
+from .language import detect_language
+from .verify import (
+    TenantVocabulary,
+    VerifierModel,
+    candidate_features,
+    default_model,
+    has_placeholder,
+    missing_words,
+    source_answer,
+)
 
-COSINE_FLOOR, COSINE_STRONG = 0.10, 0.50
-COVERAGE_FLOOR, COVERAGE_STRONG = 0.10, 0.70
-MARGIN_STRONG = 0.30
-WEIGHTS = (0.55, 0.30, 0.15)
+# The most a source in another language than the question can score (see cross_language_probability).
+CROSS_LANGUAGE_CAP = 0.5
+
+BLOCK_REASONS: dict[str, str] = {
+    "flagged": "kaynak, içerik denetiminde işaretlendi",
+    "needs_context": "geçmiş sohbetteki yanıt yalnızca kendi konuşmasında anlamlı",
+    "placeholder": "yanıt, maskelenmiş kişisel veri içeriyor",
+}
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """The raw relevance signals of one retrieved chunk for one query."""
+    """What one retrieved chunk offers for one question."""
 
     cosine: float
-    coverage: float
-    margin: float
+    probability: float
+    # The question's words this source does not contain (what may make it answer another question).
+    missing: tuple[str, ...] = ()
+    # Why this source may never be sent automatically ("flagged", "needs_context", "placeholder"), or None.
+    blocked: str | None = None
 
     @property
     def confidence(self) -> float:
-        """Return the retrieval confidence of the chunk in [0, 1]."""
-        w_cos, w_cov, w_margin = WEIGHTS
-        score = (
-            w_cos * _squash(self.cosine, COSINE_FLOOR, COSINE_STRONG)
-            + w_cov * _squash(self.coverage, COVERAGE_FLOOR, COVERAGE_STRONG)
-            + w_margin * _squash(self.margin, 0.0, MARGIN_STRONG)
-        )
-        return round(min(1.0, max(0.0, score)), 4)
+        """Return the probability, in [0, 1], that answering with this chunk is right."""
+        return self.probability
 
 
-def _squash(value: float, floor: float, strong: float) -> float:
-    return min(1.0, max(0.0, (value - floor) / (strong - floor)))
+def cross_language_probability(hit: SearchHit) -> float:
+    """Return the probability for a source in another language than the question (English asked, Turkish known).
 
-
-def coverage(query_terms: set[str], hit: SearchHit) -> float:
-    """Return the share of `query_terms` that occur in the chunk's title or text."""
-    if not query_terms:
-        return 0.0
-    found = (analyse(hit.text).terms | content_terms(hit.title)) & query_terms
-    return len(found) / len(query_terms)
-
-
-def gather_evidence(query_terms: set[str], hits: Sequence[SearchHit]) -> list[Evidence]:
-    """Return the evidence of each hit, in order; only the first gets a margin over the next."""
-    evidence = []
-    for rank, hit in enumerate(hits):
-        margin = (
-            hit.score - hits[1].score
-            if rank == 0 and len(hits) > 1
-            else (hit.score if len(hits) == 1 else 0.0)
-        )
-        evidence.append(
-            Evidence(
-                cosine=max(0.0, hit.dense_score or 0.0),
-                coverage=coverage(query_terms, hit),
-                margin=max(0.0, margin),
-            )
-        )
-    return evidence
-
-
-def extract_confidence(retrieval: float, sentence_overlap: float) -> float:
-    """Return the confidence of sentences extracted from a document: weaker than a ready answer.
-
-    A FAQ answer or a past reply answers its question as a whole; picked sentences may miss, so the
-    share of the question's terms they contain scales the retrieval confidence down to 70%.
+    The verifier's word evidence means nothing across languages and no labelled data measures it, so only
+    the multilingual embedding speaks: enough to suggest the source to an agent (or to an LLM that
+    translates), capped below any threshold a precision target certifies.
     """
-    return round(retrieval * (0.7 + 0.3 * min(1.0, max(0.0, sentence_overlap))), 4)
+    cosine = max(0.0, hit.dense_score or 0.0)
+    return round(CROSS_LANGUAGE_CAP * min(1.0, max(0.0, (cosine - 0.1) / 0.4)), 4)
+
+
+def blocked_reason(hit: SearchHit) -> str | None:
+    """Return why a source may only be suggested to an agent, never sent automatically (None: it may be)."""
+    if hit.metadata.get("flagged"):
+        return "flagged"
+    if hit.source == "chat" and hit.metadata.get("auto_answer") is False:
+        return "needs_context"
+    if has_placeholder(source_answer(hit)):
+        return "placeholder"
+    return None
+
+
+def gather_evidence(
+    question: str,
+    hits: Sequence[SearchHit],
+    vocabulary: TenantVocabulary | None = None,
+    model: VerifierModel | None = None,
+) -> tuple[list[SearchHit], list[Evidence]]:
+    """Return the hits most probable first (ties keep retrieval order) and the evidence of each.
+
+    `vocabulary` is the tenant's (word rarity); without it the verifier scores without those features.
+    """
+    if not hits:
+        return [], []
+    model = model or default_model()
+    rows = candidate_features(question, hits, vocabulary)
+    probabilities = model.probabilities(rows)
+    asked_in = detect_language(question)
+    if asked_in is not None:
+        probabilities = [
+            cross_language_probability(hit)
+            if detect_language(source_answer(hit)) not in (None, asked_in)
+            else p
+            for hit, p in zip(hits, probabilities, strict=True)
+        ]
+    evidence = [
+        Evidence(
+            cosine=max(0.0, hit.dense_score or 0.0),
+            probability=p,
+            missing=missing_words(question, hit),
+            blocked=blocked_reason(hit),
+        )
+        for hit, p in zip(hits, probabilities, strict=True)
+    ]
+    order = sorted(range(len(hits)), key=lambda i: -evidence[i].probability)
+    return [hits[i] for i in order], [evidence[i] for i in order]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from retrieval.models import SearchHit
 from retrieval.text import fold_turkish
 
-from .confidence import Evidence, extract_confidence
+from .confidence import Evidence
 from .language import PREFIX_LEN, match_form
 from .models import Strategy
 from .sentences import analyse
@@ -50,6 +50,12 @@ _NUMBER_WORD = re.compile(
     )
 )
 NUMERIC_BONUS = 0.5
+_LEANS_BACK = re.compile(
+    fold_turkish(
+        r"(?:bu (?:yüzden|nedenle|sebeple|durumda|da)|bunun (?:için|yerine|dışında)|ancak|ama|fakat|ayrıca"
+        r"|yine de|o zaman|öte yandan|dolayısıyla|this is why|however|therefore|also)\b"
+    )
+)
 # Sources whose chunks carry a ready answer in their metadata, and under which key.
 _READY_ANSWER = {"faq": "answer", "chat": "answer", "quick_reply": "text"}
 
@@ -103,6 +109,10 @@ def best_sentences(question: str, query_terms: set[str], text: str) -> Extract |
         neighbours = [j for j in (best - 1, best + 1) if 0 <= j < n]
         # The better-scoring neighbour; on a tie the next sentence, which usually continues the thought.
         chosen.add(max(neighbours, key=lambda j: (scores[j], j > best)))
+    if best > 0 and _LEANS_BACK.match(sentences[best].form) and len(chosen | {best - 1}) < n:
+        # A best sentence that opens with a connective ("Bu yüzden", "Ancak") continues the one before it
+        # (unless that would give back the whole text).
+        chosen.add(best - 1)
     picked_terms = frozenset().union(*(sentences[i].terms for i in chosen))
     overlap = len(query_terms & picked_terms) / len(query_terms) if query_terms else 0.0
     if _is_question(sentences[best].text) and best + 1 < n and not _is_question(sentences[best + 1].text):
@@ -143,7 +153,8 @@ def reply_from_hit(
     extract = best_sentences(question, query_terms, hit.text)
     if extract is None:
         return None
-    return ExtractiveReply(extract.text, hit, "extractive", extract_confidence(retrieval, extract.overlap))
+    # The verifier's probability already weighs how well the best sentences match the question.
+    return ExtractiveReply(extract.text, hit, "extractive", retrieval)
 
 
 def extractive_replies(

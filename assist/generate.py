@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from retrieval.models import SearchHit
 
-from .confidence import Evidence, extract_confidence
+from .confidence import Evidence
 from .grounding import GroundingCheck, MalformedOutput, parse_model_answer
 from .models import ConversationTurn, Language, Tone
 from .prompts import ContextBlock, render_answer_request, system_prompt
@@ -92,6 +92,7 @@ def generate_answer(
         log.warning("%s answer dropped by the grounding check: %s", provider.name, verdict.problem)
         return Generation(None, "ungrounded", verdict.problem)
     cited = [by_id[c] for c in answer.citations]
-    best = max(ev.confidence for _, ev in cited)
-    confidence = extract_confidence(best, verdict.support)
+    # The answer is as trustworthy as the best source it cites for this question (the grounding check
+    # above already dropped answers those sources do not support).
+    confidence = max(ev.confidence for _, ev in cited)
     return Generation(GeneratedAnswer(answer.text, tuple(hit for hit, _ in cited), confidence))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .models import HandoffReason, Language, Tone
+from .policy import DEFAULT_PRECISION_TARGET
 
 # What an agent reads in the summary's last line.
 REASON_TEXT: dict[str, str] = {
@@ -14,6 +15,7 @@ REASON_TEXT: dict[str, str] = {
     "customer_requested_human": "müşteri bir temsilciyle görüşmek istedi",
     "negative_sentiment": "müşteri memnuniyetsiz veya öfkeli görünüyor",
     "provider_error": "yanıt modeline ulaşılamadı veya model geçerli bir yanıt vermedi",
+    "unsupported_language": "müşteri, otomatik yanıtın verilemediği bir dilde yazdı",
 }
 
 _CUSTOMER_MESSAGE: dict[tuple[str, str], str] = {
@@ -36,12 +38,16 @@ class ResolveThresholds:
     Set in TenantSettings.resolve_thresholds under the same names; missing names keep these defaults.
     """
 
-    # Answer only when the best grounded reply's confidence reaches this.
-    min_confidence: float = 0.5
-    # Below this the knowledge base has nothing on the topic (no_knowledge rather than low_confidence).
-    min_relevance: float = 0.2
+    # A floor of the tenant's own under the precision target's threshold (assist.policy); 0: none.
+    min_confidence: float = 0.0
+    # Below this probability the knowledge base has nothing on the topic (no_knowledge, not low_confidence).
+    min_relevance: float = 0.15
     # Hand off when the customer's anger score (assist.safety.negative_sentiment) reaches this.
     max_negative_sentiment: float = 0.5
+    # Share of automatic answers that must be right; the threshold meeting it is chosen on evidence.
+    precision_target: float = DEFAULT_PRECISION_TARGET
+    # A threshold the tenant sets itself instead (0 < t <= 1); the policy still reports its evidence.
+    auto_threshold: float | None = None
 
     @classmethod
     def from_tenant(cls, overrides: dict[str, float]) -> ResolveThresholds:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
+from typing import Any
 
 from retrieval.text import fold_turkish, normalise_for_match
 
@@ -64,6 +66,10 @@ _ENGLISH_MARKERS = word_set(
     """
 )
 _TURKISH_LETTERS = re.compile(r"[çğışöüÇĞİŞÖÜ]")
+# Letters only Turkish uses (ö and ü are German too).
+_ONLY_TURKISH_LETTERS = re.compile(r"[çğışÇĞİŞ]")
+# Cyrillic, Greek, Arabic and Persian letters: never Turkish or English.
+_NON_LATIN = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0600-\u06ff]")
 
 
 def match_form(text: str) -> str:
@@ -98,6 +104,48 @@ def detect_language(text: str) -> Language | None:
     if turkish:
         return "tr"
     return None
+
+
+# Languages a customer of a Turkish business may write in; the detector chooses only among these.
+_DETECTED = (
+    "TURKISH", "ENGLISH", "GERMAN", "RUSSIAN", "ARABIC", "FRENCH", "SPANISH", "PERSIAN", "AZERBAIJANI",
+    "DUTCH", "ITALIAN", "UKRAINIAN", "BULGARIAN", "GREEK", "ROMANIAN", "POLISH",
+)  # fmt: skip
+# A message is in another language only when the detector is at least this sure.
+FOREIGN_CONFIDENCE = 0.5
+# Turkish and Azerbaijani are close enough that informal Turkish is often scored as Azerbaijani.
+_ANSWERABLE = {"tr", "en", "az"}
+
+
+@cache
+def _detector() -> Any:
+    from lingua import Language as Lingua
+    from lingua import LanguageDetectorBuilder
+
+    # Models load lazily, per language, the first time a text needs them.
+    return LanguageDetectorBuilder.from_languages(*(getattr(Lingua, name) for name in _DETECTED)).build()
+
+
+def foreign_language(text: str) -> str | None:
+    """Return the ISO 639-1 code of a message written in neither Turkish nor English ("de", "ru"), else None.
+
+    Turkish and English are told apart by `detect_language`; this catches the rest, so that a German
+    or Russian question is handed off instead of being answered in Turkish. Short or mixed texts stay None.
+    """
+    tokens = words(text)
+    non_latin = _NON_LATIN.search(text) is not None
+    if not non_latin and (
+        _ONLY_TURKISH_LETTERS.search(text)
+        or any(w in _TURKISH_MARKERS or w in _ENGLISH_MARKERS for w in tokens)
+    ):
+        return None  # Turkish or English words decide it (a Turkish message with one German word is Turkish)
+    if len(tokens) < 2 and not non_latin:
+        return None
+    values = _detector().compute_language_confidence_values(text)
+    if not values or values[0].value < FOREIGN_CONFIDENCE:
+        return None
+    code = str(values[0].language.iso_code_639_1.name).lower()
+    return None if code in _ANSWERABLE else code
 
 
 def conversation_language(customer_texts: Iterable[str], default: str = "tr") -> Language:

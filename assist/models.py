@@ -18,6 +18,7 @@ HandoffReason = Literal[
     "customer_requested_human",
     "negative_sentiment",
     "provider_error",
+    "unsupported_language",
 ]
 HANDOFF_REASONS: tuple[str, ...] = get_args(HandoffReason)
 
@@ -81,6 +82,8 @@ class Suggestion(BaseModel):
     citations: list[Citation]
     confidence: float = Field(ge=0.0, le=1.0)
     strategy: Strategy
+    # Why the agent should check this one before sending it (missing words, flagged source, ...); None if strong.
+    caution: str | None = None
 
 
 class SuggestResponse(BaseModel):

@@ -3,11 +3,12 @@
 In order, a conversation is handed off when
 1. the customer asks for a human, raises a sensitive topic (or tries to instruct the assistant), or
    is angry beyond the tenant's threshold: no retrieval at all;
-2. the knowledge base has nothing relevant (no_knowledge) or only weak matches (low_confidence);
+2. the knowledge base has nothing relevant (no_knowledge), or no source that may be sent automatically
+   reaches the threshold of the tenant's precision target (low_confidence; in suggest-only mode always);
 3. the LLM fails (provider_error), says the context cannot answer (no_knowledge), or answers with
    citations or facts the retrieved chunks do not support (low_confidence);
-4. the extractive reply's confidence is below the tenant's `min_confidence`, or the reply is not in
-   the customer's language (extractive text cannot be translated).
+4. the reply would carry a redaction placeholder, or is not in the customer's language (extractive
+   text cannot be translated: unsupported_language).
 Otherwise the answer goes out with its citations.
 """
 
@@ -18,14 +19,16 @@ from dataclasses import dataclass
 
 from retrieval.models import SearchHit
 
-from .confidence import Evidence
+from .confidence import BLOCK_REASONS, Evidence
 from .extractive import extractive_replies
 from .generate import generate_answer
 from .handoff import ResolveThresholds
 from .language import content_terms, detect_language
 from .models import ConversationTurn, HandoffReason, Language, Tone
+from .policy import AutoAnswerPolicy
 from .providers import LLMProvider
 from .safety import SafetySignals
+from .verify import has_placeholder
 
 EXTRACTIVE = "extractive"
 
@@ -74,12 +77,14 @@ def knowledge_decision(
     hits: Sequence[SearchHit],
     evidence: Sequence[Evidence],
     thresholds: ResolveThresholds,
+    policy: AutoAnswerPolicy,
     provider: LLMProvider | None,
     messages: Sequence[ConversationTurn],
     language: Language,
     tone: Tone,
 ) -> Decision:
-    """Return the decision the retrieved knowledge supports (the LLM is only called for strong matches)."""
+    """Return the decision the retrieved knowledge supports (`hits` most probable first, as gather_evidence
+    orders them); the LLM is only called when a source clears the tenant's threshold."""
     top = evidence[0].confidence if evidence else 0.0
     if not hits:
         return Decision(
@@ -91,12 +96,24 @@ def knowledge_decision(
     tried = f'bilgi bankasında arandı, en yakın içerik "{hits[0].title or hits[0].doc_id}" (güven {top:.2f})'
     if top < thresholds.min_relevance:
         return Decision(EXTRACTIVE, confidence=top, reason="no_knowledge", tried=tried)
-    if top < thresholds.min_confidence:
-        return Decision(EXTRACTIVE, confidence=top, reason="low_confidence", tried=tried)
+    if policy.threshold is None:
+        detail: str | None = "otomatik yanıt kapalı: hassasiyet hedefi için yeterli kanıt yok"
+        return Decision(EXTRACTIVE, confidence=top, reason="low_confidence", detail=detail, tried=tried)
+    # A tenant may set a stricter floor of its own; the precision target's threshold always applies.
+    threshold = max(policy.threshold, thresholds.min_confidence)
+    eligible = [(h, e) for h, e in zip(hits, evidence, strict=True) if e.blocked is None]
+    if not eligible or eligible[0][1].confidence < threshold:
+        return Decision(
+            EXTRACTIVE, confidence=top, reason="low_confidence", detail=_weakness(evidence[0]), tried=tried
+        )
+    usable_hits = [h for h, _ in eligible]
+    usable_evidence = [e for _, e in eligible]
 
     if provider is not None:
         tried = f"{tried}; {provider.name} ile yanıt üretilmeye çalışıldı"
-        generation = generate_answer(provider, "resolve", hits, evidence, messages, language, tone)
+        generation = generate_answer(
+            provider, "resolve", usable_hits, usable_evidence, messages, language, tone
+        )
         answer = generation.answer
         if answer is None:
             failure = generation.failure or "ungrounded"
@@ -104,19 +121,40 @@ def knowledge_decision(
                 "yanıt, bulunan kaynaklarca desteklenmedi" if failure == "ungrounded" else generation.detail
             )
             return Decision(provider.name, reason=_GENERATION_FAILURE[failure], detail=detail, tried=tried)
-        if answer.confidence < thresholds.min_confidence:
+        if answer.confidence < threshold:
             return Decision(provider.name, confidence=answer.confidence, reason="low_confidence", tried=tried)
+        if has_placeholder(answer.text):
+            detail = BLOCK_REASONS["placeholder"]
+            return Decision(
+                provider.name, confidence=answer.confidence, reason="low_confidence", detail=detail
+            )
         return Decision(provider.name, text=answer.text, cited=answer.cited, confidence=answer.confidence)
 
-    replies = extractive_replies(query, content_terms(query), hits, evidence, limit=1)
-    if not replies or replies[0].confidence < thresholds.min_confidence:
+    replies = extractive_replies(query, content_terms(query), usable_hits, usable_evidence, limit=1)
+    if not replies or replies[0].confidence < threshold:
         confidence = replies[0].confidence if replies else top
         return Decision(EXTRACTIVE, confidence=confidence, reason="low_confidence", tried=tried)
     best = replies[0]
-    if detect_language(best.text) not in (None, language):
-        # Extractive text cannot be translated; an English customer is not answered in Turkish.
-        detail = "bulunan yanıt müşterinin dilinde değil"
+    if has_placeholder(best.text):
+        detail = BLOCK_REASONS["placeholder"]
         return Decision(
             EXTRACTIVE, confidence=best.confidence, reason="low_confidence", detail=detail, tried=tried
         )
+    answer_language = detect_language(best.text)
+    if answer_language not in (None, language):
+        # Extractive text cannot be translated; an English customer is not answered in Turkish.
+        detail = f"bulunan yanıt müşterinin dilinde değil ({answer_language})"
+        return Decision(
+            EXTRACTIVE, confidence=best.confidence, reason="unsupported_language", detail=detail, tried=tried
+        )
     return Decision(EXTRACTIVE, text=best.text, cited=(best.hit,), confidence=best.confidence)
+
+
+def _weakness(evidence: Evidence) -> str:
+    """Return why the best source was not enough, for the agent's summary."""
+    if evidence.blocked:
+        return BLOCK_REASONS[evidence.blocked]
+    if evidence.missing:
+        words = ", ".join(evidence.missing[:3])
+        return f"en yakın kaynak sorudaki şu kelimeleri içermiyor: {words}"
+    return "en yakın kaynağın bu soruyu yanıtladığı yeterince kesin değil"

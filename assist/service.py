@@ -1,14 +1,17 @@
 """AssistService: suggest replies to agents, resolve conversations on its own or hand off, learn from feedback.
 
 Per request: redact the conversation (KVKK: before any LLM call, log line or stored row) -> build the
-query -> tenant-scoped hybrid search -> LLM answer with grounding post-check, and/or extractive
-replies -> record suggestions and an audit row (ids and codes only, never message text).
+stand-alone query -> tenant-scoped hybrid search -> verify each source answers *this* question (a
+calibrated probability) -> LLM answer with grounding post-check, and/or extractive replies -> decide
+against the tenant's precision target (`policy`) -> record suggestions and an audit row (ids and codes
+only, never message text).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -24,11 +27,11 @@ from retrieval.index_process import AnyIndex
 from retrieval.models import SearchHit, SearchResult
 from retrieval.settings import Settings
 
-from .confidence import Evidence, gather_evidence
+from .confidence import BLOCK_REASONS, Evidence, gather_evidence
 from .extractive import SNIPPET_CHARS, extractive_replies
 from .generate import context_text, generate_answer
 from .handoff import ResolveThresholds, customer_message, handoff_summary
-from .language import content_terms, conversation_language
+from .language import content_terms, conversation_language, foreign_language
 from .learning import feedback_item, learned_doc_id, query_of, stored_citations
 from .models import (
     AssistRequest,
@@ -43,10 +46,13 @@ from .models import (
     SuggestResponse,
     Tone,
 )
+from .policy import MIN_SUGGEST_PROBABILITY, AutoAnswerPolicy, EvidenceSample, choose_policy
 from .providers import LLMProvider, provider_from_settings
 from .query import ConversationQuery, build_query, customer_bursts, deterministic_query
-from .resolve import EXTRACTIVE, knowledge_decision, safety_handoff
+from .resolve import EXTRACTIVE, Decision, knowledge_decision, safety_handoff
 from .safety import assess
+from .self_test import Probe, answers_probe, knowledge_probes
+from .verify import TenantVocabulary
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +60,11 @@ SEARCH_LIMIT = 5
 _SEARCH = QueryOptions(limit=SEARCH_LIMIT)
 MAX_SUGGESTIONS = 3
 # Below this a suggestion is noise, not help: off-domain questions land here.
-MIN_SUGGEST_CONFIDENCE = 0.15
+MIN_SUGGEST_CONFIDENCE = MIN_SUGGEST_PROBABILITY
 # A second or third suggestion must reach this share of the first one's confidence.
 SECONDARY_SHARE = 0.5
+# How often a tenant's knowledge is checked for changes that call for a new auto-answer policy.
+POLICY_RECHECK_S = 30.0
 
 
 @lru_cache(maxsize=1024)
@@ -75,6 +83,8 @@ class _Conversation:
     latest: str  # the customer's latest burst of messages, redacted
     language: Language
     tone: Tone
+    # The latest message's language when it is neither Turkish nor English ("de", "ru"), else None.
+    foreign: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,31 @@ class _Draft:
     hits: tuple[SearchHit, ...]
     strategy: Strategy
     confidence: float
+    caution: str | None = None
+
+
+@dataclass
+class _TenantKnowledge:
+    """What assist derives from a tenant's whole knowledge: word rarity and the auto-answer policy."""
+
+    vocabulary: TenantVocabulary
+    policy: AutoAnswerPolicy
+    thresholds: ResolveThresholds  # the tenant's settings it was derived with
+    stamp: tuple[int, int]  # (indexed chunks, feedback rows) when it was derived
+    checked: float
+
+
+def _caution(evidence: Evidence, threshold: float | None) -> str | None:
+    """Return what the agent should know before sending a suggestion from this source (None: nothing)."""
+    if evidence.blocked:
+        return f"Otomatik gönderilmez: {BLOCK_REASONS[evidence.blocked]}."
+    if threshold is not None and evidence.confidence >= threshold:
+        return None
+    if evidence.missing:
+        return (
+            "Zayıf eşleşme: kaynak sorudaki şu kelimeleri içermiyor: " + ", ".join(evidence.missing[:3]) + "."
+        )
+    return "Zayıf eşleşme: kaynağın bu soruyu yanıtladığı kesin değil; göndermeden önce kontrol edin."
 
 
 def _citation(hit: SearchHit) -> Citation:
@@ -135,6 +170,10 @@ class AssistService:
         self.registry = registry
         self.ingestor = ingestor or Ingestor(index, registry)
         self.provider = provider if provider is not None else provider_from_settings(settings)
+        self._knowledge: dict[str, _TenantKnowledge] = {}
+        self._knowledge_lock = threading.Lock()
+        # New or removed knowledge changes word rarity and the policy's evidence: derive both again.
+        self.ingestor.on_change.append(self.forget_knowledge)
 
     @property
     def mode(self) -> str:
@@ -159,18 +198,93 @@ class AssistService:
             ConversationTurn.model_construct(role=m.role, text=redactor(m.text)) for m in request.messages
         ]
         bursts = customer_bursts(messages)
+        foreign = foreign_language(bursts[-1])
         return _Conversation(
             tenant=tenant,
             redactor=redactor,
             messages=messages,
             latest=bursts[-1],
-            language=conversation_language(bursts, s.language),
+            # Handoff messages to a customer writing in a third language are in English.
+            language="en" if foreign else conversation_language(bursts, s.language),
             tone=s.tone,
+            foreign=foreign,
         )
 
-    def _retrieve(self, tenant_id: str, query: str) -> tuple[list[SearchHit], list[Evidence], str | None]:
-        result = self.index.search(tenant_id, query, _SEARCH)
-        return result.hits, gather_evidence(content_terms(query), result.hits), result.note
+    def _retrieve(
+        self, tenant: Tenant, query: str, knowledge: _TenantKnowledge | None = None
+    ) -> tuple[list[SearchHit], list[Evidence], str | None]:
+        result = self.index.search(tenant.id, query, _SEARCH)
+        knowledge = knowledge or self._tenant_knowledge(tenant)
+        hits, evidence = gather_evidence(query, result.hits, knowledge.vocabulary)
+        return hits, evidence, result.note
+
+    # ----- auto-answer policy -----
+
+    def policy(self, tenant: str | Tenant) -> AutoAnswerPolicy:
+        """Return the tenant's auto-answer policy, recomputed when its knowledge or feedback changed."""
+        return self._tenant_knowledge(self._tenant(tenant)).policy
+
+    def _tenant_knowledge(self, tenant: Tenant) -> _TenantKnowledge:
+        now = time.monotonic()
+        cached = self._knowledge.get(tenant.id)
+        thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
+        same_settings = cached is not None and cached.thresholds == thresholds
+        if cached and same_settings:
+            if now - cached.checked < POLICY_RECHECK_S:
+                return cached
+            stamp = (self.index.count(tenant.id), self.registry.count_feedback(tenant.id))
+            if cached.stamp == stamp:
+                cached.checked = now
+                return cached
+        with self._knowledge_lock:
+            stamp = (self.index.count(tenant.id), self.registry.count_feedback(tenant.id))
+            knowledge = self._derive(tenant, stamp, now)
+            self._knowledge[tenant.id] = knowledge
+        return knowledge
+
+    def forget_knowledge(self, tenant_id: str) -> None:
+        """Drop what was derived from a tenant's knowledge; the next request derives it again."""
+        self._knowledge.pop(tenant_id, None)
+
+    def calibrate(self, tenant: str | Tenant) -> AutoAnswerPolicy:
+        """Return a new auto-answer policy from the tenant's self-test probes and its agents' feedback."""
+        tenant = self._tenant(tenant)
+        stamp = (self.index.count(tenant.id), self.registry.count_feedback(tenant.id))
+        knowledge = self._derive(tenant, stamp, time.monotonic())
+        self._knowledge[tenant.id] = knowledge
+        return knowledge.policy
+
+    def _derive(self, tenant: Tenant, stamp: tuple[int, int], now: float) -> _TenantKnowledge:
+        thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
+        chunks = self.index.chunks(tenant.id)
+        vocabulary = TenantVocabulary(chunks)
+        unscored = _TenantKnowledge(vocabulary, choose_policy([]), thresholds, stamp, now)
+        samples = [
+            self._probe_sample(tenant, probe, unscored) for probe in knowledge_probes(chunks, vocabulary)
+        ]
+        samples += [
+            EvidenceSample(confidence, action != "rejected", "feedback")
+            for confidence, action in self.registry.feedback_evidence(tenant.id)
+        ]
+        policy = choose_policy(
+            samples, thresholds.precision_target, manual_threshold=thresholds.auto_threshold
+        )
+        log.info(
+            "auto-answer policy tenant=%s mode=%s threshold=%s samples=%d",
+            tenant.id,
+            policy.mode,
+            policy.threshold,
+            len(samples),
+        )
+        return _TenantKnowledge(vocabulary, policy, thresholds, stamp, now)
+
+    def _probe_sample(self, tenant: Tenant, probe: Probe, knowledge: _TenantKnowledge) -> EvidenceSample:
+        hits, evidence, _ = self._retrieve(tenant, probe.question, knowledge)
+        eligible = next(((h, e) for h, e in zip(hits, evidence, strict=True) if e.blocked is None), None)
+        if eligible is None:
+            return EvidenceSample(0.0, False, "self_test")
+        hit, ev = eligible
+        return EvidenceSample(ev.confidence, answers_probe(probe, hit), "self_test")
 
     def _audit(
         self,
@@ -251,8 +365,11 @@ class AssistService:
 
     def _finish_suggest(self, step: _SuggestStep, result: SearchResult) -> SuggestResponse:
         conv, query, tenant_id = step.conv, step.query, step.tenant_id
-        hits, note = result.hits, result.note
-        evidence = gather_evidence(content_terms(query.text), hits)
+        knowledge = self._tenant_knowledge(conv.tenant)
+        hits, evidence = gather_evidence(query.text, result.hits, knowledge.vocabulary)
+        note = result.note
+        threshold = knowledge.policy.threshold
+        caution = {h.point_id: _caution(e, threshold) for h, e in zip(hits, evidence, strict=True)}
         drafts: list[_Draft] = []
         mode, failure = EXTRACTIVE, None
         if self.provider and hits and evidence[0].confidence >= MIN_SUGGEST_CONFIDENCE:
@@ -261,7 +378,8 @@ class AssistService:
             )
             if generation.answer:
                 a = generation.answer
-                drafts.append(_Draft(a.text, a.cited, "llm", a.confidence))
+                weakest = next((caution[h.point_id] for h in a.cited if caution.get(h.point_id)), None)
+                drafts.append(_Draft(a.text, a.cited, "llm", a.confidence, weakest))
                 mode = self.provider.name
             else:
                 failure = f"llm_{generation.failure}"
@@ -273,8 +391,18 @@ class AssistService:
             key = " ".join(reply.text.lower().split())
             if len(drafts) < MAX_SUGGESTIONS and key not in seen:
                 seen.add(key)
-                drafts.append(_Draft(reply.text, (reply.hit,), reply.strategy, reply.confidence))
+                drafts.append(
+                    _Draft(
+                        reply.text,
+                        (reply.hit,),
+                        reply.strategy,
+                        reply.confidence,
+                        caution[reply.hit.point_id],
+                    )
+                )
         if drafts:
+            # Best first: the agent reads the most probable reply first, whatever produced it.
+            drafts.sort(key=lambda d: -d.confidence)
             # Alternatives far weaker than the best one are noise in the agent's inbox.
             floor = SECONDARY_SHARE * drafts[0].confidence
             drafts = drafts[:1] + [d for d in drafts[1:] if d.confidence >= floor]
@@ -303,11 +431,20 @@ class AssistService:
             suggestions=rows,
         )
         suggestions = [
-            Suggestion(id=sid, text=text, citations=cits, confidence=d.confidence, strategy=d.strategy)
+            Suggestion(
+                id=sid,
+                text=text,
+                citations=cits,
+                confidence=d.confidence,
+                strategy=d.strategy,
+                caution=d.caution,
+            )
             for sid, d, text, cits in zip(ids, drafts, texts, citations, strict=True)
         ]
         if not suggestions and note is None:
             note = "Bu soruya yeterince yakın bilgi bulunamadı; öneri yok."
+        if conv.foreign:
+            note = f"Müşteri başka bir dilde yazdı ({conv.foreign}); öneriler çevrilmeden gönderilmemeli."
         return SuggestResponse(
             suggestions=suggestions, mode=mode, language=conv.language, query=query.text, note=note
         )
@@ -325,15 +462,27 @@ class AssistService:
         thresholds = ResolveThresholds.from_tenant(conv.tenant.settings.resolve_thresholds)
         hits: list[SearchHit] = []
         decision = safety_handoff(assess(conv.latest), thresholds)
+        if decision is None and conv.foreign:
+            detail = f"müşterinin dili: {conv.foreign}"
+            decision = Decision(EXTRACTIVE, reason="unsupported_language", detail=detail)
         if decision is not None:
             # No LLM rewrite for a conversation that goes to a human anyway.
             request_text = deterministic_query(customer_bursts(conv.messages)).text
         else:
             query = build_query(conv.messages, self.provider)
             request_text = query.text
-            hits, evidence, _ = self._retrieve(tenant_id, query.text)
+            knowledge = self._tenant_knowledge(conv.tenant)
+            hits, evidence, _ = self._retrieve(conv.tenant, query.text, knowledge)
             decision = knowledge_decision(
-                query.text, hits, evidence, thresholds, self.provider, conv.messages, conv.language, conv.tone
+                query.text,
+                hits,
+                evidence,
+                thresholds,
+                knowledge.policy,
+                self.provider,
+                conv.messages,
+                conv.language,
+                conv.tone,
             )
         self._audit(
             tenant_id,
@@ -382,6 +531,7 @@ class AssistService:
             raise LookupError(f"No suggestion {suggestion_id!r} for tenant {tenant_id!r}")
         final = redactor(final_text) if final_text and final_text.strip() else None
         stored = self.registry.record_feedback(tenant_id, suggestion_id, action, final)
+        self.forget_knowledge(tenant_id)  # feedback is evidence: the next request recomputes the policy
         learned = None
         answer = final if action == "edited" else suggestion.text if action == "accepted" else None
         question = query_of(suggestion.citations)

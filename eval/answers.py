@@ -49,8 +49,12 @@ def run_answer_eval(
     judge: Any | None = None,
     show_progress: bool = True,
     seed: int = 13,
+    precision_target: float | None = None,
 ) -> dict[str, Any]:
-    """Run suggest + resolve per question; write metrics.json, per_query.jsonl and the reports."""
+    """Run suggest + resolve per question; write metrics.json, per_query.jsonl and the reports.
+
+    `precision_target` sets the eval tenant's target (default: the product default) before it runs.
+    """
     from .ragas_metrics import AnswerSample, ragas_llm_scores, ragas_nonllm_scores
 
     bundle = load_bundle(dataset_dir) if is_bundle(dataset_dir) else None
@@ -71,6 +75,11 @@ def run_answer_eval(
         service = AssistService(
             ev.settings.model_copy(update={"llm_provider": provider}), ev.index, ev.registry, ev.ingestor
         )
+        if precision_target is not None:
+            ev.registry.update_tenant_settings(
+                EVAL_TENANT, {"resolve_thresholds": {"precision_target": precision_target}}
+            )
+        policy = service.policy(EVAL_TENANT)
         for query in tqdm(queries, desc="answers", unit="q", disable=not show_progress):
             request = eval_request(query)
             started = time.perf_counter()
@@ -151,6 +160,11 @@ def run_answer_eval(
         latency_ms_p50=lat["p50"],
         latency_ms_p95=lat["p95"],
         mode=mode,
+        policy_mode=policy.mode,
+        policy_precision_target=policy.precision_target,
+        policy_threshold=policy.threshold,
+        policy_precision_lower_bound=policy.precision_lower_bound,
+        policy_evidence=policy.evidence,
         # Kept under its earlier name: auto_answer_rate over the answerable queries.
         answered_rate_answerable=metrics.get("auto_answer_rate"),
     )

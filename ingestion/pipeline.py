@@ -127,6 +127,13 @@ class Ingestor:
         self.index = index
         self.registry = registry
         self.batch_chunks = batch_chunks
+        # Called with the tenant id whenever its knowledge changed (a job finished, a document went):
+        # what other layers derived from the whole knowledge is stale then.
+        self.on_change: list[Callable[[str], None]] = []
+
+    def _changed(self, tenant_id: str) -> None:
+        for listener in self.on_change:
+            listener(tenant_id)
 
     def ensure_tenant(self, tenant_id: str, name: str | None = None) -> None:
         if self.registry.get_tenant(tenant_id) is None:
@@ -224,6 +231,7 @@ class Ingestor:
             flush()
         finished = self.registry.finish_job(job.id)
         self.index.maintain()
+        self._changed(tenant_id)
         return finished
 
     def _fail(
@@ -257,6 +265,7 @@ class Ingestor:
             return False
         self.index.delete_document(tenant_id, doc_id)
         self.registry.mark_deleted(tenant_id, doc_id)
+        self._changed(tenant_id)
         return True
 
 

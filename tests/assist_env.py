@@ -30,8 +30,10 @@ FIXTURES = Path(__file__).parent / "fixtures" / "assist"
 SHOP_FAQ = FIXTURES / "lale_ev_sss.json"
 RESOLVE_QUESTIONS = FIXTURES / "resolve_questions.json"
 SHOP = "lale"
-# The shop's own call-centre number: public, so redaction keeps it.
-SHOP_SETTINGS: dict[str, Any] = {"pii_allowed": ["0850 123 45 67"]}
+# The shop's own call-centre number: public, so redaction keeps it. Its 32-row FAQ is evidence enough
+# to certify a 90% precision target (29 right answers in a row), not the default 98% (149).
+SHOP_THRESHOLDS: dict[str, float] = {"precision_target": 0.9}
+SHOP_SETTINGS: dict[str, Any] = {"pii_allowed": ["0850 123 45 67"], "resolve_thresholds": SHOP_THRESHOLDS}
 
 
 @dataclass

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.test_api_env import (
+    ADMIN,
     FIXTURES,
     customer_asks,
     ingest,
@@ -27,6 +28,37 @@ def shop(client: TestClient) -> dict[str, str]:
     )
     wait_for_job(client, headers, faq.headers["Location"])
     return headers
+
+
+@pytest.fixture
+def shop_auto(client: TestClient, shop: dict[str, str]) -> dict[str, str]:
+    """The shop with a threshold its admin set by hand (a few documents cannot certify a precision target)."""
+    patched = client.patch(
+        "/v1/admin/tenants/lale",
+        json={"settings": {"resolve_thresholds": {"auto_threshold": 0.3}}},
+        headers=ADMIN,
+    )
+    assert patched.status_code == 200, patched.text
+    return shop
+
+
+def test_the_policy_says_suggest_only_until_the_target_is_certified(
+    client: TestClient, shop: dict[str, str]
+) -> None:
+    policy = client.get("/v1/assist/policy", headers=shop).json()
+    assert policy["mode"] == "suggest_only" and policy["threshold"] is None
+    assert policy["precision_target"] == 0.98 and policy["evidence"]["self_test"] > 0
+    assert "yalnızca öneri" in policy["note"]
+    resolved = client.post(
+        "/v1/assist/resolve", json=customer_asks("Ürünü kaç gün içinde iade edebilirim?"), headers=shop
+    ).json()
+    assert resolved["decision"] == "handoff" and resolved["reason"] == "low_confidence"
+    assert "yeterli kanıt yok" in resolved["summary"]
+    # Suggestions still reach the agent.
+    suggested = client.post(
+        "/v1/assist/suggest", json=customer_asks("Ürünü kaç gün içinde iade edebilirim?"), headers=shop
+    ).json()
+    assert suggested["suggestions"] and suggested["suggestions"][0]["citations"][0]["doc_id"] == "iade.txt"
 
 
 def _events(text: str) -> list[tuple[str, dict]]:
@@ -51,7 +83,8 @@ def test_suggest_returns_cited_replies_from_the_tenants_knowledge(
     assert best["citations"][0]["doc_id"] == "faq:sss.csv"
 
 
-def test_resolve_answers_or_hands_off_with_a_reason(client: TestClient, shop: dict[str, str]) -> None:
+def test_resolve_answers_or_hands_off_with_a_reason(client: TestClient, shop_auto: dict[str, str]) -> None:
+    shop = shop_auto
     answered = client.post(
         "/v1/assist/resolve", json=customer_asks("Ürünü kaç gün içinde iade edebilirim?"), headers=shop
     ).json()
@@ -67,8 +100,9 @@ def test_resolve_answers_or_hands_off_with_a_reason(client: TestClient, shop: di
 
 @pytest.mark.parametrize("how", ["query", "accept"])
 def test_resolve_streams_server_sent_events_when_asked(
-    client: TestClient, shop: dict[str, str], how: str
+    client: TestClient, shop_auto: dict[str, str], how: str
 ) -> None:
+    shop = shop_auto
     body = customer_asks("Ürünü kaç gün içinde iade edebilirim?")
     if how == "query":
         response = client.post("/v1/assist/resolve", params={"stream": "true"}, json=body, headers=shop)

@@ -210,6 +210,12 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
         assert response.json()["tenant_id"] == "tenant-a"
         no_b_data(response)
 
+    def assist_policy() -> None:
+        # A's policy rests on A's knowledge only; B's sources are never probed or shown.
+        response = client.get("/v1/assist/policy", headers=a)
+        assert response.status_code == 200 and response.json()["evidence"]["self_test"] >= 0
+        no_b_data(response)
+
     def search() -> None:
         response = client.post(
             "/v1/search", json={"query": "ZEBRAKOD-77 gizli indirim", "limit": 100}, headers=a
@@ -290,6 +296,7 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
         ("POST", "/v1/assist/suggest"): suggest,
         ("POST", "/v1/assist/resolve"): resolve,
         ("GET", "/v1/assist/mode"): assist_mode,
+        ("GET", "/v1/assist/policy"): assist_policy,
         ("POST", "/v1/feedback"): lambda: refused(
             client.post(
                 "/v1/feedback", json={"suggestion_id": b_suggestion, "action": "accepted"}, headers=a

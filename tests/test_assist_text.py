@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from assist.confidence import Evidence, extract_confidence
 from assist.extractive import best_sentences
 from assist.grounding import GroundingCheck, MalformedOutput, ModelAnswer, parse_model_answer
 from assist.handoff import handoff_summary
@@ -188,18 +187,6 @@ def test_grounding_check() -> None:
     assert check.check(leak, blocks).problem == "prompt_leak"
     translated = ModelAnswer("Shipping costs 49.90 TL for orders under 500 TL.", ("b1",), True)
     assert check.check(translated, blocks).ok
-
-
-def test_confidence_grows_with_each_signal_and_stays_in_range() -> None:
-    weak = Evidence(cosine=0.05, coverage=0.0, margin=0.0)
-    assert weak.confidence == 0.0
-    assert (
-        Evidence(0.3, 0.0, 0.0).confidence
-        < Evidence(0.3, 0.5, 0.0).confidence
-        < Evidence(0.3, 0.5, 0.2).confidence
-    )
-    assert Evidence(0.9, 1.0, 0.9).confidence == 1.0
-    assert extract_confidence(0.8, 1.0) == 0.8 and extract_confidence(0.8, 0.0) == pytest.approx(0.56)
 
 
 def test_handoff_summary_has_three_lines_and_a_short_request() -> None:

@@ -170,7 +170,13 @@ def test_every_part_is_optional_but_some_knowledge_is_required(tmp_path: Path) -
 
 
 def _record(
-    qid: str, relevant: set[str], decision: str, confidence: float, cited=(), tags=("t",), **kw  # noqa: ANN001, ANN003
+    qid: str,
+    relevant: set[str],
+    decision: str,
+    confidence: float,
+    cited=(),
+    tags=("t",),
+    **kw,
 ) -> DecisionRecord:
     return DecisionRecord(
         query_id=qid,

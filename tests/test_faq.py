@@ -193,4 +193,6 @@ def test_a_csv_row_with_an_unquoted_separator_is_reported_not_misread(tmp_path: 
     result = load_faq("acme", "sss", sheet)
     assert [c.metadata["question"] for c in result.chunks] == ["Şube saatleri?"]
     assert "öğle arası yok" in result.chunks[0].text
-    assert len(result.problems) == 1 and "row 2" in result.problems[0] and "double quotes" in result.problems[0]
+    assert (
+        len(result.problems) == 1 and "row 2" in result.problems[0] and "double quotes" in result.problems[0]
+    )

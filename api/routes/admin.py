@@ -51,14 +51,19 @@ def get_tenant(tenant_id: str, context: ContextDep) -> TenantOut:
 
 
 @router.patch("/tenants/{tenant_id}", response_model=TenantOut, responses=problem_responses(404))
-def update_tenant_settings(tenant_id: str, body: TenantSettingsPatch, context: ContextDep) -> TenantOut:
+def update_tenant_settings(
+    tenant_id: str, body: TenantSettingsPatch, context: ContextDep, api_keys: ApiKeysDep
+) -> TenantOut:
     """Change some of a tenant's settings (tone, language, resolve thresholds, PII patterns)."""
     try:
-        return TenantOut.model_validate(context.registry.update_tenant_settings(tenant_id, body.settings))
+        updated = context.registry.update_tenant_settings(tenant_id, body.settings)
     except LookupError as exc:
         raise not_found("Tenant", f"There is no tenant {tenant_id!r}.") from exc
     except ValueError as exc:
         raise ProblemError(422, "invalid-settings", "Invalid tenant settings", str(exc)) from exc
+    # Requests authenticate against cached tenants: the new settings apply from the next request on.
+    api_keys.forget_all()
+    return TenantOut.model_validate(updated)
 
 
 @router.delete("/tenants/{tenant_id}", status_code=204, responses=problem_responses(404))

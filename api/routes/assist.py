@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from assist.models import AssistRequest, ResolveResponse, SuggestResponse
+from assist.policy import AutoAnswerPolicy
 from assist.service import AssistService
 from ingestion.registry_models import Tenant
 
@@ -37,6 +38,17 @@ KEEPALIVE_S = 10.0
 
 def _invalid(exc: ValueError) -> ProblemError:
     return ProblemError(422, "invalid-conversation", "Invalid conversation", str(exc))
+
+
+@router.get("/policy", response_model=AutoAnswerPolicy)
+async def policy(tenant: TenantDep, assist: AssistDep, compute: ComputeDep) -> AutoAnswerPolicy:
+    """The tenant's auto-answer policy: its precision target, the threshold that meets it and the evidence.
+
+    `mode` is `suggest_only` while the evidence (self-test on the tenant's knowledge, agents' feedback)
+    cannot certify the target at any threshold; `note` says why, in Turkish.
+    """
+    result: AutoAnswerPolicy = await compute.run(assist.policy, tenant)
+    return result
 
 
 @router.post("/suggest", response_model=SuggestResponse)
