@@ -13,7 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .language import content_terms, match_form, word_set, words
+from retrieval.text import normalise_for_match
+
+from .language import FUNCTION_WORDS, PREFIX_LEN, content_terms, match_form, word_set, words
 from .models import ConversationTurn
 from .prompts import REWRITE_SYSTEM, render_rewrite
 from .providers import LLMProvider, ProviderError
@@ -24,6 +26,21 @@ MAX_QUERY_CHARS = 600
 # The current question needs earlier context when it has fewer topic terms than this.
 MIN_STANDALONE_TERMS = 3
 MAX_CONTEXT_BURSTS = 2
+MAX_SUBJECT_WORDS = 3
+# A latest message this short may lean on the earlier subject even without "peki" ("cumartesi kaça
+# kadar açık" after a question about a pick-up point): the subject is added, after it.
+MAX_FOLLOW_UP_TERMS = 6
+# Words that say what is asked about a subject (its fee, its duration), not what the subject is.
+_ASPECT_STEMS = frozenset(
+    w[:5]
+    for w in word_set(
+        """
+        ücret ücreti fiyat fiyatı süre süresi kaç zaman tarih saat gün günde şart koşul durum bedel bedeli
+        tutar tutarı para parası nasıl nereden nerede mümkün olur oluyor yapabilir miyim istiyorum
+        fee price cost time long
+        """
+    )
+)
 
 _GREETINGS = word_set(
     """
@@ -76,20 +93,52 @@ def _needs_context(text: str) -> bool:
     return bool(_FOLLOW_UP.match(match_form(text))) or len(content_terms(text)) < MIN_STANDALONE_TERMS
 
 
+def subject_of(question: str, asked: str) -> list[str]:
+    """Return the subject words of an earlier `question` that the follow-up `asked` does not name itself.
+
+    A Turkish question usually opens with its subject ("kargo ücreti ne kadar", "öğrenci indirimi var
+    mı"); the words that name what is asked about it (ücret, süre, fiyat) belong to that question, not
+    to the follow-up, which asks its own ("peki kaç günde gelir?" is about kargo, not its fee).
+    """
+    known = {t[:PREFIX_LEN] for t in content_terms(asked)}
+    subject: list[str] = []
+    for word in normalise_for_match(question).split():
+        form = match_form(word)
+        if form in FUNCTION_WORDS or (len(form) < 2 and not form.isdigit()):
+            if subject:
+                break  # the subject ends where the question words begin ("... var mı")
+            continue
+        if form[:PREFIX_LEN] not in _ASPECT_STEMS and form[:PREFIX_LEN] not in known:
+            subject.append(word)
+        if len(subject) == MAX_SUBJECT_WORDS:
+            break
+    return subject
+
+
 def deterministic_query(bursts: Sequence[str]) -> ConversationQuery:
-    """Return the latest substantive customer burst, preceded by earlier ones when it is elliptical."""
+    """Return the latest substantive customer burst; an elliptical one gets the earlier question's subject.
+
+    Only the subject is carried over, after the latest question: joining the whole earlier question made
+    it dominate, so the previous question was answered again.
+    """
     substantive = [b for b in bursts if not _is_small_talk(b)] or list(bursts[-1:])
     if not substantive:
         raise ValueError("The conversation has no customer message to build a query from")
-    parts = [substantive[-1]]
-    for earlier in reversed(substantive[:-1]):
-        if len(parts) > MAX_CONTEXT_BURSTS or not _needs_context(" ".join(parts)):
-            break
-        parts.insert(0, earlier)
+    latest = substantive[-1]
+    parts = [latest]
+    used = 1
+    if _needs_context(latest) or len(content_terms(latest)) <= MAX_FOLLOW_UP_TERMS:
+        for earlier in reversed(substantive[:-1][-MAX_CONTEXT_BURSTS:]):
+            used += 1
+            subject = subject_of(earlier, " ".join(parts))
+            if subject:
+                parts.append(" ".join(subject))
+                if not _needs_context(earlier):
+                    break  # a question that stood on its own carries the whole subject
     text = " ".join(parts)
     if len(text) > MAX_QUERY_CHARS:
-        text = text[-MAX_QUERY_CHARS:]  # the latest words matter most
-    return ConversationQuery(text=text, bursts_used=len(parts), rewritten_by="deterministic")
+        text = text[:MAX_QUERY_CHARS]  # the latest question comes first
+    return ConversationQuery(text=text, bursts_used=used, rewritten_by="deterministic")
 
 
 def build_query(

@@ -61,18 +61,26 @@ def test_customer_bursts_merge_consecutive_customer_messages() -> None:
     assert customer_bursts(turns) == ["Merhaba kargom gelmedi ne zaman gelir?", "teşekkürler"]
 
 
-def test_an_elliptical_follow_up_is_joined_with_the_earlier_question() -> None:
+def test_a_follow_up_asks_the_last_question_with_the_earlier_subject() -> None:
     bursts = ["Kredi kartı ile ödeme yapabilir miyim?", "peki taksit seçeneği var mı?"]
     query = deterministic_query(bursts)
-    assert query.text == "Kredi kartı ile ödeme yapabilir miyim? peki taksit seçeneği var mı?"
+    assert query.text == "peki taksit seçeneği var mı? kredi kartı"
     assert query.bursts_used == 2 and query.rewritten_by == "deterministic"
+    # What the earlier question asked about its subject (the fee) is not carried into the follow-up.
+    assert deterministic_query(["kargo ücreti ne kadar?", "peki kaç günde gelir? ankaradayım"]).text == (
+        "peki kaç günde gelir? ankaradayım kargo"
+    )
+    # Without "peki", a short message still leans on the earlier subject.
+    assert deterministic_query(["öğrenci indirimi var mı", "açıköğretimdeyim edu mailim yok"]).text == (
+        "açıköğretimdeyim edu mailim yok öğrenci indirimi"
+    )
 
 
 def test_a_standalone_question_and_small_talk_are_handled() -> None:
     standalone = deterministic_query(
-        ["Kargo ücreti ne kadar?", "İade süresi kaç gündür, ürünü nasıl gönderirim?"]
+        ["Kargo ücreti ne kadar?", "İade süresi kaç gündür, ürünü geri nasıl gönderirim, kutusu gerekir mi?"]
     )
-    assert standalone.text == "İade süresi kaç gündür, ürünü nasıl gönderirim?"
+    assert standalone.text == "İade süresi kaç gündür, ürünü geri nasıl gönderirim, kutusu gerekir mi?"
     thanks = deterministic_query(["Faturamı nasıl alırım?", "Çok teşekkürler, iyi günler"])
     assert thanks.text == "Faturamı nasıl alırım?"
 
