@@ -20,6 +20,7 @@ from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.index import QueryOptions
 from tests.assist_env import (
     SHOP,
+    SHOP_SETTINGS,
     AssistEnv,
     add_documents,
     add_shop_faq,
@@ -72,7 +73,8 @@ def env(
     tmp_path_factory: pytest.TempPathFactory, use_embedder: UseMultilingualEmbedder
 ) -> Iterator[AssistEnv]:
     env = make_env(tmp_path_factory.mktemp("injection") / "data", use_embedder)
-    add_shop_faq(env)
+    # The LLM must be reached for these tests: the tenant sets its threshold by hand.
+    add_shop_faq(env, settings={**SHOP_SETTINGS, "resolve_thresholds": {"auto_threshold": 0.3}})
     add_documents(env, SHOP, [POISONED_DOC])
     add_documents(env, RIVAL, [RIVAL_DOC])
     yield env
