@@ -19,6 +19,7 @@ from .ranking import CrossEncoderReranker, mmr
 from .settings import Settings
 from .sparse import TurkishBm25
 from .store import IndexMeta, StoredPoint, StoreError, VectorStore, check_meta, require_tenant
+from .text import strip_placeholders
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ def indexed_text(chunk: Chunk) -> str:
     """Return the text that is embedded for a chunk: title and section give it context."""
     head = " — ".join(part for part in (chunk.title, chunk.section) if part)
     return f"{head}\n{chunk.text}" if head else chunk.text
+
+
+def encoder_text(text: str) -> str:
+    """Return `text` as both encoders see it: redaction placeholders left out (the stored text keeps them)."""
+    return strip_placeholders(text)
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,32 @@ def open_store(settings: Settings, meta: IndexMeta) -> VectorStore:
         where = f"{settings.qdrant_url} collection {settings.collection!r}"
     try:
         check_meta(store.meta(), meta, where)
+        check_sparse(store.meta(), meta, where, settings)
     except StoreError:
         store.close()
         raise
     return store
+
+
+def check_sparse(found: IndexMeta | None, wanted: IndexMeta, where: str, settings: Settings) -> None:
+    """Raise StoreError when an existing index holds BM25 vectors of another sparse encoding than this one.
+
+    Old and new vectors share no token ids, so mixing them would silently make every old chunk
+    unfindable by its words; the index has to be rebuilt instead.
+    """
+    if found is None or found.sparse == wanted.sparse:
+        return
+    if settings.store == "edge":
+        fresh = f"move {settings.index_dir} away (or set INVEKTO_DATA_DIR to a new folder)"
+    else:
+        fresh = "set INVEKTO_COLLECTION to a new collection"
+    raise StoreError(
+        f"The index at {where} holds BM25 vectors encoded as {found.sparse or 'an unrecorded encoding'!r}, "
+        f"but this release encodes {wanted.sparse!r}; the two cannot be searched together. Re-index: "
+        f"{fresh}, then ingest every tenant's documents, FAQ sheets, quick replies and chats again (files the "
+        "registry already lists are skipped as unchanged unless removed first with `invekto-knowledge "
+        "ingest delete`)."
+    )
 
 
 class KnowledgeIndex:
@@ -113,7 +141,7 @@ class KnowledgeIndex:
         written = 0
         for start in range(0, len(chunks), batch_size):
             batch = chunks[start : start + batch_size]
-            texts = [indexed_text(c) for c in batch]
+            texts = [encoder_text(indexed_text(c)) for c in batch]
             dense = self.embedder.embed_documents(texts)
             points = [
                 StoredPoint(c.point_id, dense[i], self.bm25.embed_document(texts[i]), c.payload())
@@ -181,7 +209,9 @@ class KnowledgeIndex:
             except ValueError as exc:
                 checked.append(exc)
         queries = [
-            call.query for call, c in zip(calls, checked, strict=True) if not isinstance(c, ValueError)
+            encoder_text(call.query)
+            for call, c in zip(calls, checked, strict=True)
+            if not isinstance(c, ValueError)
         ]
         t0 = time.perf_counter()
         vectors = iter(embed_queries(self.embedder, queries) if queries else [])
