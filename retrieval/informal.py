@@ -136,13 +136,3 @@ def written_forms(word: str) -> tuple[str, ...]:
         head = glued.group("head")
         return (_verb_form(head) or head, glued.group("particle"))
     return (_verb_form(word) or word,)
-
-
-_WORD = re.compile(r"[^\W\d_]+|\d+|[^\w\s]+|\s+")
-
-
-def written_text(lowered: str) -> str:
-    """Return Turkish-lower-cased `lowered` with each word in its written form, everything else kept."""
-    return "".join(
-        " ".join(written_forms(tok)) if tok[0].isalpha() else tok for tok in _WORD.findall(lowered)
-    )

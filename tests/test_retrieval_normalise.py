@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retrieval.deasciify import restore_diacritics
-from retrieval.informal import written_forms, written_text
+from retrieval.informal import written_forms
 from retrieval.sparse import TurkishBm25, is_stopword, sparse_words
 from retrieval.text import fold_turkish, strip_placeholders
 
@@ -91,10 +91,6 @@ def test_spoken_and_clipped_forms_get_their_written_form(typed: str, written: st
 @pytest.mark.parametrize("word", UNCHANGED)
 def test_written_words_that_only_look_spoken_are_left_alone(word: str) -> None:
     assert written_forms(word) == (word,)
-
-
-def test_written_text_rewrites_words_and_keeps_numbers_and_punctuation() -> None:
-    assert written_text("kargom nerde, 3 gündür bekliyom!") == "kargom nerede, 3 gündür bekliyorum!"
 
 
 def test_question_particles_and_stopwords_are_dropped_with_or_without_diacritics() -> None:
