@@ -203,12 +203,13 @@ def _confident_mistakes(outcomes: list[QueryOutcome], worst_n: int) -> Table:
             _clip(o.answer or "", TEXT_CHARS),
             _clip(o.reference_answer or ("(unanswerable)" if not o.answerable else ""), TEXT_CHARS),
             _top3(o),
+            ", ".join(o.relevant_ids) or "(none: hand off)",
         ]
         for o in wrong[:worst_n]
     ]
     return Table(
         "Wrong answers, most confident first",
-        ["query", "question", "decision", "confidence", "answer", "reference", "cited"],
+        ["query", "question", "decision", "confidence", "answer", "reference", "cited", "relevant"],
         rows,
         note=f"{len(wrong)} wrong of {sum(1 for o in outcomes if o.correct is not None)} judged.",
     )
