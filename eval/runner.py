@@ -8,7 +8,7 @@ import platform
 import random
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -152,11 +152,13 @@ def conversation_query(query: EvalQuery) -> str:
     return " ".join([*earlier, query.question])
 
 
-def ranked_docs(hits: Sequence[SearchHit]) -> list[tuple[str, SearchHit]]:
-    """Return (doc id, best hit) in rank order, one entry per document."""
+def ranked_docs(
+    hits: Sequence[SearchHit], key: Callable[[SearchHit], str] = lambda h: h.doc_id
+) -> list[tuple[str, SearchHit]]:
+    """Return (key, best hit) in rank order, one entry per key: the document id, or e.g. the source ref."""
     seen: dict[str, SearchHit] = {}
     for hit in hits:
-        seen.setdefault(hit.doc_id, hit)
+        seen.setdefault(key(hit), hit)
     return list(seen.items())
 
 
@@ -255,19 +257,17 @@ def _run_bundle_retrieval(
             started = time.perf_counter()
             result = ev.index.search(EVAL_TENANT, text, opts)
             latencies.append((time.perf_counter() - started) * 1e3)
-            best: dict[str, SearchHit] = {}
-            for hit in result.hits:
-                best.setdefault(hit.ref, hit)
-            ranking = SourceRanking(query.id, frozenset(query.relevant_ids), tuple(best), query.tags)
+            best = ranked_docs(result.hits, key=lambda h: h.ref)
+            ranking = SourceRanking(
+                query.id, frozenset(query.relevant_ids), tuple(r for r, _ in best), query.tags
+            )
             rankings.append(ranking)
             outcomes.append(
                 QueryOutcome(
                     query_id=query.id,
                     question=query.question,
                     relevant_ids=list(query.relevant_ids),
-                    retrieved=[
-                        RetrievedDoc(ref, h.title, h.text[:160], h.score) for ref, h in list(best.items())[:5]
-                    ],
+                    retrieved=[RetrievedDoc(ref, h.title, h.text[:160], h.score) for ref, h in best[:5]],
                     first_relevant_rank=ranking.first_relevant_rank,
                     latency_ms=latencies[-1],
                     tags=list(query.tags),
