@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from assist.learning import QUERY_KEY, citations_of, query_of
-from ingestion.sources import chat_items
+from ingestion.sources import TextDocument, chat_items
 from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.models import SearchFilters
-from tests.assist_env import SHOP, AssistEnv, add_shop_faq, ask, conversation, make_env
+from tests.assist_env import SHOP, AssistEnv, add_documents, add_shop_faq, ask, conversation, make_env
 
 GIFT_QUESTION = "Siparişime hediye paketi ve not ekleyebilir miyim?"
 GIFT_REPLY = (
@@ -28,6 +28,10 @@ def shop(tmp_path, use_embedder: UseMultilingualEmbedder) -> Iterator[AssistEnv]
 
 
 def test_an_edited_reply_is_learned_and_suggested_as_a_past_reply_next_time(shop: AssistEnv) -> None:
+    # A thin policy page is all the shop knows about gifts: a weak suggestion the agent improves.
+    add_documents(
+        shop, SHOP, [TextDocument("hediye.md", "Hediye paketi seçeneğimiz vardır.", "Hediye paketi")]
+    )
     service = shop.service()
     before = service.suggest(SHOP, ask(GIFT_QUESTION, conversation_id="c-100"))
     assert before.suggestions, "the agent needs a suggestion to edit"

