@@ -249,10 +249,8 @@ class AssistService:
     def calibrate(self, tenant: str | Tenant) -> AutoAnswerPolicy:
         """Return a new auto-answer policy from the tenant's self-test probes and its agents' feedback."""
         tenant = self._tenant(tenant)
-        stamp = (self.index.count(tenant.id), self.registry.count_feedback(tenant.id))
-        knowledge = self._derive(tenant, stamp, time.monotonic())
-        self._knowledge[tenant.id] = knowledge
-        return knowledge.policy
+        self.forget_knowledge(tenant.id)
+        return self._tenant_knowledge(tenant).policy
 
     def _derive(self, tenant: Tenant, stamp: tuple[int, int], now: float) -> _TenantKnowledge:
         thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
