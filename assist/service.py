@@ -63,6 +63,8 @@ MAX_SUGGESTIONS = 3
 MIN_SUGGEST_CONFIDENCE = MIN_SUGGEST_PROBABILITY
 # A second or third suggestion must reach this share of the first one's confidence.
 SECONDARY_SHARE = 0.5
+# Without a certified threshold (suggest-only), a suggestion this probable needs no caution.
+STRONG_SUGGESTION = 0.7
 # How often a tenant's knowledge is checked for changes that call for a new auto-answer policy.
 POLICY_RECHECK_S = 30.0
 
@@ -125,7 +127,7 @@ def _caution(evidence: Evidence, threshold: float | None) -> str | None:
     """Return what the agent should know before sending a suggestion from this source (None: nothing)."""
     if evidence.blocked:
         return f"Otomatik gönderilmez: {BLOCK_REASONS[evidence.blocked]}."
-    if threshold is not None and evidence.confidence >= threshold:
+    if evidence.confidence >= (threshold if threshold is not None else STRONG_SUGGESTION):
         return None
     if evidence.missing:
         return (

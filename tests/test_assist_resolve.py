@@ -217,3 +217,19 @@ def test_turkish_written_without_diacritics_or_informally_is_not_a_foreign_langu
 
     for text in ("kargom nerde kaldi", "iade nasil yapcam", "taksit yapiyomusunuz", "ok", "Kargo ücreti?"):
         assert foreign_language(text) is None, text
+
+
+def test_suggestions_come_best_first_and_weak_ones_say_why(shop: AssistEnv) -> None:
+    service = shop.service()
+    threshold = service.policy(SHOP).threshold
+    assert threshold is not None
+    for question in ("Kargo ücreti ne kadar?", "Öğretmenlere indirim var mı?", "Hediye paketi yapıyor musunuz?"):
+        suggestions = service.suggest(SHOP, ask(question)).suggestions
+        confidences = [s.confidence for s in suggestions]
+        assert confidences == sorted(confidences, reverse=True)
+        for s in suggestions:
+            assert (s.caution is None) == (s.confidence >= threshold), (question, s)
+            if s.caution:
+                assert s.caution.startswith("Zayıf eşleşme")
+    strong = service.suggest(SHOP, ask("Kargo ücreti ne kadar?")).suggestions[0]
+    assert strong.caution is None and strong.citations[0].title == "Kargo ücreti ne kadar?"

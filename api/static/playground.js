@@ -370,6 +370,8 @@
           confidenceBar(s.confidence),
         ),
         el("p", { class: "suggestion-text", testid: "suggestion-text", text: s.text }),
+        // Why the agent should check it first (missing words, a flagged source); the API's words, in Turkish.
+        s.caution ? el("p", { class: "caution", testid: "caution", text: `⚠ ${s.caution}` }) : null,
         citationList(s.id, s.citations),
         feedbackControls(s),
       ));
