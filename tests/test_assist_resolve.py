@@ -223,7 +223,11 @@ def test_suggestions_come_best_first_and_weak_ones_say_why(shop: AssistEnv) -> N
     service = shop.service()
     threshold = service.policy(SHOP).threshold
     assert threshold is not None
-    for question in ("Kargo ücreti ne kadar?", "Öğretmenlere indirim var mı?", "Hediye paketi yapıyor musunuz?"):
+    for question in (
+        "Kargo ücreti ne kadar?",
+        "Öğretmenlere indirim var mı?",
+        "Hediye paketi yapıyor musunuz?",
+    ):
         suggestions = service.suggest(SHOP, ask(question)).suggestions
         confidences = [s.confidence for s in suggestions]
         assert confidences == sorted(confidences, reverse=True)
