@@ -315,3 +315,19 @@ def test_a_bundle_given_to_the_flat_loader_says_what_it_is(tmp_path: Path) -> No
     shutil.copytree(SHOP_TR_DEV, root)
     with pytest.raises(DatasetError, match="tenant bundle"):
         load_dataset(root)
+
+
+def test_the_eval_tenants_precision_target_can_be_set_and_is_reported(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    root = _write_bundle(tmp_path / "bundle", QUERIES)
+    out = tmp_path / "run"
+    code, output = cli(
+        "eval", "answers", "--quiet", "--dataset", str(root), "--out", str(out), "--precision-target", "0.9",
+    )  # fmt: skip
+    assert code == 0, output
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["policy_precision_target"] == 0.9 and metrics["policy_mode"] in ("auto", "suggest_only")
+    assert metrics["policy_evidence"]["self_test"] > 0
+    code, output = cli(
+        "eval", "answers", "--quiet", "--dataset", str(root), "--out", str(out), "--precision-target", "2"
+    )
+    assert code == 2 and "precision-target" in output
