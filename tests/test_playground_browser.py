@@ -243,8 +243,11 @@ def test_a_newcomer_asks_the_demo_bank_accepts_a_cited_suggestion_resolves_and_u
 
     by_testid(driver, "resolve")[0].click()
     decision = wait_for(driver, lambda: by_testid(driver, "decision")[0], "the resolve decision")
-    assert decision.get_attribute("data-decision") == "answer" and decision.text == "Yanıtla"
-    assert "18 yaşından büyük" in by_testid(driver, "resolve-text")[0].text
+    # The demo bank's nine documents cannot certify the default 98% precision target, so the tenant is
+    # suggest-only: resolve hands the question to a human and the summary says why.
+    assert decision.get_attribute("data-decision") == "handoff"
+    assert by_testid(driver, "reason")[0].get_attribute("data-reason") == "low_confidence"
+    assert "yeterli kanıt yok" in by_testid(driver, "summary")[0].text
     screenshot(driver, "assist")
 
     # A request for a human is handed off with the reason (code and label) and a summary.
