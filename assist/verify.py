@@ -30,6 +30,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from retrieval.models import SearchHit
+from retrieval.text import REDACTION_PLACEHOLDER, strip_placeholders
 
 from .language import FUNCTION_WORDS, PREFIX_LEN, match_form
 from .sentences import analyse
@@ -37,7 +38,6 @@ from .sentences import analyse
 MODEL_FILE = "answer_verifier.json"
 # Two long words this similar (rapidfuzz ratio) are one word with a typo.
 FUZZY_RATIO = 85.0
-_PLACEHOLDER = re.compile(r"\[[A-ZÇĞİÖŞÜ_]{2,}\]")
 _DIGITS = re.compile(r"\d+")
 # Questions that ask for an amount, a duration or a date want a number in the answer.
 _WANTS_NUMBER = re.compile(
@@ -77,14 +77,9 @@ FEATURES: tuple[str, ...] = (
 )
 
 
-def without_placeholders(text: str) -> str:
-    """Return `text` without redaction placeholders ([TELEFON], [TCKN], ...): they match nothing real."""
-    return _PLACEHOLDER.sub(" ", text)
-
-
 def has_placeholder(text: str) -> bool:
     """Return True when `text` holds a redaction placeholder, which must never reach a customer."""
-    return _PLACEHOLDER.search(text) is not None
+    return REDACTION_PLACEHOLDER.search(text) is not None
 
 
 def question_terms(text: str) -> frozenset[str]:
@@ -93,7 +88,7 @@ def question_terms(text: str) -> frozenset[str]:
     Whole words, not prefixes: a typo is a word one letter away ("kilitlndi"), a different question
     often differs by a word that shares its first letters ("öğretmen" / "öğrenci").
     """
-    form = match_form(without_placeholders(text))
+    form = match_form(strip_placeholders(text))
     return frozenset(w for w in form.split() if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit()))
 
 
@@ -158,7 +153,7 @@ def _best_sentence_share(query: frozenset[str], hit: SearchHit) -> float:
 def missing_words(question: str, hit: SearchHit) -> tuple[str, ...]:
     """Return the question's content words (match form) that the source does not contain, in question order."""
     terms = _chunk_terms(hit)
-    words = match_form(without_placeholders(question)).split()
+    words = match_form(strip_placeholders(question)).split()
     query = question_terms(question)
     return tuple(dict.fromkeys(w for w in words if w in query and not soft_in(w, terms)))
 
@@ -213,7 +208,7 @@ def candidate_features(
     `vocabulary` (the tenant's) weighs words by rarity; without one those features are 0.
     """
     query = question_terms(question)
-    form = match_form(without_placeholders(question))
+    form = match_form(strip_placeholders(question))
     digits = set(_DIGITS.findall(form))
     wants_number = _WANTS_NUMBER.search(form) is not None
     chunk_terms = [_chunk_terms(h) for h in hits]
