@@ -24,6 +24,7 @@ from .confidence import Evidence
 from .language import PREFIX_LEN, match_form
 from .models import Strategy
 from .sentences import analyse
+from .verify import ready_answer
 
 MAX_SUGGESTIONS = 3
 # The runner-up sentence joins the best one when it scores at least this share of the best score.
@@ -56,8 +57,6 @@ _LEANS_BACK = re.compile(
         r"|yine de|o zaman|öte yandan|dolayısıyla|this is why|however|therefore|also)\b"
     )
 )
-# Sources whose chunks carry a ready answer in their metadata, and under which key.
-_READY_ANSWER = {"faq": "answer", "chat": "answer", "quick_reply": "text"}
 
 
 @dataclass(frozen=True)
@@ -142,8 +141,7 @@ def reply_from_hit(
 ) -> ExtractiveReply | None:
     """Return the extractive reply one chunk offers, or None (no usable text, or an injection in it)."""
     retrieval = evidence.confidence
-    key = _READY_ANSWER.get(hit.source)
-    ready = str(hit.metadata.get(key) or "").strip() if key else ""
+    ready = ready_answer(hit)
     if ready:
         if analyse(ready).has_injection:
             return None

@@ -122,12 +122,19 @@ def source_key(hit: SearchHit) -> str:
     return ""
 
 
+# Sources whose chunks carry a ready answer in their metadata, and under which key.
+_READY_ANSWER = {"faq": "answer", "chat": "answer", "quick_reply": "text"}
+
+
+def ready_answer(hit: SearchHit) -> str:
+    """Return the FAQ answer, past agent reply or quick reply text a chunk carries ("" for documents)."""
+    key = _READY_ANSWER.get(hit.source)
+    return str(hit.metadata.get(key) or "").strip() if key else ""
+
+
 def source_answer(hit: SearchHit) -> str:
-    """Return what a source would say to the customer: the FAQ answer, the agent's reply, the quick reply text."""
-    key = {"faq": "answer", "chat": "answer", "quick_reply": "text"}.get(hit.source)
-    if key and hit.metadata.get(key):
-        return str(hit.metadata[key])
-    return hit.text
+    """Return what a source would say to the customer: its ready answer, else its text."""
+    return ready_answer(hit) or hit.text
 
 
 @lru_cache(maxsize=4096)
