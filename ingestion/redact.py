@@ -7,6 +7,16 @@ Built-in detectors, in the order they claim text:
 - T.C. Kimlik numbers (11 digits, official checksum) -> ``[TCKN]``
 - payment card numbers (13-19 digits, spaces or dashes, Luhn check) -> ``[KART]``
 - Turkish phone numbers (+90 / 0090 / 0 / bare 5xx mobile, common spellings) -> ``[TELEFON]``
+- IBANs of other countries (country-specific length and format plus mod-97, ``python-stdnum``) -> ``[IBAN]``
+- phone numbers of other countries written with their country code (+49 ..., 0044 ...), valid
+  for that country's numbering plan (``phonenumbers``) -> ``[TELEFON]``
+- labelled passport numbers ("pasaport no: U12345678") -> ``[PASAPORT]``
+- labelled dates of birth ("doğum tarihi: 12.03.1985") -> ``[DOGUM_TARIHI]``
+- Turkish licence plates ("34 ABC 123": province 01-81, 1-3 letters, 2-4 digits) -> ``[PLAKA]``
+- a card's CVV: labelled ("CVV 123", "güvenlik kodu") or the 3-4 digits right after a card number
+  (an expiry date may stand between them) -> ``[CVV]``
+
+Names and postal addresses are not detected: no offline method measured on Turkish text is used.
 
 Numbers shaped like an IBAN, TCKN or card that fail the check digits are look-alikes
 (order numbers, tracking codes): they are kept, and they also stop a later detector
@@ -16,14 +26,21 @@ from redacting a piece of them. Digit runs are matched whole, never in part.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+
+import phonenumbers
+from stdnum import iban as stdnum_iban
 
 EMAIL = "EPOSTA"
 IBAN = "IBAN"
 TCKN = "TCKN"
 CARD = "KART"
 PHONE = "TELEFON"
+PASSPORT = "PASAPORT"
+BIRTH_DATE = "DOGUM_TARIHI"
+PLATE = "PLAKA"
+CVV = "CVV"
 
 _EMAIL_RE = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}")
 # The two check digits follow "TR"; the rest is 22 digits that people group in fours.
@@ -51,6 +68,73 @@ _PHONE_RE = re.compile(
     r")(?!\d)"
 )
 _PLACEHOLDER_NAME_RE = re.compile(r"\w+")
+# Other countries: two letters, two check digits, then 11-30 letters and digits, in groups of four or not.
+_FOREIGN_IBAN_RE = re.compile(
+    r"(?<![\w])(?i:[a-z]{2})\d\d(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)(?![\w])"
+)
+# Only what follows a label is taken: a bare "U12345678" is as likely a product code.
+_PASSPORT_RE = re.compile(
+    r"(?i:pasaport|passport)\s*(?i:numaras[ıi]|numaram|numara|no|nr|number|num)?\.?\s*[:#]?\s*"
+    r"(?P<value>[A-Z]{0,3} ?\d{5,9})(?!\w)"
+)
+_MONTHS = (
+    "ocak|şubat|subat|mart|nisan|mayıs|mayis|haziran|temmuz|ağustos|agustos|eylül|eylul|ekim|kasım|kasim|aralık|aralik"
+    "|january|february|march|april|may|june|july|august|september|october|november|december"
+)
+_BIRTH_DATE_RE = re.compile(
+    r"(?i:do[ğg]um\s*(?:tarihi[mn]?|tarihiniz|günüm|g[üu]n[üu])|d\.\s?t\.|date of birth|birth ?date|dob)"
+    r"\s*(?:is|:)?\s*"
+    r"(?P<value>\d{1,2}\s?[./\-]\s?\d{1,2}\s?[./\-]\s?(?:19|20)\d\d"
+    r"|(?:19|20)\d\d-\d\d-\d\d"
+    rf"|\d{{1,2}}\s+(?i:{_MONTHS})\s+(?:19|20)\d\d)(?!\d)"
+)
+# Turkish plates: province 01-81, then 1 letter + 4 digits, 2 letters + 3-4 digits or 3 letters + 2-3 digits.
+_PLATE_RE = re.compile(
+    r"(?<!\w)(?<!\d[.,/])(?:0[1-9]|[1-7]\d|8[01]) ?"
+    r"(?P<letters>[A-Z] ?\d{4}|[A-Z]{2} ?\d{3,4}|[A-Z]{3} ?\d{2,3})(?!\w|[.,/]\d)"
+)
+# Units and currencies that give "10 TL 250"-shaped text with no plate in it.
+_NOT_PLATE_LETTERS = frozenset(
+    [
+        "TL",
+        "TRY",
+        "USD",
+        "EUR",
+        "GBP",
+        "KG",
+        "GR",
+        "MG",
+        "LT",
+        "ML",
+        "CM",
+        "MM",
+        "KM",
+        "MB",
+        "GB",
+        "TB",
+        "KB",
+        "HZ",
+        "MHZ",
+        "GHZ",
+        "KW",
+        "KWH",
+        "MT",
+        "AD",
+        "ADT",
+        "PK",
+        "NO",
+        "TEL",
+        "FAX",
+    ]
+)
+_CVV_LABEL = r"(?i:cvv2?|cvc2?|cvn|güvenlik kodu|guvenlik kodu|kart doğrulama kodu|kart dogrulama kodu)"
+_CVV_RE = re.compile(rf"{_CVV_LABEL}\s*(?:no|numarası)?\s*[:=]?\s*(?P<value>\d{{3,4}})(?!\d)")
+# What may follow a card number before its CVV: separators, an expiry date, a CVV label.
+_AFTER_CARD_RE = re.compile(
+    r"[\s,;/|]*(?:(?i:son kullanma(?: tarihi)?|skt|exp(?:iry)?)\s*[:=]?\s*)?"
+    r"(?:(?:0[1-9]|1[0-2]) ?/ ?(?:\d\d){1,2}[\s,;|]*)?"
+    rf"(?:{_CVV_LABEL}\s*[:=]?\s*)?(?P<value>\d{{3,4}})(?![\d/.,]\d|\d)"
+)
 
 
 def _digits(text: str) -> str:
@@ -114,21 +198,92 @@ class RedactionResult:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _is_foreign_iban(value: str) -> bool:
+    return stdnum_iban.is_valid(value.upper())
+
+
+def _foreign_phones(text: str) -> Iterator[tuple[int, int, str]]:
+    if "+" not in text and "00" not in text:
+        return
+    for match in phonenumbers.PhoneNumberMatcher(text, "TR", leniency=phonenumbers.Leniency.VALID):
+        # Only numbers written with their country code: a bare digit run is too often something else.
+        if match.raw_string.lstrip("(").startswith(("+", "00")):
+            yield match.start, match.end, match.raw_string
+
+
+def _regex_finder(pattern: re.Pattern[str]) -> Callable[[str], Iterator[tuple[int, int, str]]]:
+    def find(text: str) -> Iterator[tuple[int, int, str]]:
+        for match in pattern.finditer(text):
+            start, end = match.span("value") if "value" in pattern.groupindex else match.span()
+            yield start, end, text[start:end]
+
+    return find
+
+
+_SHORT_TAIL_RE = re.compile(r"[ \-]\d{1,3}$")
+
+
+def _cards(text: str) -> Iterator[tuple[int, int, str]]:
+    for match in _CARD_RE.finditer(text):
+        start, end = match.span()
+        value = match.group()
+        tail = _SHORT_TAIL_RE.search(value)
+        # "4111 1111 1111 1111 12/27": the short group after a 16-digit card is its expiry or CVV.
+        if not _is_card_number(value) and tail and _is_card_number(value[: tail.start()]):
+            end = start + tail.start()
+        yield start, end, text[start:end]
+
+
+def _plates(text: str) -> Iterator[tuple[int, int, str]]:
+    for match in _PLATE_RE.finditer(text):
+        letters = "".join(ch for ch in match.group("letters") if ch.isalpha())
+        if letters not in _NOT_PLATE_LETTERS:
+            yield match.start(), match.end(), match.group()
+
+
 @dataclass(frozen=True)
 class _Detector:
     name: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | None
     # None: every match is personal data. Otherwise matches failing the check are look-alikes.
     check: Callable[[str], bool] | None = None
+    # Instead of `pattern`: yields (start, end, matched text).
+    find: Callable[[str], Iterable[tuple[int, int, str]]] | None = None
+
+    def spans(self, text: str) -> Iterable[tuple[int, int, str]]:
+        if self.find is not None:
+            return self.find(text)
+        assert self.pattern is not None
+        return _regex_finder(self.pattern)(text)
 
 
 _BUILT_IN: tuple[_Detector, ...] = (
     _Detector(EMAIL, _EMAIL_RE),
     _Detector(IBAN, _IBAN_RE, is_valid_iban),
+    _Detector(IBAN, _FOREIGN_IBAN_RE, _is_foreign_iban),
+    _Detector(PASSPORT, _PASSPORT_RE),
+    _Detector(BIRTH_DATE, _BIRTH_DATE_RE),
     _Detector(TCKN, _TCKN_RE, is_valid_tckn),
-    _Detector(CARD, _CARD_RE, _is_card_number),
+    _Detector(CARD, None, _is_card_number, find=_cards),
+    _Detector(CVV, _CVV_RE),
     _Detector(PHONE, _PHONE_RE),
+    _Detector(PHONE, None, find=_foreign_phones),
+    _Detector(PLATE, None, find=_plates),
 )
+
+
+def _cvv_after_cards(text: str, redacted: list[tuple[int, int, str]], claimed: list[tuple[int, int]]):
+    """Return the CVV spans written right after a redacted card number (an expiry may come between)."""
+    found = []
+    for _, end, name in redacted:
+        if name != CARD:
+            continue
+        match = _AFTER_CARD_RE.match(text, end)
+        if match and match.end() - end <= 40:
+            start, stop = match.span("value")
+            if not _overlaps(start, stop, claimed):
+                found.append((start, stop, CVV))
+    return found
 
 
 def _overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:
@@ -169,16 +324,16 @@ class Redactor:
         redacted: list[tuple[int, int, str]] = []
         claimed: list[tuple[int, int]] = []
         for detector in _BUILT_IN:
-            for match in detector.pattern.finditer(text):
-                start, end = match.span()
+            for start, end, value in detector.spans(text):
                 if _overlaps(start, end, claimed):
                     continue
                 claimed.append((start, end))
-                if detector.check is not None and not detector.check(match.group()):
+                if detector.check is not None and not detector.check(value):
                     continue  # a look-alike: keep it, and keep other detectors off it
-                if _match_key(detector.name, match.group()) in self._allowed:
+                if _match_key(detector.name, value) in self._allowed:
                     continue
                 redacted.append((start, end, detector.name))
+        redacted += _cvv_after_cards(text, redacted, claimed)
         # Extra patterns may match inside a kept look-alike (a tenant's 11-digit order number is
         # exactly what a look-alike is), but never inside text already redacted.
         for detector in self._extra:

@@ -224,3 +224,99 @@ def test_allowed_company_values_are_kept() -> None:
     assert redactor(text) == (
         "Havale: TR330006100519786457841326, çağrı merkezi +90 850 222 33 44, müşteri [TELEFON]"
     )
+
+
+# --- coverage beyond Turkish numbers ----------------------------------------------------------
+
+
+FOREIGN_IBANS = [
+    "DE89 3704 0044 0532 0130 00",
+    "DE89370400440532013000",
+    "GB82 WEST 1234 5698 7654 32",
+    "FR14 2004 1010 0505 0001 3M02 606",
+    "NL91ABNA0417164300",
+    "AZ21NABZ00000000137010001944",
+]
+FOREIGN_PHONES = [
+    "+49 30 12345678",
+    "+49 171 1234567",
+    "0049 30 12345678",
+    "+44 20 7946 0958",
+    "+44 7911 123456",
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"), [(v, "IBAN") for v in FOREIGN_IBANS] + [(v, "TELEFON") for v in FOREIGN_PHONES]
+)
+def test_foreign_ibans_and_phone_numbers_are_redacted(value: str, kind: str) -> None:
+    result = redact(f"Almanya'dayım: {value}, oraya")
+    assert result.text == f"Almanya'dayım: [{kind}], oraya"
+    assert result.counts == {kind: 1}
+
+
+def test_foreign_iban_look_alike_is_kept() -> None:
+    text = "Kod DE88 3704 0044 0532 0130 00 ve EM12 3456 7890 1234 yanlış"
+    assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Kart 4111 1111 1111 1111 12/27 123 ile ödedim", "Kart [KART] 12/27 [CVV] ile ödedim"),
+        ("kart 4111111111111111 CVV: 456", "kart [KART] CVV: [CVV]"),
+        ("Kart 4111-1111-1111-1111, skt 12/27, cvc 123", "Kart [KART], skt 12/27, cvc [CVV]"),
+        ("kart 5555555555554444 güvenlik kodu 321", "kart [KART] güvenlik kodu [CVV]"),
+        ("CVV2 0123 yazdım", "CVV2 [CVV] yazdım"),
+    ],
+)
+def test_cvv_next_to_a_card_is_redacted(text: str, expected: str) -> None:
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Pasaport no: U12345678", "Pasaport no: [PASAPORT]"),
+        ("pasaport numaram U 1234567 idi", "pasaport numaram [PASAPORT] idi"),
+        ("Passport number: 123456789.", "Passport number: [PASAPORT]."),
+        ("Doğum tarihi: 12.03.1985", "Doğum tarihi: [DOGUM_TARIHI]"),
+        ("doğum tarihim 5 Mart 1990, bilginize", "doğum tarihim [DOGUM_TARIHI], bilginize"),
+        ("D.T. 01/02/2001", "D.T. [DOGUM_TARIHI]"),
+        ("date of birth: 1985-03-12", "date of birth: [DOGUM_TARIHI]"),
+        ("Aracım 34 ABC 123 plakalı", "Aracım [PLAKA] plakalı"),
+        ("plaka 06AB1234, diğeri 35 K 1234", "plaka [PLAKA], diğeri [PLAKA]"),
+    ],
+)
+def test_labelled_passport_birth_date_and_plates_are_redacted(text: str, expected: str) -> None:
+    assert redact(text).text == expected
+
+
+NOT_PERSONAL_DATA = [
+    "Fiyatı 1.250,00 TL, kargo 29,90 TL",
+    "₺2.499 yerine 1.999 TL",
+    "10 TL 250 kuruş",
+    "Sipariş numaranız EM12345",
+    "Sipariş no: EM123456789 kargoya verildi",
+    "Takip no: 1Z999AA10123456784",
+    "Siparişiniz 12.03.2024 tarihinde teslim edildi",
+    "Teslimat 15 Ocak 2025 Çarşamba",
+    "2024 yılında açıldık, 1998'den beri hizmetteyiz",
+    "Kargo 3-5 iş günü içinde, 09:00-18:00 arası",
+    "%20 indirim, 4 taksit, 12 ay vade",
+    "34 numaralı mağazamız, 2 adet, 3 kg",
+    "Model XR-500, sürüm 2.3.1, ISO 9001",
+    "İade süresi 14 gün; 06 Ocak'a kadar",
+    "Ürün kodu 06 KG 250 ile 34 TL 100 değil",
+    "Müşteri hizmetleri 444 0 123",
+    "Fatura no 2024/000123, tutar +18% KDV",
+    "Garanti 2 yıl, 1.000.000 adet satıldı",
+    "Son kullanma tarihi 12/2026 olan ürün",
+    "Pasaport başvurusu için nüfus müdürlüğüne gidin",
+]
+
+
+@pytest.mark.parametrize("text", NOT_PERSONAL_DATA)
+def test_ordinary_text_is_not_redacted(text: str) -> None:
+    result = redact(text)
+    assert result.text == text, result.counts
