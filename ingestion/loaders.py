@@ -226,8 +226,19 @@ def _package_kind(path: Path, data: bytes) -> DocumentKind:
     raise DocumentError(path, "unsupported type: a ZIP archive that is not a DOCX, PPTX or XLSX file")
 
 
+# Windows-1254's Turkish letters (ç ğ ı ö ş ü and capitals): most high bytes of a cp1254 Turkish text.
+_CP1254_TURKISH = b"\xc7\xd0\xd6\xdc\xdd\xde\xe7\xf0\xf6\xfc\xfd\xfe"
+_NOT_CP1254_TURKISH = bytes(b for b in range(256) if b not in _CP1254_TURKISH)
+_ASCII = bytes(range(128))
+
+
 def _decode_text(data: bytes) -> str | None:
-    """Return the bytes as text (UTF-8/16 with BOM, UTF-8, else Windows-1254 Turkish), or None if binary."""
+    """Return the bytes as text, or None if binary.
+
+    UTF-16 with a BOM, else UTF-8; UTF-8 with a few broken bytes stays UTF-8 (each broken byte becomes
+    U+FFFD). Windows-1254 only when the text really is that: no valid UTF-8 multibyte sequence, and
+    mostly Turkish letters among the high bytes. Anything else with many high bytes is binary.
+    """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
     sample = data[:8192]
@@ -239,14 +250,26 @@ def _decode_text(data: bytes) -> str | None:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8-sig", errors="replace")
+    broken = text.count("\ufffd")
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - broken
+    if multibyte >= broken:
+        return text  # UTF-8 with a few broken bytes: keep it, the bad bytes replaced
+    high = len(data.translate(None, _ASCII))
+    turkish = len(data.translate(None, _NOT_CP1254_TURKISH))
+    if multibyte == 0 and turkish and turkish * 2 >= high and high <= len(data) * 0.3:
         # Turkish exports from Excel and older systems are Windows-1254, a superset of ISO-8859-9.
         return data.decode("cp1254", errors="replace")
+    if broken <= len(text) * 0.01:
+        return text  # ASCII text with a stray byte or two
+    return None
 
 
 def _is_json(text: str) -> bool:
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -462,7 +485,13 @@ def _parse_csv(path: Path, data: bytes) -> tuple[str, list[Section]]:
 
 
 def _parse_json(path: Path, data: bytes) -> tuple[str, list[Section]]:
-    value = json.loads(_decode_text(data) or "null")
+    try:
+        return _json_sections(json.loads(_decode_text(data) or "null"))
+    except RecursionError:
+        raise DocumentError(path, "the JSON is nested too deeply to read") from None
+
+
+def _json_sections(value: Any) -> tuple[str, list[Section]]:
     builder = _SectionBuilder()
     entries = value.items() if isinstance(value, dict) else [("", value)]
     for key, item in entries:

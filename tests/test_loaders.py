@@ -218,6 +218,31 @@ def test_plain_text_in_utf8_and_windows_1254(tmp_path: Path) -> None:
         assert "Şırnak ve Iğdır şubelerimiz cumartesi açıktır." in doc.sections[0].text
 
 
+def test_one_broken_byte_in_utf8_text_is_replaced_not_read_as_windows_1254(tmp_path: Path) -> None:
+    text = "Müşteri Hizmetleri\n\nŞırnak ve Iğdır şubelerimiz cumartesi açıktır.\n"
+    path = write(tmp_path / "notlar.txt", text.encode() + b"Fiyat: 59,90 \xff TL\n")
+
+    doc = load_document(path)
+
+    assert "Şırnak ve Iğdır şubelerimiz cumartesi açıktır." in doc.sections[0].text
+    assert "Fiyat: 59,90 \ufffd TL" in doc.sections[0].text
+    assert "Å" not in doc.sections[0].text and "Ä" not in doc.sections[0].text  # no mojibake
+
+
+def test_high_byte_binary_without_nul_is_refused_not_indexed(tmp_path: Path) -> None:
+    path = write(tmp_path / "veri.txt", bytes(range(128, 256)) * 64)
+
+    with pytest.raises(DocumentError, match=r"^veri\.txt: unsupported type: binary content"):
+        load_document(path)
+
+
+def test_json_nested_too_deeply_is_a_clear_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "derin.json", b"[" * 10_000 + b"]" * 10_000)
+
+    with pytest.raises(DocumentError, match=r"^derin\.json: "):
+        load_document(path)
+
+
 def test_csv_with_turkish_excel_semicolons(tmp_path: Path) -> None:
     path = tmp_path / "sss.csv"
     path.write_bytes(
