@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticSerializationError
 from rapidfuzz import fuzz, process
 
 from retrieval.models import Chunk
@@ -154,6 +155,14 @@ def _validate(raw: Any, where: str, result: ConversationImport, seen: dict[str, 
         named = f" conversation {raw['conversation_id']}:" if raw.get("conversation_id") else ""
         result.problems.append(f"{where}:{named} {_describe(err)}")
         return
+    try:
+        conversation.model_dump_json()
+    except PydanticSerializationError:  # a lone UTF-16 surrogate ("\\udc80") is no character
+        result.problems.append(
+            f"{where}: conversation {conversation.conversation_id!r}: "
+            "holds an escaped lone surrogate (e.g. \\udc80), which is not text"
+        )
+        return
     if conversation.conversation_id in seen:
         first = seen[conversation.conversation_id]
         result.problems.append(
@@ -162,6 +171,9 @@ def _validate(raw: Any, where: str, result: ConversationImport, seen: dict[str, 
         return
     seen[conversation.conversation_id] = where
     result.conversations.append(conversation)
+
+
+_TOO_DEEP = "JSON nested too deeply to read"
 
 
 def parse_conversations(text: str, jsonl: bool | None = None) -> ConversationImport:
@@ -174,6 +186,9 @@ def parse_conversations(text: str, jsonl: bool | None = None) -> ConversationImp
     if jsonl is not True:
         try:
             document = json.loads(text)
+        except RecursionError:
+            if jsonl is False:
+                raise ValueError(_TOO_DEEP) from None
         except json.JSONDecodeError as err:
             if jsonl is False:
                 raise ValueError(f"not valid JSON: {err}") from err
@@ -192,6 +207,9 @@ def parse_conversations(text: str, jsonl: bool | None = None) -> ConversationImp
             raw = json.loads(line)
         except json.JSONDecodeError as err:
             result.problems.append(f"line {n}: not valid JSON ({err.msg}, column {err.colno})")
+            continue
+        except RecursionError:
+            result.problems.append(f"line {n}: {_TOO_DEEP}")
             continue
         _validate(raw, f"line {n}", result, seen)
     return result

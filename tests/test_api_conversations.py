@@ -38,6 +38,29 @@ def test_an_export_is_imported_and_its_unreadable_lines_are_reported(client: Tes
     assert hit["doc_id"] == "chat:c-501" and "Faturalarım" in hit["text"]
 
 
+def test_deeply_nested_and_lone_surrogate_lines_are_reported_and_the_rest_imported(
+    client: TestClient,
+) -> None:
+    acme = new_tenant(client, "acme")
+    lines = (FIXTURES / "sohbetler.jsonl").read_text(encoding="utf-8").splitlines()
+    surrogate_reply = lines[0].replace("c-501", "c-504").replace("Faturanızı", "Fatura\\udc80 ekranından")
+    assert "\\udc80" in surrogate_reply
+    export = "\n".join([*lines, "[" * 10_000 + "]" * 10_000, '"\\udc80"', surrogate_reply]) + "\n"
+    response = client.post(
+        "/v1/conversations/import", files={"file": ("sohbetler.jsonl", export.encode())}, headers=acme
+    )
+    assert response.status_code == 202, response.text
+    problems = response.json()["problems"]
+    assert "line 5: JSON nested too deeply to read" in problems
+    assert [p for p in problems if p.startswith("line 6: expected a conversation object")]
+    assert [
+        p for p in problems if p.startswith("line 7: conversation 'c-504': holds an escaped lone surrogate")
+    ]
+    job = wait_for_job(client, acme, response.headers["Location"])
+    assert job["status"] == "succeeded"
+    assert sorted(f["doc_id"] for f in job["files"]) == ["chat:c-501", "chat:c-503"]
+
+
 def test_an_export_without_a_resolved_question_and_answer_is_refused(client: TestClient) -> None:
     acme = new_tenant(client, "acme")
     only_open = (FIXTURES / "sohbetler.jsonl").read_text(encoding="utf-8").splitlines()[1]
