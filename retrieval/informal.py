@@ -97,13 +97,24 @@ _FUTURE_ENDINGS = {("a", "m"): "acağım", ("a", "z"): "acağız", ("e", "m"): "
 
 def _future(stem: str, vowel: str, end: str) -> str:
     if stem[-1] in "ıiuü":
-        # The linking vowel of "yap-ı-cam"; the verb stem before it ends in a consonant.
+        # Either the linking vowel of "yap-ı-cam" after a consonant stem, or the narrowed last vowel of a
+        # vowel stem ("ekle" → "ekli-cem", "ara" → "arı-cam"); Turkish word frequencies tell which verb
+        # it is ("ekleyeceğim" is a word, "ekleceğim" is not).
         stem = stem[:-1]
         if len(stem) < 2 or stem[-1] not in _CONSONANTS:
             return ""
+        consonant = stem + _FUTURE_ENDINGS[vowel, end]
+        narrowed = stem + vowel + "y" + _FUTURE_ENDINGS[vowel, end]
+        return narrowed if _frequency(narrowed) > _frequency(consonant) else consonant
     elif stem[-1] not in _CONSONANTS or len(stem) < 3:
         return ""  # "hocam", "gecem", "amcam": a vowel or a two-letter stem before -cam is a noun
     return stem + _FUTURE_ENDINGS[vowel, end]
+
+
+def _frequency(word: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return float(zipf_frequency(word, "tr"))
 
 
 def _present(word: str) -> str:

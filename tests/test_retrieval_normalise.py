@@ -34,6 +34,11 @@ REWRITTEN = [
     ("gelicem", "geleceğim"),
     ("edicem", "edeceğim"),
     ("alıcam", "alacağım"),
+    # Vowel stems narrow their last vowel before the clipped future: "ekle" → "eklicem", "ara" → "arıcam".
+    ("eklicem", "ekleyeceğim"),
+    ("beklicem", "bekleyeceğim"),
+    ("aricam", "arayacağım"),
+    ("gidicem", "gideceğim"),
     ("yapcaz", "yapacağız"),
     ("olcak", "olacak"),
     ("olurmu", "olur mu"),
