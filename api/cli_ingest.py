@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +16,9 @@ from ingestion.registry_models import Job, JobKind
 
 from .cli_common import console, open_context
 
+if TYPE_CHECKING:
+    from .context import ServiceContext
+
 ingest_app = typer.Typer(
     help="Ingest tenant knowledge; unchanged files are skipped, changed ones replaced.", no_args_is_help=True
 )
@@ -24,6 +28,7 @@ TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant id (created if it d
 
 def _run(tenant: str, kind: JobKind, make_items: Callable[..., list[IngestItem]], as_json: bool) -> None:
     with open_context() as ctx:
+        _close_interrupted(ctx)
         ctx.ingestor.ensure_tenant(tenant)
         items = make_items()
         if not items:
@@ -53,6 +58,25 @@ def _run(tenant: str, kind: JobKind, make_items: Callable[..., list[IngestItem]]
     _print_job(job, as_json)
     if job.status == "failed":
         raise typer.Exit(1)
+
+
+def _close_interrupted(ctx: ServiceContext) -> None:
+    """Mark the jobs a killed run left `running` as interrupted; uploads saved for the server stay queued.
+
+    Only with the edge index: holding its lock, this command is the one process ingesting."""
+    if ctx.settings.store != "edge":
+        return
+    from .jobs import UPLOADS_DIR, close_interrupted
+
+    waiting, closed = close_interrupted(ctx.registry, ctx.settings.data_dir / UPLOADS_DIR)
+    for job in closed:
+        console.print(
+            f"[yellow]job {job.id} ({job.tenant_id}, {job.kind}) was interrupted[/yellow]: {job.error}"
+        )
+    if waiting:
+        console.print(
+            f"{len(waiting)} uploaded jobs wait for the server (`invekto-knowledge serve`) to run them"
+        )
 
 
 def _print_job(job: Job, as_json: bool) -> None:

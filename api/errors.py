@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -157,6 +158,12 @@ def _allowed_methods(request: Request) -> str:
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and str(exc.detail).startswith("Too many files"):
+        # Starlette's form parser stops at 1,000 files with a bare 400; it is our too-many-files 413.
+        from .jobs import too_many_files  # jobs uses this module
+
+        limit = re.search(r"\d+", str(exc.detail))
+        return await _on_problem(request, too_many_files(f"Over {limit[0] if limit else 'the'} files sent"))
     kind, title, detail = _http_problem(request, exc)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:

@@ -14,9 +14,11 @@ are skipped, point ids are deterministic).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import unicodedata
@@ -31,8 +33,16 @@ from fastapi import UploadFile
 
 from ingestion.loaders import DEFAULT_MAX_BYTES
 from ingestion.pipeline import IngestItem, Ingestor, IngestProgress
+from ingestion.registry import Registry
 from ingestion.registry_models import Job, JobKind
-from ingestion.sources import TextDocument, chat_items, file_items, sheet_item, text_items
+from ingestion.sources import (
+    TextDocument,
+    chat_items,
+    file_items,
+    sheet_item,
+    sheet_problems,
+    text_items,
+)
 
 from .errors import ProblemError
 from .metrics import ServiceMetrics
@@ -48,6 +58,7 @@ MAX_UPLOAD_BYTES = 256 * MiB  # a whole multipart upload request, counted while 
 MAX_TEXT_DOCUMENTS_BYTES = 32 * MiB  # a JSON request of text documents
 MAX_JSON_BYTES = 2 * MiB  # every other request body (assist: 200 messages of 4,000 characters fit)
 
+UPLOADS_DIR = "uploads"  # under the data dir: uploads/<tenant>/<job id>/
 MANIFEST = "manifest.json"
 _FILES_DIR = "files"
 _TEXTS_FILE = "documents.json"
@@ -99,6 +110,22 @@ def clean_filename(raw: str | None) -> str:
             "Every uploaded file needs a file name; its extension is checked against its content.",
         )
     return name
+
+
+_MAX_DISK_NAME_BYTES = 240  # file systems allow 255 bytes per name; Turkish letters take 2 in UTF-8
+
+
+def disk_name(name: str) -> str:
+    """Return `name` if it fits on disk, else a shortened name with the same extension and a hash of the
+    whole name (the shown name stays the job's file name and the document id)."""
+    if len(name.encode()) <= _MAX_DISK_NAME_BYTES:
+        return name
+    stem, suffix = os.path.splitext(name)
+    if len(suffix.encode()) > 16:
+        stem, suffix = name, ""
+    tag = "~" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    room = _MAX_DISK_NAME_BYTES - len(tag.encode()) - len(suffix.encode())
+    return stem.encode()[:room].decode(errors="ignore") + tag + suffix
 
 
 def binary_kind(head: bytes) -> str | None:
@@ -164,8 +191,9 @@ class IngestionInput:
     form: InputForm
     names: list[str]
     write: Callable[[Path], None]
-    stored: list[str] = field(default_factory=list)  # file names under files/, when files were uploaded
+    stored: list[str] = field(default_factory=list)  # shown names of the files saved under files/
     problems: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # file name -> why it fails without a job run
 
     @property
     def kind(self) -> JobKind:
@@ -173,16 +201,15 @@ class IngestionInput:
 
 
 def file_uploads(uploads: list[UploadFile]) -> IngestionInput:
-    """Return documents to ingest; 413/415/422 problems for too many, too large, binary or clashing files."""
+    """Return documents to ingest; 413/422 problems for too many or clashing files.
+
+    A file too large or binary fails alone (it is listed failed in the job and in `problems`); only when
+    every file is refused is the request refused, with the first file's 413/415 problem.
+    """
     if not uploads:
         raise ProblemError(422, "no-files", "No files", "Send one or more files in the `files` form field.")
     if len(uploads) > MAX_FILES:
-        raise ProblemError(
-            413,
-            "too-many-files",
-            "Too many files",
-            f"{len(uploads)} files sent; at most {MAX_FILES} per request.",
-        )
+        raise too_many_files(f"{len(uploads)} files sent")
     names = [clean_filename(u.filename) for u in uploads]
     clashes = _repeated(names)
     if clashes:
@@ -192,22 +219,48 @@ def file_uploads(uploads: list[UploadFile]) -> IngestionInput:
             "Duplicate file names",
             f"File names must be unique in one upload (they become document ids): {', '.join(clashes)}.",
         )
+    refused: dict[str, ProblemError] = {}
     for upload, name in zip(uploads, names, strict=True):
-        _checked(upload, name)
+        try:
+            _checked(upload, name)
+        except ProblemError as problem:
+            refused[name] = problem
+    if len(refused) == len(uploads):
+        raise refused[names[0]]
+    kept = [(upload, name) for upload, name in zip(uploads, names, strict=True) if name not in refused]
 
     def write(job_dir: Path) -> None:
-        for upload, name in zip(uploads, names, strict=True):
-            _save(upload, job_dir / _FILES_DIR / name)
+        for upload, name in kept:
+            _save(upload, job_dir / _FILES_DIR / disk_name(name))
 
-    return IngestionInput("files", names, write, stored=names)
+    reasons = {name: problem.detail or problem.title for name, problem in refused.items()}
+    return IngestionInput(
+        "files",
+        names,
+        write,
+        stored=[name for _, name in kept],
+        problems=list(reasons.values()),
+        refused=reasons,
+    )
 
 
-def sheet_upload(upload: UploadFile, form: Literal["faq", "quick_replies"]) -> IngestionInput:
-    """Return a FAQ or quick-reply sheet (CSV, XLSX or JSON) to import."""
+def too_many_files(sent: str) -> ProblemError:
+    return ProblemError(413, "too-many-files", "Too many files", f"{sent}; at most {MAX_FILES} per request.")
+
+
+def sheet_upload(tenant_id: str, upload: UploadFile, form: Literal["faq", "quick_replies"]) -> IngestionInput:
+    """Return a FAQ or quick-reply sheet (CSV, XLSX or JSON) to import; rows that cannot be used are
+    listed in `problems` (the job indexes the rest)."""
     name = clean_filename(upload.filename)
     _checked(upload, name)
+    upload.file.seek(0)
+    problems = sheet_problems(tenant_id, upload.file.read(), "faq" if form == "faq" else "quick_reply", name)
     return IngestionInput(
-        form, [name], lambda job_dir: _save(upload, job_dir / _FILES_DIR / name), stored=[name]
+        form,
+        [name],
+        lambda job_dir: _save(upload, job_dir / _FILES_DIR / disk_name(name)),
+        stored=[name],
+        problems=problems,
     )
 
 
@@ -224,7 +277,7 @@ def chat_export(tenant_id: str, data: bytes, filename: str | None) -> IngestionI
         raise ProblemError(422, "unreadable-export", "Unreadable conversation export", str(exc)) from exc
 
     def write(job_dir: Path) -> None:
-        target = job_dir / _FILES_DIR / name
+        target = job_dir / _FILES_DIR / disk_name(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
 
@@ -254,11 +307,12 @@ def items_for(tenant_id: str, job_dir: Path) -> list[IngestItem]:
     """Return the items of the job saved in `job_dir`, in the order of its job file names."""
     manifest = json.loads((job_dir / MANIFEST).read_text(encoding="utf-8"))
     form: InputForm = manifest["form"]
-    stored = [job_dir / _FILES_DIR / n for n in manifest["stored"]]
+    names: list[str] = manifest["stored"]
+    stored = [job_dir / _FILES_DIR / disk_name(n) for n in names]
     if form == "files":
-        return file_items(tenant_id, stored)
+        return file_items(tenant_id, stored, names=names)
     if form in ("faq", "quick_replies"):
-        return [sheet_item(tenant_id, stored[0], "faq" if form == "faq" else "quick_reply")]
+        return [sheet_item(tenant_id, stored[0], "faq" if form == "faq" else "quick_reply", name=names[0])]
     if form == "chats":
         return chat_items(tenant_id, stored[0]).items
     raw = json.loads((job_dir / _TEXTS_FILE).read_text(encoding="utf-8"))
@@ -328,8 +382,12 @@ class IngestionJobs:
             (job_dir / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
         except BaseException as exc:
             shutil.rmtree(job_dir, ignore_errors=True)
-            self.registry.finish_job(job.id, error=f"could not save the upload: {exc}")
+            self.registry.finish_job(job.id, error=f"could not save the upload: {self._public(exc)}")
             raise
+        if job_input.refused:
+            for name, reason in job_input.refused.items():
+                self.registry.update_job_file(job.id, name, "failed", error=reason)
+            job = self.registry.get_job(tenant_id, job.id) or job
         self._submit(job, job_dir)
         return Accepted(job, False, job_input.problems)
 
@@ -342,20 +400,22 @@ class IngestionJobs:
         return JobOut.of(job, running.last if running else None)
 
     def resume_interrupted(self) -> int:
-        """Queue again the jobs a previous process left queued or running; return how many."""
-        resumed = 0
-        for job in self.registry.interrupted_jobs():
-            job_dir = self.uploads_dir / job.tenant_id / job.id
-            if (job_dir / MANIFEST).is_file():
-                log.info("resuming ingestion job %s (%s, tenant %s)", job.id, job.status, job.tenant_id)
-                self._submit(job, job_dir)
-                resumed += 1
-            elif self.single_process:
-                self.registry.finish_job(
-                    job.id, error="interrupted before its input was saved; send it again"
-                )
-                shutil.rmtree(job_dir, ignore_errors=True)
-        return resumed
+        """Queue again the jobs a previous process left queued or running; return how many.
+
+        With `single_process`, a job left open without a saved input is finished as interrupted, and
+        upload folders no open job owns (a process stopped between finishing a job and removing its
+        folder) are removed: uploads hold raw customer data and never outlive their job.
+        """
+        if self.single_process:
+            jobs, _ = close_interrupted(self.registry, self.uploads_dir)
+        else:
+            jobs = [j for j in self.registry.interrupted_jobs() if _saved(self.uploads_dir, j)]
+        for job in jobs:
+            log.info("resuming ingestion job %s (%s, tenant %s)", job.id, job.status, job.tenant_id)
+            self._submit(job, self.uploads_dir / job.tenant_id / job.id)
+        if self.single_process:
+            _remove_orphan_uploads(self.uploads_dir, {(j.tenant_id, j.id) for j in jobs})
+        return len(jobs)
 
     @property
     def alive(self) -> bool:
@@ -384,7 +444,9 @@ class IngestionJobs:
         self._update_gauges()
         keep_input = False
         try:
-            items = items_for(job.tenant_id, job_dir)
+            # A resumed job goes on where it stopped: what it already indexed stays counted as indexed.
+            finished = {f.name for f in job.files if f.status in ("indexed", "skipped")}
+            items = [i for i in items_for(job.tenant_id, job_dir) if i.name not in finished]
             self.ingestor.run(
                 job.tenant_id, job.kind, items, job=job, progress=lambda p: self._on_progress(job.id, p)
             )
@@ -394,7 +456,7 @@ class IngestionJobs:
         except Exception as exc:
             log.exception("ingestion job %s stopped", job.id)
             with contextlib.suppress(LookupError):  # the tenant (and its jobs) was deleted meanwhile
-                self.registry.finish_job(job.id, error=f"ingestion stopped: {exc}")
+                self.registry.finish_job(job.id, error=f"ingestion stopped: {self._public(exc)}")
         finally:
             with self._lock:
                 self._jobs.pop(job.id, None)
@@ -402,6 +464,10 @@ class IngestionJobs:
             self._update_gauges()
             if not keep_input:
                 shutil.rmtree(job_dir, ignore_errors=True)
+
+    def _public(self, error: BaseException) -> str:
+        """Return the error's text without the server's folders (a file under them keeps its name)."""
+        return public_text(str(error) or type(error).__name__, self.uploads_dir.parent)
 
     def _on_progress(self, job_id: str, progress: IngestProgress) -> None:
         running = self._jobs.get(job_id)
@@ -427,3 +493,54 @@ class IngestionJobs:
         self.metrics.jobs.labels("running").set(running)
         self.metrics.jobs.labels("queued").set(queued)
         self.metrics.files_pending.set(pending)
+
+
+# --- Jobs a stopped process left open ------------------------------------------------------------
+
+INTERRUPTED = (
+    "interrupted before it finished (the process stopped) and its input was not kept; run it again: "
+    "unchanged files are skipped"
+)
+
+
+def _saved(uploads_dir: Path, job: Job) -> bool:
+    return (uploads_dir / job.tenant_id / job.id / MANIFEST).is_file()
+
+
+def close_interrupted(registry: Registry, uploads_dir: Path) -> tuple[list[Job], list[Job]]:
+    """Finish as interrupted every open job whose input was not saved (a killed `ingest` command, an
+    upload cut short); return (the open jobs whose saved input can run again, the jobs finished).
+
+    Only for a process that is the index's one writer (the edge index's lock says no other runs).
+    """
+    resumable, closed = [], []
+    for job in registry.interrupted_jobs():
+        if _saved(uploads_dir, job):
+            resumable.append(job)
+            continue
+        log.warning("ingestion job %s (tenant %s) was interrupted; marked failed", job.id, job.tenant_id)
+        with contextlib.suppress(LookupError):
+            closed.append(registry.finish_job(job.id, error=INTERRUPTED))
+        shutil.rmtree(uploads_dir / job.tenant_id / job.id, ignore_errors=True)
+    return resumable, closed
+
+
+def _remove_orphan_uploads(uploads_dir: Path, keep: set[tuple[str, str]]) -> None:
+    if not uploads_dir.is_dir():
+        return
+    for tenant_dir in uploads_dir.iterdir():
+        if not tenant_dir.is_dir():
+            continue
+        for job_dir in tenant_dir.iterdir():
+            if (tenant_dir.name, job_dir.name) not in keep:
+                log.info("removing the upload folder of finished job %s", job_dir.name)
+                shutil.rmtree(job_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tenant_dir.rmdir()  # only when empty
+
+
+def public_text(text: str, data_dir: Path) -> str:
+    """Return `text` with paths inside `data_dir` cut to the file's own name (the folder alone: "")."""
+    root = re.escape(str(data_dir).rstrip("/"))
+    text = re.sub(root + r"/(?:[^/'\"\s]+/)*", "", text)
+    return re.sub(root, "the data folder", text)

@@ -11,7 +11,7 @@ import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -113,14 +113,28 @@ class LoadedDocument:
         return sum(len(section.text) for section in self.sections)
 
 
-def load_document(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> LoadedDocument:
+def load_document(
+    path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None
+) -> LoadedDocument:
     """Return the document's title and sections; raise `DocumentError` for an empty, oversized,
     mislabelled, corrupt, unsupported or textless file.
 
     The type comes from the content (magic bytes, ZIP members, tags, JSON syntax); the extension
-    only has to agree with it.
+    only has to agree with it. `name`: the file's own name when it is stored under another (same
+    extension); errors, the document name and the default title use it.
     """
     path = Path(path)
+    if name is None or name == path.name:
+        return _load(path, max_bytes)
+    try:
+        loaded = _load(path, max_bytes)
+    except DocumentError as exc:
+        raise DocumentError(path.with_name(name), exc.problem) from exc
+    title = loaded.title if loaded.title != path.stem else Path(name).stem
+    return replace(loaded, name=name, title=title)
+
+
+def _load(path: Path, max_bytes: int) -> LoadedDocument:
     data = _read_bounded(path, max_bytes)
     kind = _detect_kind(path, data)
     title, sections = _PARSERS[kind](path, data)

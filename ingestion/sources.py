@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from retrieval.models import Chunk, Source
 
 from .chats import collapse_duplicates, extract_pairs, load_conversations, pairs_to_chunks
 from .chunking import DEFAULT_CHUNK_WORDS, DEFAULT_OVERLAP_WORDS, chunk_document
-from .faq import load_faq, load_quick_replies
+from .faq import SheetImport, load_faq, load_quick_replies
 from .loaders import DEFAULT_MAX_BYTES, LoadedDocument, Section, load_document
 from .pipeline import IngestItem, content_hash, doc_id_for
 
@@ -47,19 +47,26 @@ def _file_hash(path: Path, params: ChunkingParams) -> str:
 
 
 def file_items(
-    tenant_id: str, paths: Iterable[Path], params: ChunkingParams | None = None, *, base: Path | None = None
+    tenant_id: str,
+    paths: Iterable[Path],
+    params: ChunkingParams | None = None,
+    *,
+    base: Path | None = None,
+    names: Sequence[str] | None = None,
 ) -> list[IngestItem]:
-    """Return one item per file; doc ids come from the file's path relative to `base` (or its name)."""
+    """Return one item per file; doc ids come from the file's path relative to `base` (or its name), or
+    from `names` (one per path: the name the file was uploaded under, when it is stored under another)."""
     params = params or ChunkingParams()
     items = []
-    for path in paths:
-        uri = str(path.relative_to(base)) if base and path.is_relative_to(base) else path.name
+    for n, path in enumerate(paths):
+        shown = names[n] if names is not None else None
+        uri = shown or (str(path.relative_to(base)) if base and path.is_relative_to(base) else path.name)
         doc_id = doc_id_for(uri)
 
-        def build(path: Path = path, doc_id: str = doc_id) -> list[Chunk]:
+        def build(path: Path = path, doc_id: str = doc_id, shown: str | None = shown) -> list[Chunk]:
             if not path.exists():
-                raise ValueError(f"{path}: no such file")
-            doc = load_document(path, max_bytes=params.max_bytes)
+                raise ValueError(f"{shown or path.name}: no such file")
+            doc = load_document(path, max_bytes=params.max_bytes, name=shown)
             return chunk_document(
                 doc, tenant_id=tenant_id, doc_id=doc_id, chunk_size=params.chunk_size, overlap=params.overlap
             )
@@ -103,24 +110,43 @@ def _with_metadata(chunk: Chunk, metadata: dict[str, Any], title: str) -> Chunk:
     return replace(chunk, title=title or chunk.title, metadata={**chunk.metadata, **metadata})
 
 
-def sheet_item(tenant_id: str, path: Path, source: Source, *, doc_id: str | None = None) -> IngestItem:
-    """Return the item for a FAQ sheet (source "faq") or a quick-reply sheet (source "quick_reply")."""
-    doc_id = doc_id or doc_id_for(f"{source}:{path.name}")
-    loader = load_faq if source == "faq" else load_quick_replies
+def _sheet_doc_id(source: Source, name: str) -> str:
+    return doc_id_for(f"{source}:{name}")
+
+
+def _sheet_loader(source: Source) -> Callable[..., SheetImport]:
+    return load_faq if source == "faq" else load_quick_replies
+
+
+def sheet_item(
+    tenant_id: str, path: Path, source: Source, *, doc_id: str | None = None, name: str | None = None
+) -> IngestItem:
+    """Return the item for a FAQ sheet (source "faq") or a quick-reply sheet (source "quick_reply");
+    `name` is the name it was uploaded under when it is stored under another."""
+    name = name or path.name
+    doc_id = doc_id or _sheet_doc_id(source, name)
+    loader = _sheet_loader(source)
     data = path.read_bytes() if path.exists() else b""
 
     def build() -> list[Chunk]:
         if not path.exists():
-            raise ValueError(f"{path}: no such file")
-        result = loader(tenant_id, doc_id, data, filename=path.name)
+            raise ValueError(f"{name}: no such file")
+        result = loader(tenant_id, doc_id, data, filename=name)
         if not result.chunks:
             problems = "; ".join(result.problems[:5])
-            raise ValueError(f"{path.name}: no usable rows" + (f" ({problems})" if problems else ""))
+            raise ValueError(f"{name}: no usable rows" + (f" ({problems})" if problems else ""))
         return result.chunks
 
-    return IngestItem(
-        path.name, doc_id, source, path.name, content_hash(data, source), build, title=path.stem
-    )
+    return IngestItem(name, doc_id, source, name, content_hash(data, source), build, title=Path(name).stem)
+
+
+def sheet_problems(tenant_id: str, data: bytes, source: Source, name: str) -> list[str]:
+    """Return the rows of a sheet that cannot be used, each with its row number and why (a sheet that
+    cannot be read at all gives [] here: its job reports that)."""
+    try:
+        return _sheet_loader(source)(tenant_id, _sheet_doc_id(source, name), data, filename=name).problems
+    except ValueError:
+        return []
 
 
 @dataclass

@@ -69,6 +69,27 @@ def test_ingest_reports_a_bad_file_and_keeps_the_good_one(cli, tmp_path: Path) -
     assert json.loads(out)["hits"] == []
 
 
+def test_a_job_a_killed_ingest_left_running_is_marked_interrupted_by_the_next_one(
+    cli,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    from ingestion.registry import Registry
+    from retrieval.settings import Settings
+
+    url = Settings(data_dir=tmp_path / "data", _env_file=None).registry_url  # type: ignore[call-arg]
+    (tmp_path / "data").mkdir()
+    with Registry(url) as registry:  # what `ingest` leaves when it is killed half-way
+        registry.create_tenant("acme", "Acme")
+        killed = registry.start_job(registry.create_job("acme", "files", ["kredi.html", "DBank.pdf"]).id)
+    code, out = cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
+    assert code == 0, out
+    assert f"job {killed.id} (acme, files) was interrupted" in " ".join(out.split())
+    with Registry(url) as registry:
+        job = registry.get_job("acme", killed.id)
+        assert registry.interrupted_jobs() == []
+    assert job is not None and job.status == "failed" and "interrupted" in (job.error or "")
+
+
 def test_unknown_tenant_search_says_so(cli) -> None:  # noqa: ANN001
     cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
     code, out = cli("search", "--tenant", "nobody", "taşıt kredisi")

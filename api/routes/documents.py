@@ -81,7 +81,9 @@ def import_faq(
     idempotency_key: IdempotencyKey = None,
 ) -> JobAccepted:
     """Import a FAQ sheet: one chunk per question and answer (document id `faq:<file name>`)."""
-    return job_accepted(response, jobs.accept(tenant.id, sheet_upload(file, "faq"), idempotency_key))
+    return job_accepted(
+        response, jobs.accept(tenant.id, sheet_upload(tenant.id, file, "faq"), idempotency_key)
+    )
 
 
 @router.post(
@@ -100,7 +102,7 @@ def import_quick_replies(
 ) -> JobAccepted:
     """Import Invekto quick replies (canned responses), one chunk each."""
     return job_accepted(
-        response, jobs.accept(tenant.id, sheet_upload(file, "quick_replies"), idempotency_key)
+        response, jobs.accept(tenant.id, sheet_upload(tenant.id, file, "quick_replies"), idempotency_key)
     )
 
 
@@ -128,7 +130,7 @@ def get_document(
         raise not_found("Document", f"This tenant has no document {doc_id!r}.")
     chunks = None
     if include_chunks:
-        chunks = [ChunkOut.model_validate(c) for c in context.index.chunks(tenant.id, doc_id)]
+        chunks = [ChunkOut.model_validate(c) for c in context.index.chunks(tenant.id, doc.doc_id)]
     return DocumentDetail.model_validate(doc).model_copy(update={"chunks": chunks})
 
 
