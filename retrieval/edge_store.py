@@ -29,6 +29,13 @@ from .store import (
 _META_FILE = "index.json"
 _LOCK_FILE = ".lock"
 _SHARD_DIR = "shard"
+# Merge policy. An optimize indexes a new tail as a segment of its own and merges only small segments:
+# with up to SEGMENTS segments before the smallest are merged, and no merge making a segment larger than
+# MERGE_LIMIT_KB of dense vectors (about 8k points of 512-d), a large segment is never rewritten for a
+# small tail. Measured at 20k points, a 1k-chunk job's optimize: 3.3-5.9 s merging the tail into the
+# large segment (the engine's default of as many segments as cores), 0.4-1.1 s with this policy.
+SEGMENTS = 8
+MERGE_LIMIT_KB = 16_000
 
 
 def edge_filter(tenant_id: str, filters: SearchFilters | None = None, doc_id: str | None = None) -> qe.Filter:
@@ -96,7 +103,9 @@ class EdgeStore:
             hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, payload_m=16),
             # optimize() indexes every segment it finds unindexed; *when* it runs is KnowledgeIndex.maintain's
             # call (INVEKTO_OPTIMIZE_THRESHOLD), not the engine's default 20 MB segment size.
-            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1),
+            optimizers=qe.EdgeOptimizersConfig(
+                indexing_threshold=1, default_segment_number=SEGMENTS, max_segment_size=MERGE_LIMIT_KB
+            ),
             max_search_threads=1,
         )
 
@@ -235,9 +244,18 @@ class EdgeStore:
                 return out
 
     def optimize(self) -> bool:
-        """Build HNSW and merge segments; blocks (about 3 min per 200k points on 2 cores)."""
+        """Build HNSW for unindexed segments and merge small ones; blocks, holding the GIL, until done.
+
+        The engine frees the segments an optimize replaced (their files and memory mappings) when it next
+        flushes, so it flushes at once: without that, each optimize left the replaced copy behind until
+        the index was closed (measured at 20k points, 4 jobs of 1k chunks: disk 327 -> 2,078 MiB and
+        RSS 284 -> 1,064 MiB, 18 segment folders for 2 live ones).
+        """
         with self._write_lock:
-            return bool(self._shard.optimize())
+            ran = bool(self._shard.optimize())
+            if ran:
+                self._shard.flush()
+            return ran
 
     def flush(self) -> None:
         with self._write_lock:
