@@ -80,6 +80,18 @@ def test_long_writes_go_in_steps_so_searches_can_interleave(hosted: HostedIndex)
     assert hosted.count("steps") == 40
 
 
+def test_a_search_is_answered_while_a_long_write_is_still_encoding(hosted: HostedIndex) -> None:
+    passage = " ".join(FAQ.values())
+    long_write = [Chunk("long", f"d{n}", "0", f"{n}. {passage}") for n in range(96)]
+    # One call with every chunk (HostedIndex.upsert would send them in steps): encoding takes seconds.
+    writing = hosted._submit("upsert", long_write)
+    searching = hosted.submit_search("acme", "kartımı kaybettim")
+    assert searching.result(timeout=60).hits[0].doc_id == "kart"
+    assert not writing.done()
+    assert writing.result(timeout=120) == len(long_write)
+    assert hosted.count("long") == len(long_write)
+
+
 def test_the_child_owns_the_index_and_its_lock(hosted: HostedIndex, data_dir: Path) -> None:
     assert hosted.pid is not None and hosted.pid != os.getpid()
     with pytest.raises(StoreError, match=f"in use \\(lock held by pid {hosted.pid}\\)"):
