@@ -20,8 +20,9 @@ from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
 from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
-from .ratelimit import RateLimit, RateLimiter
+from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
 from .routes import admin, assist, conversations, documents, feedback, health, jobs, playground, search
+from .server import admin_token_problem
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,16 @@ def create_app(
     context: ServiceContext | None = None,
     *,
     rate_limit: RateLimit | None = None,
+    auth_failure_limit: RateLimit | None = None,
     compute_slots: int | None = None,
     owns_context: bool = False,
 ) -> FastAPI:
     """Return the app; it opens a ServiceContext at startup unless given one, which the caller then closes
     (or the app at shutdown, with `owns_context`: uvicorn ends the process with the signal it caught, so
     code after uvicorn.run never runs)."""
+    problem = admin_token_problem(settings)
+    if problem:
+        raise ValueError(problem)
     metrics = ServiceMetrics()
 
     @asynccontextmanager
@@ -91,6 +96,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(rate_limit or RateLimit(settings.rate_limit, settings.rate_burst))
+    app.state.auth_failures = RateLimiter(auth_failure_limit or AUTH_FAILURES)
     default_slots = HOSTED_INDEX_COMPUTE_SLOTS if settings.index_process else COMPUTE_SLOTS
     app.state.compute = ComputeSlots(compute_slots or settings.compute_slots or default_slots)
     install_error_handlers(app)

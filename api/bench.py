@@ -171,7 +171,7 @@ def run_api_benchmark(
     if wrk is None:
         raise BenchError("wrk is not installed (apt-get install -y wrk)")
     corpus, queries = _read_jsonl(dataset / "corpus.jsonl"), _read_jsonl(dataset / "queries.jsonl")
-    port, admin = free_port(), secrets.token_urlsafe(16)
+    port, admin = free_port(), secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="invekto-bench-api-") as scratch:
         data = Path(data_dir) if data_dir is not None else Path(scratch)
         data.mkdir(parents=True, exist_ok=True)

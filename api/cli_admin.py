@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from .cli_common import console, load_settings, open_context
+from .server import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS, admin_token_problem, uvicorn_config
 
 tenant_app = typer.Typer(help="Tenants: create and list (works while the server runs).", no_args_is_help=True)
 key_app = typer.Typer(help="Tenant API keys: create, list and revoke.", no_args_is_help=True)
@@ -36,6 +37,15 @@ def serve(
     ),
     access_log: bool = typer.Option(True, help="Log every request."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
+    header_timeout: float = typer.Option(
+        HEADER_TIMEOUT_S, min=0.1, help="Seconds a client has to send a request's line and headers."
+    ),
+    body_timeout: float = typer.Option(
+        BODY_TIMEOUT_S, min=0.1, help="Seconds a request body may pause before the connection is closed."
+    ),
+    max_connections: int = typer.Option(
+        MAX_CONNECTIONS, min=1, help="Open connections at most; requests beyond them get 503."
+    ),
     index_process: bool | None = typer.Option(
         None,
         "--index-process/--in-process-index",
@@ -66,20 +76,26 @@ def serve(
             **{name: value for name, value in options.items() if value is not None},
         }
     )
+    problem = admin_token_problem(settings)
+    if problem:
+        raise _fail(problem, 2)
     with open_context(settings) as ctx:
         app = create_app(
             settings,
             ctx,
             owns_context=True,
         )
-        uvicorn.run(
+        config = uvicorn_config(
             app,
             host=host or settings.host,
             port=port or settings.port,
-            workers=1,
             log_level=log_level,
             access_log=access_log,
+            header_timeout_s=header_timeout,
+            body_timeout_s=body_timeout,
+            max_connections=max_connections,
         )
+        uvicorn.Server(config).run()
 
 
 def _registry():  # noqa: ANN202 - Registry, imported lazily to keep --help fast

@@ -21,6 +21,7 @@ import typer
 from retrieval.settings import Settings
 
 from .cli_common import console, load_settings, open_context
+from .server import admin_token_problem, uvicorn_config
 
 if TYPE_CHECKING:
     from .context import ServiceContext
@@ -123,6 +124,10 @@ def demo(
     files are skipped, so a second run is quick.
     """
     settings = load_settings()
+    problem = admin_token_problem(settings)
+    if problem:
+        console.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(2)
     try:
         _, mode_line = answering_mode(settings)
     except ValueError as exc:
@@ -163,5 +168,4 @@ def _serve(
                 on_ready()
 
     app = create_app(ctx.settings, ctx)
-    config = uvicorn.Config(app, host=host, port=port, workers=1, log_level=log_level, access_log=access_log)
-    _DemoServer(config).run()
+    _DemoServer(uvicorn_config(app, host=host, port=port, log_level=log_level, access_log=access_log)).run()

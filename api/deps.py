@@ -143,8 +143,10 @@ async def current_tenant(
             "Send the tenant's API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    address = _refuse_guessing(request)
     tenant = request.app.state.api_keys.tenant(key)
     if tenant is None:
+        request.app.state.auth_failures.acquire(address)
         raise ProblemError(
             401,
             "invalid-api-key",
@@ -167,7 +169,24 @@ async def current_tenant(
     return tenant
 
 
+def _refuse_guessing(request: Request) -> str:
+    """Return the client's address; 429 when it sent too many wrong keys or admin tokens lately."""
+    address = request.client.host if request.client else "unknown"
+    failures: RateLimiter = request.app.state.auth_failures
+    wait = failures.waiting(address)
+    if wait:
+        raise ProblemError(
+            429,
+            "too-many-failed-attempts",
+            "Too many failed authentications",
+            f"This address sent too many wrong API keys or admin tokens; retry in {retry_after_header(wait)} s.",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
+    return address
+
+
 async def require_admin(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     admin_token: Annotated[str | None, Security(_admin_token)],
@@ -191,7 +210,9 @@ async def require_admin(
             "Send the admin token as `Authorization: Bearer <token>` or `X-Admin-Token: <token>`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    address = _refuse_guessing(request)
     if not hmac.compare_digest(given.encode(), expected.encode()):
+        request.app.state.auth_failures.acquire(address)
         raise ProblemError(403, "forbidden", "Invalid admin token", "This token may not manage tenants.")
 
 

@@ -21,7 +21,7 @@ from retrieval.embedders import Embedder
 from retrieval.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "api"
-ADMIN_TOKEN = "test-admin-token-1f8c"
+ADMIN_TOKEN = "test-admin-token-1f8c-7d2e9a4b0c6f5e13"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 UNLIMITED = RateLimit(rate=0)
 

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from api.app import create_app
+from api.cli import app as cli_app
 from api.context import ServiceContext
 from api.deps import ApiKeys
 from api.ratelimit import RateLimit, RateLimiter
@@ -18,6 +21,7 @@ from retrieval.embedders import Embedder
 from tests.test_api_env import (
     ADMIN,
     FIXTURES,
+    UNLIMITED,
     customer_asks,
     ingest,
     new_tenant,
@@ -111,6 +115,42 @@ def test_admin_routes_need_the_admin_token_and_are_closed_when_none_is_configure
             closed = unconfigured.get("/v1/admin/tenants", headers=headers)
             assert closed.status_code == 503 and closed.json()["title"] == "Admin token not configured"
     ctx.close()
+
+
+def test_wrong_keys_and_admin_tokens_are_limited_per_client_address(api_context: ServiceContext) -> None:
+    now = [1000.0]
+    app = create_app(api_context.settings, api_context, rate_limit=UNLIMITED)
+    app.state.auth_failures = RateLimiter(RateLimit(rate=0.5, burst=3), clock=lambda: now[0])
+    with TestClient(app) as client:
+        acme = new_tenant(client, "acme")
+        guesses = [client.get("/v1/documents", headers={"X-API-Key": f"ik_guess_{n}"}) for n in range(2)]
+        wrong_admin = client.get("/v1/admin/tenants", headers={"X-Admin-Token": "x" * 40})
+        assert [r.status_code for r in guesses] + [wrong_admin.status_code] == [401, 401, 403]
+        refused = client.get("/v1/documents", headers={"X-API-Key": "ik_guess_3"})
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "2"
+        assert refused.json()["title"] == "Too many failed authentications"
+        # While the address is blocked, no key it sends is looked at, a valid one neither.
+        assert client.get("/v1/documents", headers=acme).status_code == 429
+        assert client.get("/v1/admin/tenants", headers=ADMIN).status_code == 429
+        now[0] += 2.0  # one attempt back
+        assert client.get("/v1/documents", headers=acme).status_code == 200  # a valid key costs nothing
+        assert client.get("/v1/documents", headers=acme).status_code == 200
+        # Requests without a key are not guesses: they are refused 401 as before.
+        assert client.get("/v1/documents").status_code == 401
+
+
+def test_an_admin_token_shorter_than_32_characters_is_refused_at_startup(
+    api_context: ServiceContext, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    short = api_context.settings.model_copy(update={"admin_token": SecretStr("admin123")})
+    with pytest.raises(ValueError, match="INVEKTO_ADMIN_TOKEN has 8 characters; it must have at least 32"):
+        create_app(short, api_context)
+    monkeypatch.setenv("INVEKTO_DATA_DIR", str(tmp_path / "served"))
+    monkeypatch.setenv("INVEKTO_ADMIN_TOKEN", "admin123")
+    result = CliRunner().invoke(cli_app, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "INVEKTO_ADMIN_TOKEN has 8 characters; it must have at least 32" in " ".join(result.output.split())
+    assert "admin123" not in result.output
 
 
 def test_tenant_settings_can_be_changed_and_a_bad_value_is_refused(client: TestClient) -> None:

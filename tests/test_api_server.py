@@ -5,9 +5,12 @@ Also runs every ```bash example of docs/api.md against it, and the admin CLI bes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -47,7 +50,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # The console script next to this interpreter, for the CLI commands the docs show.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log"]
+    # Short read deadlines, so the slow-client test waits seconds, not the default 10 and 30.
+    deadlines = ["--header-timeout", "2", "--body-timeout", "3"]
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log", *deadlines]
     log = data.parent / "server.log"
     process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -67,6 +72,42 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert process.wait(timeout=60) in (0, -15)
     output = log.read_text(encoding="utf-8", errors="replace")
     assert "Application shutdown complete." in output and "Traceback" not in output, output[-3000:]
+
+
+def test_silent_slow_and_stalled_clients_are_disconnected_at_the_read_deadlines(server: Server) -> None:
+    address = ("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
+    silent = socket.create_connection(address)  # connects and sends nothing
+    dripping = socket.create_connection(address)  # sends its headers a byte every 0.25 s
+    dripping.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    stalled = socket.create_connection(address)  # stops after 2 of 100 body bytes
+    stalled.sendall(
+        b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{}"
+    )
+    start = time.monotonic()
+    closed: dict[str, float] = {}
+    sockets = {"silent": silent, "dripping": dripping, "stalled": stalled}
+    try:
+        while len(closed) < len(sockets) and time.monotonic() - start < 10:
+            with contextlib.suppress(OSError):
+                dripping.sendall(b"X")
+            for name, sock in sockets.items():
+                if name in closed or not select.select([sock], [], [], 0)[0]:
+                    continue
+                try:
+                    data = sock.recv(4096)
+                except ConnectionResetError:
+                    data = b""
+                assert data == b"", f"{name} got an answer: {data[:80]!r}"
+                closed[name] = time.monotonic() - start
+            time.sleep(0.25)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+    assert set(closed) == set(sockets), closed
+    assert 1.5 < closed["silent"] < 4 and 1.5 < closed["dripping"] < 4, closed  # the 2 s header deadline
+    assert 2.5 < closed["stalled"] < 5, closed  # 3 s without a body byte
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
 def test_a_tenant_is_served_end_to_end_over_http(server: Server) -> None:

@@ -1,0 +1,126 @@
+"""How `serve` and `demo` run uvicorn: read deadlines per connection, a cap on connections, and the
+admin token's minimum length.
+
+uvicorn closes an idle keep-alive connection, but a client that connects and then sends nothing, or
+sends its headers a byte at a time, or stops half-way through a body, holds its socket for ever; a few
+hundred of them exhaust the process's file descriptors. Each connection here gets:
+
+- a header deadline: the request line and headers must arrive within `header_timeout_s` of the
+  connection opening (or of the first byte of a following request), however slowly they drip;
+- a body idle limit: while a request body is being sent, `body_timeout_s` without a byte closes the
+  connection (not while the server itself holds off reading, when the app is busy with what came);
+- at most `max_connections` open connections; requests beyond them are answered 503 at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from retrieval.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 30.0
+MAX_CONNECTIONS = 512
+KEEP_ALIVE_S = 5
+MIN_ADMIN_TOKEN_CHARS = 32
+
+
+def admin_token_problem(settings: Settings) -> str | None:
+    """Return why the configured admin token is refused (too short to resist guessing), or None."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if not token or len(token) >= MIN_ADMIN_TOKEN_CHARS:
+        return None
+    return (
+        f"INVEKTO_ADMIN_TOKEN has {len(token)} characters; it must have at least {MIN_ADMIN_TOKEN_CHARS} "
+        "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+        "or leave it unset to keep the admin API closed"
+    )
+
+
+def _deadline_protocol(header_timeout_s: float, body_timeout_s: float) -> type:
+    """Return uvicorn's h11 protocol with a header deadline and a body idle limit."""
+    import asyncio
+
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DeadlineH11Protocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            self._deadline: asyncio.TimerHandle | None = None
+            self._waiting_for: str | None = None
+            super().connection_made(transport)
+            self._expect("headers", header_timeout_s)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            state = self.conn.their_state
+            if state is h11.IDLE:  # (the rest of) a request line and headers: the deadline does not move
+                if self._waiting_for != "headers":
+                    self._expect("headers", header_timeout_s)
+            elif state is h11.SEND_BODY:  # every piece of body starts the idle limit again
+                self._expect("body", body_timeout_s)
+            else:
+                self._stop_waiting()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_waiting()
+            super().connection_lost(exc)
+
+        def _expect(self, what: str, timeout_s: float) -> None:
+            self._stop_waiting()
+            self._waiting_for = what
+            self._deadline = self.loop.call_later(timeout_s, self._timed_out)
+
+        def _stop_waiting(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline, self._waiting_for = None, None
+
+        def _timed_out(self) -> None:
+            what = self._waiting_for
+            if what == "body" and self.flow.read_paused:  # we are not reading: the client is not late
+                self._expect("body", body_timeout_s)
+                return
+            self._deadline, self._waiting_for = None, None
+            if self.transport.is_closing():
+                return
+            if what == "headers" and self.conn.their_state is not h11.IDLE:
+                return  # the request arrived meanwhile
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+            log.info("closing the connection of %s: no complete request %s in time", client, what)
+            self.transport.close()
+
+    return DeadlineH11Protocol
+
+
+def uvicorn_config(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str,
+    access_log: bool,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+    body_timeout_s: float = BODY_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
+) -> uvicorn.Config:
+    """Return the uvicorn settings of the service: one worker, h11 with read deadlines, a connection cap."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        workers=1,
+        log_level=log_level,
+        access_log=access_log,
+        http=_deadline_protocol(header_timeout_s, body_timeout_s),
+        limit_concurrency=max_connections,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
