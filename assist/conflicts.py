@@ -33,8 +33,9 @@ from .verify import TenantVocabulary, source_answer, source_key
 MIN_SIMILARITY = 0.2
 # ...the clause around one value is this much contained in the other's words (IDF-weighted share), ...
 MIN_CLAUSE_CONTAINED = 0.85
-# ...the two clauses share this much IDF (about two words rare in the tenant's knowledge), ...
-MIN_SHARED_CLAUSE_IDF = 6.0
+# ...the two clauses share this much IDF, as a share of an unseen word's (two words rare in the tenant's
+# knowledge, not one common one), ...
+MIN_SHARED_CLAUSE_IDF = 0.9
 # ...and, with an embedder, from this cosine of their sentences (topic included).
 MIN_COSINE = 0.55
 # A source that states the other side's value this close to the same words agrees with it.
@@ -156,7 +157,7 @@ def _same_thing(
 ) -> bool:
     """Return True when the clauses of two values share rare words and one clause is all but contained in the other side."""
     shared = sum(vocabulary.idf(t) for t in a.clause & b.clause)
-    if shared < MIN_SHARED_CLAUSE_IDF:
+    if shared < MIN_SHARED_CLAUSE_IDF * vocabulary.max_idf:
         return False
 
     def contained(clause: frozenset[str], other: dict[str, float]) -> float:

@@ -30,7 +30,8 @@ _WORD_NUM = rf"(?:(?:{'|'.join(_TENS)})(?:\s+(?:{'|'.join(_ONES)}))?|{'|'.join(_
 _VALUE = rf"(?:{_NUM}|{_WORD_NUM})"
 _JOIN = r"\s*(?:[–—-]|,(?=\s)|\bve\b|\bveya\b|\bya da\b|\bile\b)\s*"
 _CLOCK = r"\d{1,2}:\d{2}"
-_MONTHS = (
+# Month names as folded text, January first.
+MONTHS = (
     "ocak", "subat", "mart", "nisan", "mayis", "haziran", "temmuz", "agustos", "eylul", "ekim", "kasim", "aralik",
 )  # fmt: skip
 
@@ -53,7 +54,7 @@ _UNITS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("yıl", re.compile(r"yil(?!dir)")),
     ("TL", re.compile(r"(?:tl|lira)\b")),
     ("taksit", re.compile(r"taksit")),
-    ("tarih", re.compile(rf"(?:{'|'.join(_MONTHS)})\b")),
+    ("tarih", re.compile(rf"(?:{'|'.join(MONTHS)})\b")),
 )
 # Words after a number that say when something happened in one conversation, not a rule ("10 gün önce").
 _SITUATION = re.compile(r"^\s*(?:once|oncesinde|gecti|gectigi|oldu|olmus|gundur|dur\b)")
@@ -160,7 +161,7 @@ def sentence_facts(sentence: str) -> list[Fact]:
         if kind == "tarih":
             if not m.group(1)[:1].isdigit():
                 continue  # "bir Mart" is no date
-            month = next(i for i, name in enumerate(_MONTHS, 1) if unit_words.startswith(name))
+            month = next(i for i, name in enumerate(MONTHS, 1) if unit_words.startswith(name))
             values = tuple(month * 100 + v for v in values)
         end = (
             m.start(2)
