@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import product
 
 import numpy as np
 
@@ -25,8 +24,9 @@ from retrieval.embedders import Embedder
 from retrieval.models import SearchHit
 
 from .facts import Fact, sentence_facts, terms, value_text
+from .language import match_form
 from .sentences import split_sentences
-from .verify import TenantVocabulary, source_answer, source_key
+from .verify import TenantVocabulary, question_terms, ready_answer, source_answer, source_key
 
 # Two values are about the same thing when all of these hold: the words of their sentences and topics
 # are this similar (0..1, see _similarity), ...
@@ -38,11 +38,18 @@ MIN_CLAUSE_CONTAINED = 0.85
 MIN_SHARED_CLAUSE_IDF = 0.9
 # ...and, with an embedder, from this cosine of their sentences (topic included).
 MIN_COSINE = 0.55
+# Two yes/no answers answer the same question when the questions' words are this similar (and, with an
+# embedder, the questions this close in meaning).
+MIN_QUESTION_SIMILARITY = 0.5
+MIN_QUESTION_COSINE = 0.75
 # A source that states the other side's value this close to the same words agrees with it.
 AGREE_SIMILARITY = 0.25
 # Weight of a word by where it stands: in the value's clause, elsewhere in its sentence, in the topic.
 _CLAUSE, _SENTENCE, _TOPIC = 1.0, 0.5, 0.5
 _UPDATED_LINE = re.compile(r"son g[uü]ncelle|g[uü]ncellenme tarihi|last updated", re.IGNORECASE)
+_YES = re.compile(r"^(?:evet|tabii|tabi|elbette)\b")
+_NO = re.compile(r"^(?:hayir|maalesef)\b")
+YES_NO = "evet/hayır"
 _KIND_NAMES = {
     "gün": "gün sayısı",
     "iş günü": "iş günü sayısı",
@@ -172,11 +179,10 @@ def _disjoint(a: Fact, b: Fact) -> bool:
     return not set(a.value) & set(b.value)
 
 
-def _cosines(statements: Sequence[_Statement], embedder: Embedder | None) -> np.ndarray | None:
+def _vectors(statements: Sequence[_Statement], embedder: Embedder | None) -> np.ndarray | None:
     if embedder is None or not statements:
         return None
-    vectors = embedder.embed_documents([f"{s.topic}. {s.text}" for s in statements])
-    return np.asarray(vectors @ vectors.T, dtype=float)
+    return np.asarray(embedder.embed_documents([f"{s.topic}. {s.text}" for s in statements]), dtype=float)
 
 
 def _agrees(
@@ -210,25 +216,30 @@ def find_conflicts(
         return []
     vocabulary = vocabulary or TenantVocabulary(chunks)
     statements = _statements(chunks)
-    cosines = _cosines(statements, embedder)
+    vectors = _vectors(statements, embedder)
+    facts = [(i, s, f) for i, s in enumerate(statements) for f in s.facts]
     by_ref: dict[str, list[tuple[_Statement, Fact]]] = {}
-    index_of = {id(s): i for i, s in enumerate(statements)}
-    for statement in statements:
-        for fact in statement.facts:
-            by_ref.setdefault(statement.ref, []).append((statement, fact))
+    # Only values of one kind whose clauses share a word can be about the same thing: index them so.
+    postings: dict[tuple[str, str], list[int]] = {}
+    for n, (_, statement, fact) in enumerate(facts):
+        by_ref.setdefault(statement.ref, []).append((statement, fact))
+        for term in fact.clause:
+            postings.setdefault((fact.kind, term), []).append(n)
     best: dict[tuple[str, str, str, tuple[float, ...], tuple[float, ...]], Conflict] = {}
-    refs = sorted(by_ref)
-    for i, ref_a in enumerate(refs):
-        for ref_b in refs[i + 1 :]:
-            for (sa, fa), (sb, fb) in product(by_ref[ref_a], by_ref[ref_b]):
-                if fa.kind != fb.kind or not _disjoint(fa, fb):
-                    continue
-                cosine = float(cosines[index_of[id(sa)], index_of[id(sb)]]) if cosines is not None else None
-                conflict = _pair_conflict(sa, fa, sb, fb, cosine, by_ref, vocabulary)
-                key = (ref_a, ref_b, fa.kind, fa.value, fb.value)
-                if conflict and (key not in best or best[key].score < conflict.score):
-                    best[key] = conflict
-    return sorted(best.values(), key=lambda c: (-c.score, c.refs))
+    for n, (i, sa, fa) in enumerate(facts):
+        for m in sorted({m for term in fa.clause for m in postings[(fa.kind, term)] if m > n}):
+            j, sb, fb = facts[m]
+            if sa.ref == sb.ref or not _disjoint(fa, fb):
+                continue
+            if sb.ref < sa.ref:
+                i, sa, fa, j, sb, fb = j, sb, fb, i, sa, fa
+            cosine = float(vectors[i] @ vectors[j]) if vectors is not None else None
+            conflict = _pair_conflict(sa, fa, sb, fb, cosine, by_ref, vocabulary)
+            key = (sa.ref, sb.ref, fa.kind, fa.value, fb.value)
+            if conflict and (key not in best or best[key].score < conflict.score):
+                best[key] = conflict
+    conflicts = [*best.values(), *_yes_no_conflicts(chunks, vocabulary, embedder)]
+    return sorted(conflicts, key=lambda c: (-c.score, c.refs))
 
 
 def _pair_conflict(
@@ -266,6 +277,44 @@ def _conflict(sa: _Statement, fa: Fact, sb: _Statement, fb: Fact, score: float) 
         f" (ortak bağlam: {about})"
     )
     return Conflict(fa.kind, first, second, reason, round(score, 3))
+
+
+def _answers_yes(hit: SearchHit) -> bool | None:
+    form = match_form(ready_answer(hit))
+    return True if _YES.match(form) else False if _NO.match(form) else None
+
+
+def _yes_no_conflicts(
+    chunks: Sequence[SearchHit], vocabulary: TenantVocabulary, embedder: Embedder | None
+) -> list[Conflict]:
+    """Return the pairs of FAQ rows and past replies that answer the same question, one "evet", one "hayır"."""
+    keyed: dict[tuple[str, str], tuple[SearchHit, bool]] = {}
+    for hit in chunks:
+        if hit.source in ("faq", "chat") and (yes := _answers_yes(hit)) is not None:
+            keyed.setdefault((hit.ref, _topic(hit)), (hit, yes))
+    answers = list(keyed.values())
+    questions = [dict.fromkeys(question_terms(_topic(h)), 1.0) for h, _ in answers]
+    vectors = embedder.embed_documents([_topic(h) for h, _ in answers]) if embedder and answers else None
+    conflicts = []
+    for i, (a, yes_a) in enumerate(answers):
+        for j in range(i + 1, len(answers)):
+            b, yes_b = answers[j]
+            if a.ref == b.ref or yes_a == yes_b:
+                continue
+            score = _similarity(questions[i], questions[j], vocabulary)
+            if score < MIN_QUESTION_SIMILARITY:
+                continue
+            if vectors is not None and float(vectors[i] @ vectors[j]) < MIN_QUESTION_COSINE:
+                continue
+            first, second = (_yes_no_passage(a, yes_a), _yes_no_passage(b, yes_b))
+            reason = f"aynı soruya farklı yanıt: {first.ref} '{first.value}', {second.ref} '{second.value}'"
+            conflicts.append(Conflict(YES_NO, first, second, reason, round(score, 3)))
+    return conflicts
+
+
+def _yes_no_passage(hit: SearchHit, yes: bool) -> Passage:
+    sentences = split_sentences(ready_answer(hit))
+    return Passage(hit.ref, hit.source, " ".join(sentences[:2]), _topic(hit), "evet" if yes else "hayır")
 
 
 def conflicted_refs(conflicts: Iterable[Conflict]) -> frozenset[str]:

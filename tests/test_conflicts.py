@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from assist.conflicts import Conflict, conflicted_refs, find_conflicts
+from assist.conflicts import YES_NO, Conflict, conflicted_refs, find_conflicts
 from assist.facts import sentence_facts
 from assist.stale import stale_sources, updated_date
 from eval.bundle import load_bundle
@@ -131,6 +131,23 @@ def test_an_agent_speaking_of_one_customers_order_agrees_when_it_also_states_the
     )
     conflicts = find_conflicts([RETURN_FAQ, told_otherwise])
     assert [set(c.refs) for c in conflicts] == [{"faq:sss-023", "chat:c-099"}]
+
+
+def test_a_yes_and_a_no_to_the_same_question_are_a_conflict() -> None:
+    abroad = faq(
+        "sss-021",
+        "Yurt dışına gönderim yapıyor musunuz?",
+        "Hayır, şu an yalnızca Türkiye içindeki adreslere gönderim yapıyoruz.",
+    )
+    instalments = faq(
+        "sss-034", "Taksit yapıyor musunuz?", "Evet. 750 TL üzeri alışverişlerde 3 taksit vardır."
+    )
+    agent = chat("c-050", "yurt dışına gönderim yapıyor musunuz", "Evet, Almanya'ya da gönderim yapıyoruz.")
+
+    assert find_conflicts([abroad, instalments]) == []
+    conflicts = find_conflicts([abroad, instalments, agent])
+    assert [(c.kind, set(c.refs)) for c in conflicts] == [(YES_NO, {"faq:sss-021", "chat:c-050"})]
+    assert {c.first.value for c in conflicts} | {c.second.value for c in conflicts} == {"evet", "hayır"}
 
 
 def test_no_knowledge_no_conflict() -> None:
