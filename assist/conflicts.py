@@ -231,11 +231,11 @@ def find_conflicts(
             j, sb, fb = facts[m]
             if sa.ref == sb.ref or not _disjoint(fa, fb):
                 continue
-            if sb.ref < sa.ref:
-                i, sa, fa, j, sb, fb = j, sb, fb, i, sa, fa
             cosine = float(vectors[i] @ vectors[j]) if vectors is not None else None
-            conflict = _pair_conflict(sa, fa, sb, fb, cosine, by_ref, vocabulary)
-            key = (sa.ref, sb.ref, fa.kind, fa.value, fb.value)
+            # Each pair once, the smaller ref first, so that the same two values found twice are one conflict.
+            first, second = ((sa, fa), (sb, fb)) if sa.ref < sb.ref else ((sb, fb), (sa, fa))
+            conflict = _pair_conflict(*first, *second, cosine, by_ref, vocabulary)
+            key = (first[0].ref, second[0].ref, first[1].kind, first[1].value, second[1].value)
             if conflict and (key not in best or best[key].score < conflict.score):
                 best[key] = conflict
     conflicts = [*best.values(), *_yes_no_conflicts(chunks, vocabulary, embedder)]
