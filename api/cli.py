@@ -120,6 +120,14 @@ def index_optimize() -> None:
         typer.echo("optimized" if ran else "already optimal")
 
 
+def write_report(out: Path, name: str, title: str, report: dict, table: str) -> str:
+    """Write a benchmark's `<name>.json` and `<name>.md` into `out`; return the Markdown table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out / f"{name}.md").write_text(f"# {title}\n\n" + table, encoding="utf-8")
+    return table
+
+
 @bench_app.command("retrieval")
 def bench_retrieval(
     out: Path = typer.Option(
@@ -151,11 +159,7 @@ def bench_retrieval(
         queries=queries,
         progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "retrieval.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    table = markdown_table(report)
-    (out / "retrieval.md").write_text("# Retrieval benchmark\n\n" + table, encoding="utf-8")
-    typer.echo(table)
+    typer.echo(write_report(out, "retrieval", "Retrieval benchmark", report, markdown_table(report)))
     typer.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.md'}")
 
 
@@ -175,11 +179,40 @@ def bench_ingest(
     report = run_ingest_benchmark(
         settings, load_embedder(settings.embedder), dataset / "corpus.jsonl", chunks=chunks
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ingest.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    table = markdown_table(report)
-    (out / "ingest.md").write_text("# Ingestion benchmark\n\n" + table, encoding="utf-8")
-    typer.echo(table)
+    typer.echo(write_report(out, "ingest", "Ingestion benchmark", report, markdown_table(report)))
+
+
+@bench_app.command("soak")
+def bench_soak(
+    out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for soak.json and soak.md."),
+    dataset: Path = typer.Option(
+        DEFAULT_DEV, "--dataset", help="Dataset folder whose texts seed the points and the jobs."
+    ),
+    base: int = typer.Option(20_000, help="Points in the index before the jobs."),
+    jobs: int = typer.Option(10, help="Ingestion jobs, each ending with maintain()."),
+    job_chunks: int = typer.Option(1_000, "--job-chunks", help="Chunks per job (real passages, encoded)."),
+    clients: int = typer.Option(4, help="Search clients querying during the jobs."),
+    pause_ms: int = typer.Option(
+        20, "--pause-ms", help="Each client's pause between an answer and its next search."
+    ),
+) -> None:
+    """Ingestion and searching at the same time: search stalls, index disk and RSS over time."""
+    from retrieval.embedders import load_embedder
+    from retrieval.soak import markdown_table, run_soak
+
+    settings = load_settings()
+    report = run_soak(
+        settings,
+        load_embedder(settings.embedder),
+        dataset,
+        base=base,
+        jobs=jobs,
+        job_chunks=job_chunks,
+        clients=clients,
+        pause_ms=pause_ms,
+        progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+    )
+    typer.echo(write_report(out, "soak", "Soak benchmark", report, markdown_table(report)))
 
 
 FailOverOpt = typer.Option(

@@ -96,6 +96,21 @@ class PointFactory:
         return out
 
 
+def read_dataset(folder: Path) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Return a dataset folder's corpus rows, its questions, and the texts that seed points (each passage
+    and its longer sentences)."""
+    corpus = [json.loads(x) for x in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if x]
+    questions = [
+        json.loads(x)["question"]
+        for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if x
+    ]
+    texts = [c["text"] for c in corpus] + [
+        s for c in corpus for s in _SENTENCE.split(c["text"]) if len(s) > 40
+    ]
+    return corpus, questions, texts
+
+
 def _open(backend: str, path: Path, dim: int) -> VectorStore:
     meta = IndexMeta(embedder="bench", dim=dim, sparse="bm25")
     if backend == "edge":
@@ -136,19 +151,7 @@ def run_benchmark(
     """Run the benchmark and return a JSON-ready dict with one row per (backend, size, phase)."""
     from .index import KnowledgeIndex
 
-    corpus = [
-        json.loads(line)
-        for line in (corpus_dir / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-        if line
-    ]
-    qs = [
-        json.loads(line)["question"]
-        for line in (corpus_dir / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-        if line
-    ]
-    texts = [c["text"] for c in corpus] + [
-        s for c in corpus for s in _SENTENCE.split(c["text"]) if len(s) > 40
-    ]
+    _, qs, texts = read_dataset(corpus_dir)
     bm25 = TurkishBm25()
     progress(f"embedding {len(texts)} texts and {len(qs)} queries for point generation")
     factory = PointFactory(texts, qs, embedder, bm25)
