@@ -21,7 +21,18 @@ from .errors import install_error_handlers
 from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
-from .routes import admin, assist, conversations, documents, feedback, health, jobs, playground, search
+from .routes import (
+    admin,
+    assist,
+    conversations,
+    documents,
+    erasure,
+    feedback,
+    health,
+    jobs,
+    playground,
+    search,
+)
 from .server import admin_token_problem
 
 log = logging.getLogger(__name__)
@@ -101,7 +112,18 @@ def create_app(
     app.state.compute = ComputeSlots(compute_slots or settings.compute_slots or default_slots)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    for module in (documents, jobs, conversations, search, assist, feedback, admin, health, playground):
+    for module in (
+        documents,
+        jobs,
+        conversations,
+        erasure,
+        search,
+        assist,
+        feedback,
+        admin,
+        health,
+        playground,
+    ):
         # Per router, not per app: the app-wide limiter answers in plain text, outside our error handlers.
         app.include_router(module.router, max_body_size=MAX_JSON_BYTES)
     return app

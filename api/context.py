@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ingestion.pipeline import Ingestor
+from ingestion.pseudonym import guard_for, install_log_redaction
 from ingestion.registry import Registry
 from retrieval.embedders import Embedder
 from retrieval.index import KnowledgeIndex
@@ -26,9 +27,11 @@ class ServiceContext:
     @classmethod
     def open(cls, settings: Settings, embedder: Embedder | None = None) -> ServiceContext:
         # An embedder given by the caller (tests, eval) can only run in this process.
+        install_log_redaction()
+        ids = guard_for(settings)
         index = KnowledgeIndex(settings, embedder=embedder) if embedder is not None else open_index(settings)
         try:
-            registry = Registry(settings.registry_url)
+            registry = Registry(settings.registry_url, ids=ids)
         except Exception:
             index.close()
             raise

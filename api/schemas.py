@@ -161,6 +161,32 @@ class ConversationClosedOut(BaseModel):
     job: JobAccepted | None = None
 
 
+# --- Erasure ---
+
+
+class ErasureRequest(BaseModel):
+    """A customer's erasure request: at least one of their phone number, e-mail address, TCKN or IBAN."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str | None = Field(default=None, max_length=64, examples=["+90 532 634 54 16"])
+    email: str | None = Field(default=None, max_length=254, examples=["ahmet.yilmaz@ornek.com.tr"])
+    tckn: str | None = Field(default=None, max_length=32)
+    iban: str | None = Field(default=None, max_length=64)
+
+    def values(self) -> list[str]:
+        return [v for v in (self.phone, self.email, self.tckn, self.iban) if v and v.strip()]
+
+
+class ErasureOut(BaseModel):
+    """What an erasure removed. Ids are the stored (guarded) ones: no personal data in the answer either."""
+
+    documents: list[str] = Field(description="Documents removed entirely (no tombstone).")
+    conversations: list[str] = Field(description="Conversations whose suggestions, feedback and audit went.")
+    suggestions: int
+    index_points: int = Field(description="Points left in the index after it was rewritten without them.")
+
+
 # --- Search ---
 
 

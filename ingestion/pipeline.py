@@ -28,7 +28,9 @@ from typing import Any
 
 from retrieval.index_process import AnyIndex
 from retrieval.models import Chunk, Source
+from retrieval.store import StoreError
 
+from .pseudonym import SUBJECT_KINDS, IdGuard
 from .redact import Redactor
 from .registry import Registry
 from .registry_models import Job, JobKind, TenantSettings
@@ -99,25 +101,76 @@ def tenant_redactor(settings: TenantSettings | None) -> Redactor:
     return Redactor(settings.extra_patterns(), allowed=settings.pii_allowed)
 
 
-def _redact_value(value: Any, redactor: Redactor) -> Any:
+def _redact_value(value: Any, redactor: Redactor, found: list[tuple[str, str]]) -> Any:
     if isinstance(value, str):
-        return redactor(value)
+        result = redactor.redact(value)
+        found.extend(result.found)
+        return result.text
     if isinstance(value, list):
-        return [_redact_value(v, redactor) for v in value]
+        return [_redact_value(v, redactor, found) for v in value]
     if isinstance(value, dict):
-        return {k: _redact_value(v, redactor) for k, v in value.items()}
+        return {k: _redact_value(v, redactor, found) for k, v in value.items()}
     return value
 
 
-def redact_chunk(chunk: Chunk, redactor: Redactor) -> Chunk:
-    """Return the chunk with personal data replaced by typed placeholders in every string it carries."""
+def redact_chunk(chunk: Chunk, redactor: Redactor, found: list[tuple[str, str]] | None = None) -> Chunk:
+    """Return the chunk with personal data replaced by typed placeholders in every string it carries;
+    (kind, original value) of each replacement is added to `found` when given."""
+    sink: list[tuple[str, str]] = [] if found is None else found
     return replace(
         chunk,
-        text=redactor(chunk.text),
-        title=redactor(chunk.title),
-        section=redactor(chunk.section),
-        metadata=_redact_value(chunk.metadata, redactor),
+        text=_redact_value(chunk.text, redactor, sink),
+        title=_redact_value(chunk.title, redactor, sink),
+        section=_redact_value(chunk.section, redactor, sink),
+        metadata=_redact_value(chunk.metadata, redactor, sink),
     )
+
+
+@dataclass(frozen=True)
+class SubjectLink:
+    """One personal value (by its keyed hash) found in a document or in a conversation (`kind`), and
+    whether it was in the id itself: what erasure by phone or e-mail follows."""
+
+    kind: str  # "document" or "conversation"
+    ref: str  # the guarded document or conversation id
+    subject: str
+    in_id: bool
+
+
+def _guarded_item(item: IngestItem, ids: IdGuard) -> IngestItem:
+    return replace(item, name=ids.id(item.name), doc_id=ids.id(item.doc_id), title=ids.text(item.title))
+
+
+def _guarded_chunk(chunk: Chunk, doc_id: str, ids: IdGuard) -> Chunk:
+    conversation = chunk.metadata.get("conversation_id")
+    metadata = chunk.metadata
+    if isinstance(conversation, str):
+        metadata = {**metadata, "conversation_id": ids.id(conversation)}
+    return replace(chunk, doc_id=doc_id, metadata=metadata)
+
+
+def _subject_links(
+    raw: IngestItem,
+    guarded: IngestItem,
+    raw_chunks: Sequence[Chunk],
+    found: list[tuple[str, str]],
+    ids: IdGuard,
+) -> list[SubjectLink]:
+    """Return the document's links, and for a chat its conversation's, to every personal value in it."""
+    in_id = {
+        ids.subject_key(kind, value)
+        for text in (raw.doc_id, raw.name, raw.title or "")
+        for kind, value in ids.found(text)
+        if kind in SUBJECT_KINDS
+    }
+    in_text = {ids.subject_key(kind, value) for kind, value in found if kind in SUBJECT_KINDS}
+    links = [SubjectLink("document", guarded.doc_id, key, key in in_id) for key in in_id | in_text]
+    conversations = {c.metadata.get("conversation_id") for c in raw_chunks} - {None}
+    for conversation in conversations:
+        own = {ids.subject_key(k, v) for k, v in ids.found(str(conversation)) if k in SUBJECT_KINDS}
+        ref = ids.id(str(conversation))
+        links += [SubjectLink("conversation", ref, key, key in own) for key in own | in_id | in_text]
+    return links
 
 
 class Ingestor:
@@ -131,7 +184,8 @@ class Ingestor:
         # what other layers derived from the whole knowledge is stale then.
         self.on_change: list[Callable[[str], None]] = []
 
-    def _changed(self, tenant_id: str) -> None:
+    def changed(self, tenant_id: str) -> None:
+        """Tell the listeners that the tenant's knowledge changed."""
         for listener in self.on_change:
             listener(tenant_id)
 
@@ -161,6 +215,10 @@ class Ingestor:
                 return job  # the same idempotency key already ran this job
         redactor = tenant_redactor(tenant.settings)
         own_domains = tenant.settings.own_domains
+        ids = self.registry.ids
+        raw_items = {ids.id(i.doc_id): i for i in items}
+        items = [_guarded_item(i, ids) for i in items]
+        links: dict[str, list[SubjectLink]] = {}
         self.registry.start_job(job.id)
         state = _JobState(total=len(items))
         pending: list[tuple[IngestItem, int, int | None, list[Chunk]]] = []
@@ -168,10 +226,11 @@ class Ingestor:
         def flush() -> None:
             chunks = [c for *_, cs in pending for c in cs]
             try:
-                self.index.upsert(chunks, batch_size=64)
-                for item, version, indexed_version, _ in pending:
-                    if indexed_version is not None:
-                        self.index.delete_stale(tenant_id, item.doc_id, version)
+                try:
+                    self._write(tenant_id, chunks, pending)
+                except StoreError as exc:  # e.g. the index process died mid-call: it starts again on the next
+                    log.warning("writing to the index failed (%s); trying once more", exc)
+                    self._write(tenant_id, chunks, pending)
             except Exception as exc:  # the engine refused the batch: fail these documents, keep the rest
                 for item, _, indexed_version, _ in pending:
                     self._drop_partial(tenant_id, item.doc_id, indexed_version)
@@ -187,6 +246,11 @@ class Ingestor:
                     (item.name, item.doc_id, version, len(cs), flag_counts(cs))
                     for item, version, _, cs in pending
                 ],
+            )
+            self.registry.link_subjects(
+                tenant_id,
+                [item.doc_id for item, *_ in pending],
+                [ln for i, *_ in pending for ln in links.pop(i.doc_id, [])],
             )
             for item, _, _, cs in pending:
                 state.done += 1
@@ -215,10 +279,14 @@ class Ingestor:
                     continue
                 try:
                     # Screened before redaction: links and e-mail domains are still there to judge.
+                    built = item.build()
                     screened = screen_chunks(
-                        [_versioned(c, decision.version) for c in item.build()], own_domains
+                        [_guarded_chunk(_versioned(c, decision.version), item.doc_id, ids) for c in built],
+                        own_domains,
                     )
-                    chunks = [redact_chunk(c, redactor) for c in screened]
+                    found: list[tuple[str, str]] = []
+                    chunks = [redact_chunk(c, redactor, found) for c in screened]
+                    links[item.doc_id] = _subject_links(raw_items[item.doc_id], item, built, found, ids)
                     if not chunks:
                         raise ValueError("no text to index")
                 except Exception as exc:  # one bad file must not stop the batch
@@ -231,8 +299,17 @@ class Ingestor:
             flush()
         finished = self.registry.finish_job(job.id)
         self.index.maintain()
-        self._changed(tenant_id)
+        self.changed(tenant_id)
         return finished
+
+    def _write(
+        self, tenant_id: str, chunks: list[Chunk], pending: Sequence[tuple[IngestItem, int, int | None, Any]]
+    ) -> None:
+        """Upsert a batch, then drop the older versions of the documents it updates (idempotent)."""
+        self.index.upsert(chunks, batch_size=64)
+        for item, version, indexed_version, _ in pending:
+            if indexed_version is not None:
+                self.index.delete_stale(tenant_id, item.doc_id, version)
 
     def _fail(
         self,
@@ -265,7 +342,7 @@ class Ingestor:
             return False
         self.index.delete_document(tenant_id, doc_id)
         self.registry.mark_deleted(tenant_id, doc_id)
-        self._changed(tenant_id)
+        self.changed(tenant_id)
         return True
 
 

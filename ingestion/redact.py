@@ -196,6 +196,8 @@ class RedactionResult:
 
     text: str
     counts: dict[str, int] = field(default_factory=dict)
+    # (placeholder key, the original value) of each redaction, in order of position.
+    found: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _is_foreign_iban(value: str) -> bool:
@@ -319,6 +321,10 @@ class Redactor:
         """Return `text` with personal data replaced by placeholders."""
         return self.redact(text).text
 
+    def found(self, text: str) -> list[tuple[str, str]]:
+        """Return (placeholder key, original value) for each piece of personal data in `text`."""
+        return self.redact(text).found
+
     def redact(self, text: str) -> RedactionResult:
         """Return the redacted text and the count of each placeholder type."""
         redacted: list[tuple[int, int, str]] = []
@@ -368,14 +374,16 @@ def _compile_extra(pattern: ExtraPattern) -> _Detector:
 def _apply(text: str, redacted: list[tuple[int, int, str]]) -> RedactionResult:
     parts: list[str] = []
     counts: dict[str, int] = {}
+    found: list[tuple[str, str]] = []
     cursor = 0
     for start, end, name in sorted(redacted):
         parts.append(text[cursor:start])
         parts.append(f"[{name}]")
         counts[name] = counts.get(name, 0) + 1
+        found.append((name, text[start:end]))
         cursor = end
     parts.append(text[cursor:])
-    return RedactionResult("".join(parts), counts)
+    return RedactionResult("".join(parts), counts, found)
 
 
 def redact(text: str, extra_patterns: Sequence[ExtraPattern] = ()) -> RedactionResult:

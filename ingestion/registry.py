@@ -22,12 +22,25 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
-from sqlalchemy import Connection, Engine, Select, Table, create_engine, event, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Table,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ingestion.pseudonym import IdGuard
 from ingestion.registry_models import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -51,6 +64,7 @@ from ingestion.registry_models import (
     JobFileStatus,
     JobKind,
     JobRow,
+    PiiSubjectRow,
     SchemaVersionRow,
     Suggestion,
     SuggestionRow,
@@ -159,7 +173,11 @@ def _create_engine(url: URL) -> Engine:
 class Registry:
     """The registry database for one service: open it once and share it between threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ids: IdGuard | None = None) -> None:
+        """`ids` guards document ids, job file names and conversation ids (ingestion.pseudonym): every
+        method takes the id a tenant gave and stores or looks up its guarded form. Without it a random
+        secret is used, good for this object's lifetime only (tests, throw-away eval registries)."""
+        self.ids = ids or IdGuard(secrets.token_bytes(32))
         parsed = make_url(url)
         self._engine = _create_engine(parsed)
         self._lock: AbstractContextManager[Any] = (
@@ -331,7 +349,7 @@ class Registry:
     def get_document(self, tenant_id: str, doc_id: str) -> Document | None:
         """Return the tenant's document, or None."""
         with self._transaction(write=False) as session:
-            row = session.get(DocumentRow, (tenant_id, doc_id))
+            row = session.get(DocumentRow, (tenant_id, self.ids.id(doc_id)))
             return to_record(Document, row) if row else None
 
     def list_documents(
@@ -361,9 +379,8 @@ class Registry:
         from the last attempt (a retry of the same failed or interrupted content keeps its number).
         """
         _check_choice(source, DocumentSource, "Document source")
-        return _retry_once_on_conflict(
-            lambda: self._begin_document(tenant_id, doc_id, source, uri, title, content_hash)
-        )
+        spec = self._guarded_spec((doc_id, source, uri, title, content_hash))
+        return _retry_once_on_conflict(lambda: self._begin_document(tenant_id, *spec))
 
     def begin_documents(
         self, tenant_id: str, specs: Sequence[tuple[str, DocumentSource, str | None, str | None, str]]
@@ -371,12 +388,19 @@ class Registry:
         """Return begin_document's decision for each (doc_id, source, uri, title, content_hash), in one transaction."""
         for spec in specs:
             _check_choice(spec[1], DocumentSource, "Document source")
+        specs = [self._guarded_spec(spec) for spec in specs]
 
         def attempt() -> list[DocumentDecision]:
             with self._transaction() as session:
                 return [self._begin_in(session, tenant_id, *spec) for spec in specs]
 
         return _retry_once_on_conflict(attempt)
+
+    def _guarded_spec(
+        self, spec: tuple[str, DocumentSource, str | None, str | None, str]
+    ) -> tuple[str, DocumentSource, str | None, str | None, str]:
+        doc_id, source, uri, title, content_hash = spec
+        return self.ids.id(doc_id), source, self.ids.maybe_id(uri), self.ids.text(title), content_hash
 
     def _begin_document(
         self, tenant_id: str, doc_id: str, source: str, uri: str | None, title: str | None, content_hash: str
@@ -419,7 +443,9 @@ class Registry:
         """Return the document now live at `version` with `flag_reasons` (flagged chunks per reason); ValueError
         if a newer version was begun meanwhile."""
         with self._transaction() as session:
-            return self._mark_indexed_in(session, tenant_id, doc_id, version, chunk_count, flag_reasons)
+            return self._mark_indexed_in(
+                session, tenant_id, self.ids.id(doc_id), version, chunk_count, flag_reasons
+            )
 
     def complete_documents(
         self, tenant_id: str, job_id: str, entries: Sequence[tuple[str, str, int, int, Mapping[str, int]]]
@@ -427,6 +453,7 @@ class Registry:
         """Return the documents marked indexed for each (job file name, doc_id, version, chunk_count,
         flag_reasons), with their job files marked "indexed", all in one transaction (one commit per batch,
         not three per document)."""
+        entries = [(self.ids.id(n), self.ids.id(d), v, c, f) for n, d, v, c, f in entries]
         with self._transaction() as session:
             _require_open_job(session, job_id, with_files=False)
             doc_ids = [doc_id for _, doc_id, *_ in entries]
@@ -503,6 +530,7 @@ class Registry:
         A document with an indexed version stays "indexed" at that version (its chunks are still served);
         only a document that was never indexed becomes "failed".
         """
+        doc_id, error = self.ids.id(doc_id), self.ids.text(error) or error
         with self._transaction() as session:
             row = _require_document(session, tenant_id, doc_id)
             if row.indexed_version is not None and row.indexed_hash is not None:
@@ -514,9 +542,10 @@ class Registry:
             return to_record(Document, row)
 
     def mark_deleted(self, tenant_id: str, doc_id: str) -> Document | None:
-        """Return the document marked deleted (kept as a tombstone), or None if there is none."""
+        """Return the document marked deleted (kept as a tombstone of its guarded id and redacted title),
+        or None if there is none."""
         with self._transaction() as session:
-            row = session.get(DocumentRow, (tenant_id, doc_id), with_for_update=True)
+            row = session.get(DocumentRow, (tenant_id, self.ids.id(doc_id)), with_for_update=True)
             if row is None:
                 return None
             row.status, row.chunk_count, row.error = "deleted", 0, None
@@ -527,10 +556,12 @@ class Registry:
 
     def forget_document(self, tenant_id: str, doc_id: str) -> bool:
         """Return True if the document's record existed and is now gone entirely."""
+        doc_id = self.ids.id(doc_id)
         with self._transaction() as session:
             row = session.get(DocumentRow, (tenant_id, doc_id))
             if row is not None:
                 session.delete(row)
+            _drop_links(session, tenant_id, "document", [doc_id])
             return row is not None
 
     # --- Ingestion jobs ---
@@ -540,7 +571,7 @@ class Registry:
     ) -> Job:
         """Return a new queued job, or the existing one if this tenant already used `idempotency_key`."""
         _check_choice(kind, JobKind, "Job kind")
-        names = list(file_names)
+        names = [self.ids.id(name) for name in file_names]
         if any(not name for name in names):
             raise ValueError("Job file names must not be empty")
         if len(set(names)) != len(names):
@@ -620,6 +651,7 @@ class Registry:
         chunks: int,
         error: str | None,
     ) -> JobFile:
+        name, doc_id, error = self.ids.id(name), self.ids.maybe_id(doc_id), self.ids.text(error)
         file = session.get(JobFileRow, (job_id, name), with_for_update=True)
         if file is None:
             raise LookupError(f"Job {job_id} has no file {name!r}")
@@ -654,6 +686,7 @@ class Registry:
                 raise LookupError(f"No ingestion job {job_id!r}")
             if row.status not in _OPEN_JOB_STATUSES:
                 return _job(row)
+            error = self.ids.text(error)
             for file in row.files:
                 if file.status == "pending":
                     self._move_counters(session, job_id, file, "failed", 0)
@@ -694,7 +727,7 @@ class Registry:
     ) -> list[str]:
         """Return the new suggestion ids, in order; each mapping has "text", "strategy" and optionally
         "confidence" and "citations" (a list of JSON-able dicts). LookupError for an unknown tenant."""
-        rows = _suggestion_rows(tenant_id, conversation_id, suggestions)
+        rows = _suggestion_rows(tenant_id, self.ids.id(conversation_id), suggestions)
         with self._inserting(tenant_id) as connection:
             connection.execute(_SUGGESTIONS_INSERT, rows)
         return [row["id"] for row in rows]
@@ -772,10 +805,10 @@ class Registry:
         """Return the new audit entry's id and the ids of `suggestions` (see record_suggestions), stored
         in one transaction. Callers pass ids and codes only, never message text (KVKK)."""
         _check_choice(kind, AuditKind, "Audit kind")
-        rows = _suggestion_rows(tenant_id, conversation_id, suggestions)
+        rows = _suggestion_rows(tenant_id, self.ids.id(conversation_id), suggestions)
         audit = {
             "tenant_id": tenant_id,
-            "conversation_id": conversation_id,
+            "conversation_id": self.ids.id(conversation_id),
             "kind": kind,
             "retrieved_ids": list(retrieved_ids),
             "provider": provider,
@@ -789,6 +822,9 @@ class Registry:
             if rows:
                 connection.execute(_SUGGESTIONS_INSERT, rows)
             audit_id = connection.execute(_AUDIT_INSERT, audit).scalar_one()
+        if audit["conversation_id"] != conversation_id:  # the id carries personal data: link it for erasure
+            own = self.ids.subject_keys([conversation_id])
+            self._link(tenant_id, [("conversation", audit["conversation_id"], key, True) for key in own])
         return int(audit_id), [row["id"] for row in rows]
 
     def list_audit(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
@@ -801,6 +837,83 @@ class Registry:
                 .limit(limit)
             )
             return [to_record(AuditEntry, row) for row in rows]
+
+    # --- Erasure ---
+
+    def link_subjects(self, tenant_id: str, refs: Sequence[str], links: Sequence[Any]) -> None:
+        """Replace the subject links of the documents `refs` (guarded ids) with `links`
+        (ingestion.pipeline.SubjectLink: kind, ref, subject, in_id)."""
+        with self._transaction() as session:
+            _drop_links(session, tenant_id, "document", refs)
+            for link in links:
+                session.merge(
+                    PiiSubjectRow(
+                        tenant_id=tenant_id,
+                        kind=link.kind,
+                        ref=link.ref,
+                        subject=link.subject,
+                        in_id=link.in_id,
+                    )
+                )
+
+    def _link(self, tenant_id: str, links: Sequence[tuple[str, str, str, bool]]) -> None:
+        with self._transaction() as session:
+            for kind, ref, subject, in_id in links:
+                session.merge(
+                    PiiSubjectRow(tenant_id=tenant_id, kind=kind, ref=ref, subject=subject, in_id=in_id)
+                )
+
+    def subject_refs(self, tenant_id: str, subject: str) -> list[tuple[str, str, bool]]:
+        """Return (kind, guarded ref, in_id) of every document and conversation linked to `subject`."""
+        with self._transaction(write=False) as session:
+            rows = session.execute(
+                select(PiiSubjectRow.kind, PiiSubjectRow.ref, PiiSubjectRow.in_id).where(
+                    PiiSubjectRow.tenant_id == tenant_id, PiiSubjectRow.subject == subject
+                )
+            ).all()
+        return [(str(kind), str(ref), bool(in_id)) for kind, ref, in_id in rows]
+
+    def unlink_subject(self, tenant_id: str, subject: str) -> None:
+        """Forget every link of `subject` (its values are already redacted wherever they were)."""
+        with self._transaction() as session:
+            session.execute(
+                delete(PiiSubjectRow).where(
+                    PiiSubjectRow.tenant_id == tenant_id, PiiSubjectRow.subject == subject
+                )
+            )
+
+    def erase_conversation(self, tenant_id: str, conversation_id: str) -> tuple[list[str], int]:
+        """Delete the conversation's audit entries, suggestions, their feedback and its subject links;
+        return the ids of the suggestions deleted (their learned documents go too, see ingestion.erasure)
+        and the number of audit entries deleted."""
+        guarded = self.ids.id(conversation_id)
+        with self._transaction() as session:
+            suggestion_ids = list(
+                session.scalars(
+                    select(SuggestionRow.id).where(
+                        SuggestionRow.tenant_id == tenant_id, SuggestionRow.conversation_id == guarded
+                    )
+                )
+            )
+            if suggestion_ids:
+                session.execute(delete(FeedbackRow).where(FeedbackRow.suggestion_id.in_(suggestion_ids)))
+                session.execute(delete(SuggestionRow).where(SuggestionRow.id.in_(suggestion_ids)))
+            audit = session.execute(
+                delete(AuditRow).where(AuditRow.tenant_id == tenant_id, AuditRow.conversation_id == guarded)
+            )
+            _drop_links(session, tenant_id, "conversation", [guarded])
+        return suggestion_ids, int(getattr(audit, "rowcount", 0) or 0)
+
+
+def _drop_links(session: Session, tenant_id: str, kind: str, refs: Sequence[str]) -> None:
+    if refs:
+        session.execute(
+            delete(PiiSubjectRow).where(
+                PiiSubjectRow.tenant_id == tenant_id,
+                PiiSubjectRow.kind == kind,
+                PiiSubjectRow.ref.in_(list(refs)),
+            )
+        )
 
 
 # --- Lookups that raise, and ORM rows -> records ---

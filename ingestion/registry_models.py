@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -36,10 +37,12 @@ if TYPE_CHECKING:
 
 # Bump when a table changes shape and add the statements that bring the previous version up to it to
 # MIGRATIONS; Registry upgrades older files on open and refuses newer ones.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # version -> the SQL that turns a database at that version into one at version + 1 (SQLite and PostgreSQL).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: ("ALTER TABLE documents ADD COLUMN flag_reasons JSON NOT NULL DEFAULT '{}'",),
+    # 3 adds the table pii_subjects, which create_all makes before the migrations run: nothing to alter.
+    2: (),
 }
 
 Tone = Literal["siz", "sen"]
@@ -423,6 +426,23 @@ class AuditRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_audit_log_tenant_id", "tenant_id", "id"),)
+
+
+class PiiSubjectRow(Base):
+    """A personal value (its keyed hash, never the value) found in a document or a conversation: what
+    erasure by phone or e-mail follows. `ref` is the guarded document or conversation id."""
+
+    __tablename__ = "pii_subjects"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    in_id: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_pii_subjects_ref", "tenant_id", "kind", "ref"),)
 
 
 RecordT = TypeVar("RecordT", bound="DataclassInstance")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,9 @@ _SHARD_DIR = "shard"
 # large segment (the engine's default of as many segments as cores), 0.4-1.1 s with this policy.
 SEGMENTS = 8
 MERGE_LIMIT_KB = 16_000
+# compact() writes the new shard here, then swaps it in; the old one waits here until it is removed.
+_NEW_SHARD_DIR = "shard.compact"
+_OLD_SHARD_DIR = "shard.old"
 
 
 def edge_filter(tenant_id: str, filters: SearchFilters | None = None, doc_id: str | None = None) -> qe.Filter:
@@ -67,6 +71,7 @@ class EdgeStore:
             raise StoreError(f"Cannot create the index directory {self.index_dir}: {exc}") from exc
         self._lock_fd = self._acquire_process_lock()
         try:
+            self._finish_interrupted_compaction()
             self._meta = self._load_meta()
             shard_dir = self.index_dir / _SHARD_DIR
             if self._meta is None:
@@ -242,6 +247,54 @@ class EdgeStore:
             out.extend(SearchHit.from_payload(r.id, 0.0, r.payload or {}) for r in records)
             if offset is None:
                 return out
+
+    def _finish_interrupted_compaction(self) -> None:
+        shard, old = self.index_dir / _SHARD_DIR, self.index_dir / _OLD_SHARD_DIR
+        if not shard.exists() and old.exists():  # stopped between the two renames: keep the old shard
+            os.rename(old, shard)
+        for leftover in (old, self.index_dir / _NEW_SHARD_DIR):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def compact(self) -> int:
+        """Rewrite the shard with its live points only and return their number.
+
+        Deleting points only marks them: their payloads stay in the segments and the write-ahead log
+        until the engine reuses the space. After an erasure nothing of them may stay on disk, so the live
+        points are copied into a new shard, which replaces the old one; the old one is removed. The new
+        shard's dense vectors are not in HNSW yet (KnowledgeIndex.compact builds it).
+        """
+        shard_dir = self.index_dir / _SHARD_DIR
+        new_dir, old_dir = self.index_dir / _NEW_SHARD_DIR, self.index_dir / _OLD_SHARD_DIR
+        assert self._meta is not None
+        config = self._config(self._meta.dim)
+        with self._write_lock:
+            shutil.rmtree(new_dir, ignore_errors=True)
+            new = qe.EdgeShard.create(str(new_dir), config)
+            copied = 0
+            try:
+                for field in KEYWORD_FIELDS:
+                    schema = qe.KeywordIndexParams(is_tenant=field == "tenant_id")
+                    new.update(qe.UpdateOperation.create_field_index(field, schema))
+                offset = None
+                while True:
+                    records, offset = self._shard.scroll(
+                        qe.ScrollRequest(offset=offset, limit=256, with_payload=True, with_vector=True)
+                    )
+                    if records:
+                        points = [qe.Point(id=r.id, vector=r.vector, payload=r.payload) for r in records]
+                        new.update(qe.UpdateOperation.upsert_points(points))
+                        copied += len(points)
+                    if offset is None:
+                        break
+                new.flush()
+            finally:
+                new.close()
+            self._shard.close()
+            os.rename(shard_dir, old_dir)
+            os.rename(new_dir, shard_dir)
+            shutil.rmtree(old_dir)
+            self._shard = qe.EdgeShard.load(str(shard_dir), config)
+        return copied
 
     def optimize(self) -> bool:
         """Build HNSW for unindexed segments and merge small ones; blocks, holding the GIL, until done.

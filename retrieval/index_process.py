@@ -45,6 +45,7 @@ _OPS = frozenset(
         "chunks",
         "count",
         "maintain",
+        "compact",
         "store_info",
     }
 )
@@ -364,6 +365,10 @@ class HostedIndex:
     def maintain(self) -> bool:
         """Build the HNSW index when enough points are unindexed; blocks the child's searches, not the server."""
         return bool(self._call("maintain"))
+
+    def compact(self) -> int:
+        """Rewrite the index without what was deleted (KnowledgeIndex.compact); blocks the child's searches."""
+        return int(self._call("compact"))
 
     def store_info(self) -> dict[str, Any]:
         """The store's backend and point counts."""

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
 
     # Registry
     database_url: str | None = None
+    # Key of the hashes that replace personal data in ids (file names, conversation ids); unset: a random
+    # one is generated in <data dir>/id_secret. Changing it orphans the ids stored with the old one.
+    id_secret: SecretStr | None = None
 
     # Assist
     llm_provider: Literal["auto", "anthropic", "openai-compatible", "extractive"] = "auto"

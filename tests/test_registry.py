@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingestion.registry import Registry, TenantExistsError
+from ingestion.registry_models import SCHEMA_VERSION
 from retrieval.settings import Settings
 
 
@@ -433,7 +434,7 @@ def test_reopening_the_file_keeps_the_data(tmp_path: Path) -> None:
         assert reopened.create_job("acme", "files", ["a.pdf"], idempotency_key="u1").id == job.id
     with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_documents(tmp_path: Path) -> None:
@@ -454,7 +455,7 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_documents(tmp_path:
         flagged = upgraded.mark_indexed("acme", "a.pdf", 2, chunk_count=4, flag_reasons={"secret_request": 1})
         assert flagged.flagged_chunks == 1
     with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def test_a_file_from_another_schema_version_is_refused(tmp_path: Path) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 from fastapi import APIRouter, Response
 
+from ingestion.erasure import Eraser
 from ingestion.registry import TenantExistsError
 
 from ..deps import AdminDep, ApiKeysDep, ContextDep, JobsDep
@@ -70,10 +69,9 @@ def update_tenant_settings(
 def delete_tenant(tenant_id: str, context: ContextDep, jobs: JobsDep, api_keys: ApiKeysDep) -> Response:
     """Delete a tenant with everything it has: indexed chunks, documents, jobs, keys, suggestions, audit."""
     _tenant_or_404(context, tenant_id)
-    context.index.delete_tenant(tenant_id)
-    context.registry.delete_tenant(tenant_id)
+    # The index is rewritten without the tenant's points: deleted ones would stay in its files otherwise.
+    Eraser(context.ingestor, jobs.uploads_dir).tenant(tenant_id)
     api_keys.forget_all()
-    shutil.rmtree(jobs.uploads_dir / tenant_id, ignore_errors=True)
     return Response(status_code=204)
 
 
