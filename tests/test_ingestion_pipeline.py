@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from ingestion.pipeline import Ingestor, iter_files
+from ingestion.pipeline import Ingestor, IngestProgress, iter_files
 from ingestion.registry import Registry
 from ingestion.sources import TextDocument, chat_items, file_items, sheet_item, text_items
 from retrieval.index import KnowledgeIndex, QueryOptions
+from retrieval.index_process import HostedIndex, open_index
 from retrieval.models import SearchFilters
 from retrieval.settings import Settings
 from tests.conftest import DBANK
@@ -230,3 +234,38 @@ def test_a_killed_job_rerun_ends_like_one_clean_run(tmp_path: Path, use_embedder
     )
     assert crashed_state == clean_state
     assert len(clean_state[1]) == 24 and all(status == "indexed" for _, status, _, _ in clean_state[1])
+
+
+def test_a_batch_in_flight_when_the_index_process_dies_is_written_after_it_starts_again(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", index_process=True, _env_file=None)  # type: ignore[call-arg]
+    index = open_index(settings)
+    assert isinstance(index, HostedIndex)
+    registry = Registry(settings.registry_url)
+    ingestor = Ingestor(index, registry, batch_chunks=1)  # one write per document
+    ingestor.ensure_tenant("acme")
+    docs = [
+        TextDocument("kargo", "Kargo ücreti 59,90 TL; 500 TL üzeri siparişlerde kargo ücretsizdir."),
+        TextDocument("iade", "Ürünü teslim aldıktan sonra 30 gün içinde ücretsiz iade edebilirsiniz."),
+        TextDocument("taksit", "Kredi kartına 3, 6 ve 9 taksit seçenekleri sunulmaktadır."),
+    ]
+    killed: list[int] = []
+
+    def kill_during_the_next_write(progress: IngestProgress) -> None:
+        if killed or index.pid is None:
+            return
+        # Stopped, the child cannot answer the next write; killed a second later, it dies during it.
+        killed.append(index.pid)
+        os.kill(index.pid, signal.SIGSTOP)
+        threading.Timer(1.0, os.kill, (index.pid, signal.SIGKILL)).start()
+
+    try:
+        job = ingestor.run("acme", "files", text_items("acme", docs), progress=kill_during_the_next_write)
+        assert killed and index.pid != killed[0]  # the child died and another one took over
+        assert job.status == "succeeded" and job.files_done == 3, [(f.name, f.error) for f in job.files]
+        assert index.count("acme") == 3
+        assert index.search("acme", "taksit seçenekleri").hits[0].doc_id == "taksit"
+    finally:
+        index.close()
+        registry.close()
