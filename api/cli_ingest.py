@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -191,3 +192,27 @@ def ingest_delete(doc_id: str = typer.Argument(...), tenant: str = TenantOpt) ->
             console.print(f"[red]error:[/red] tenant {tenant!r} has no document {doc_id!r}")
             raise typer.Exit(1)
     typer.echo(f"deleted {doc_id}")
+
+
+@ingest_app.command("erase")
+def ingest_erase(
+    tenant: str = TenantOpt,
+    phone: list[str] = typer.Option([], "--phone", help="A customer's phone number (repeatable)."),
+    email: list[str] = typer.Option([], "--email", help="A customer's e-mail address (repeatable)."),
+    conversation: list[str] = typer.Option([], "--conversation", help="A conversation id (repeatable)."),
+    document: list[str] = typer.Option([], "--document", help="A document id (repeatable)."),
+) -> None:
+    """KVKK erasure: a customer's data by phone or e-mail, conversations, documents; the index is rewritten
+    so nothing of them stays in its files. Prints what went (stored ids: no personal data)."""
+    from assist.learning import learned_doc_id
+    from ingestion.erasure import Eraser, ErasureResult
+
+    if not (phone or email or conversation or document):
+        console.print("[red]error:[/red] name at least one --phone, --email, --conversation or --document")
+        raise typer.Exit(2)
+    with open_context() as ctx:
+        eraser = Eraser(ctx.ingestor, ctx.settings.data_dir / "uploads", learned_doc_id)
+        results = [eraser.subject(tenant, value) for value in [*phone, *email]]
+        results += [eraser.conversation(tenant, cid) for cid in conversation]
+        results += [r for r in (eraser.document(tenant, doc_id) for doc_id in document) if r is not None]
+    typer.echo(json.dumps(asdict(ErasureResult.merged(results)), ensure_ascii=False, indent=2))

@@ -39,6 +39,16 @@ class ErasureResult:
     def found(self) -> bool:
         return bool(self.documents or self.conversations or self.suggestions)
 
+    @classmethod
+    def merged(cls, results: list[ErasureResult]) -> ErasureResult:
+        """Return one result for several erasures (the index count is the last one's)."""
+        return cls(
+            documents=sorted({d for r in results for d in r.documents}),
+            conversations=sorted({c for r in results for c in r.conversations}),
+            suggestions=sum(r.suggestions for r in results),
+            index_points=results[-1].index_points if results else 0,
+        )
+
 
 def subject_kind(value: str) -> str:
     """Return the kind of personal value a customer named: e-mail, TCKN, IBAN or phone number."""

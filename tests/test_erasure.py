@@ -241,3 +241,34 @@ def test_log_lines_lose_personal_data_but_keep_their_shape(caplog: pytest.LogCap
     access, error = caplog.records[-2:]
     assert formatter.format(access) == '"GET /v1/documents/musteri-[TCKN].txt HTTP/1.1" 200 OK'
     assert error.getMessage() == "ingestion of musteri-[TCKN].txt failed: [EPOSTA]: bad"
+
+
+def test_the_cli_erases_a_customer_and_a_document_by_their_raw_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("INVEKTO_DATA_DIR", str(data_dir))
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / FILE_NAME).write_text(f"Müşteri {TCKN} kargo adresini değiştirdi.", encoding="utf-8")
+    (folder / "arama.txt").write_text(
+        f"Ayşe Hanım {OTHER_EMAIL} adresinden yazdı, iade istiyor.", encoding="utf-8"
+    )
+    runner = CliRunner()
+    ingested = runner.invoke(app, ["ingest", "files", "--tenant", "acme", str(folder)])
+    assert ingested.exit_code == 0, ingested.output
+    assert raw_hits(data_dir) == {}
+    erased = runner.invoke(app, ["ingest", "erase", "--tenant", "acme", "--document", FILE_NAME])
+    assert erased.exit_code == 0, erased.output
+    assert json.loads(erased.output)["documents"][0].startswith("musteri-[TCKN].txt~")
+    # arama.txt only mentioned the customer: its text is already redacted, so it stays.
+    erased = runner.invoke(app, ["ingest", "erase", "--tenant", "acme", "--email", OTHER_EMAIL])
+    assert erased.exit_code == 0 and json.loads(erased.output)["documents"] == []
+    listed = runner.invoke(app, ["ingest", "list", "--tenant", "acme"])
+    assert "arama.txt" in listed.output and "musteri" not in listed.output
+    assert runner.invoke(app, ["ingest", "erase", "--tenant", "acme"]).exit_code == 2
+    assert raw_hits(data_dir) == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter
 
 from assist.learning import learned_doc_id
@@ -19,12 +21,7 @@ def eraser(context: ContextDep, jobs: JobsDep) -> Eraser:
 
 
 def _out(results: list[ErasureResult]) -> ErasureOut:
-    return ErasureOut(
-        documents=sorted({d for r in results for d in r.documents}),
-        conversations=sorted({c for r in results for c in r.conversations}),
-        suggestions=sum(r.suggestions for r in results),
-        index_points=results[-1].index_points if results else 0,
-    )
+    return ErasureOut.model_validate(asdict(ErasureResult.merged(results)))
 
 
 @router.post("/customer", response_model=ErasureOut, responses=problem_responses(422))
