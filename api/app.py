@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from assist.retention import RetentionPruner
 from assist.service import AssistService
 from retrieval.settings import Settings
 
@@ -61,6 +62,8 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
     app.state.jobs = IngestionJobs(
         context.ingestor, settings.data_dir / "uploads", metrics, single_process=settings.store == "edge"
     )
+    app.state.retention = RetentionPruner(context.registry, settings.retention_prune_hours * 3600)
+    app.state.retention.start()
     resumed = app.state.jobs.resume_interrupted()
     if resumed:
         log.info("resumed %d interrupted ingestion jobs", resumed)
@@ -92,6 +95,9 @@ def create_app(
             await run_in_threadpool(_open_service, app, ctx, metrics)
             yield
         finally:
+            retention: RetentionPruner | None = getattr(app.state, "retention", None)
+            if retention is not None:
+                await run_in_threadpool(retention.close)
             jobs: IngestionJobs | None = getattr(app.state, "jobs", None)
             if jobs is not None:
                 await run_in_threadpool(jobs.close)

@@ -128,6 +128,29 @@ def write_report(out: Path, name: str, title: str, report: dict, table: str) -> 
     return table
 
 
+@app.command()
+def prune(
+    tenant: str | None = typer.Option(
+        None, "--tenant", "-t", help="Only this tenant (default: every tenant)."
+    ),
+) -> None:
+    """Delete audit entries and suggestions older than each tenant's retention_days (the server also
+    does this in the background); replies that were learned stay."""
+    from assist.retention import prune as prune_expired
+    from ingestion.registry import Registry
+
+    with Registry(load_settings().registry_url) as registry:
+        pruned = prune_expired(registry, tenant_id=tenant)
+    if tenant is not None and not pruned:
+        console.print(f"[red]error:[/red] no tenant {tenant!r}")
+        raise typer.Exit(2)
+    for p in pruned:
+        typer.echo(
+            f"{p.tenant_id}: {p.audit_entries} audit entries and {p.suggestions} suggestions older than "
+            f"{p.retention_days} days deleted"
+        )
+
+
 @bench_app.command("retrieval")
 def bench_retrieval(
     out: Path = typer.Option(

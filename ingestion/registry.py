@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
@@ -96,6 +97,9 @@ _KEY_PREFIX = "ik_"
 _KEY_DISPLAY_CHARS = 8
 _DONE_STATUSES = ("indexed", "skipped")
 _OPEN_JOB_STATUSES = ("queued", "running")
+# Feedback whose reply was indexed as knowledge (assist.learning): its suggestion outlives retention.
+_LEARNED_ACTIONS = ("accepted", "edited")
+_PRUNE_BATCH = 2_000
 
 T = TypeVar("T")
 
@@ -837,6 +841,42 @@ class Registry:
                 .limit(limit)
             )
             return [to_record(AuditEntry, row) for row in rows]
+
+    # --- Retention ---
+
+    def prune_assist_records(self, tenant_id: str, before: datetime) -> tuple[int, int]:
+        """Delete the tenant's audit entries and suggestions created before `before`, and the feedback
+        on those suggestions; return (audit entries, suggestions) deleted.
+
+        A suggestion whose reply was learned (feedback accepted or edited: it is knowledge now) stays,
+        with its feedback. Deletes go in batches, so writers (every suggest records an audit entry)
+        never wait long for the lock."""
+        learned = select(FeedbackRow.suggestion_id).where(
+            FeedbackRow.tenant_id == tenant_id, FeedbackRow.action.in_(_LEARNED_ACTIONS)
+        )
+        expired_suggestions = select(SuggestionRow.id).where(
+            SuggestionRow.tenant_id == tenant_id,
+            SuggestionRow.created_at < before,
+            SuggestionRow.id.not_in(learned),
+        )
+        expired_audit = select(AuditRow.id).where(
+            AuditRow.tenant_id == tenant_id, AuditRow.created_at < before
+        )
+        suggestions = audit = 0
+        while batch := self._prune_batch(expired_suggestions, SuggestionRow):
+            suggestions += batch
+        while batch := self._prune_batch(expired_audit, AuditRow):
+            audit += batch
+        return audit, suggestions
+
+    def _prune_batch(self, expired: Select[Any], table: type[SuggestionRow] | type[AuditRow]) -> int:
+        with self._transaction() as session:
+            ids = list(session.scalars(expired.limit(_PRUNE_BATCH)))
+            if ids and table is SuggestionRow:
+                session.execute(delete(FeedbackRow).where(FeedbackRow.suggestion_id.in_(ids)))
+            if ids:
+                session.execute(delete(table).where(table.id.in_(ids)))
+        return len(ids)
 
     # --- Erasure ---
 

@@ -110,6 +110,9 @@ class TenantSettings(BaseModel):
     # The tenant's own web domains ("evimmarket.com.tr", subdomains included): a link in its knowledge to
     # any other domain is flagged at ingestion (see ingestion.screening).
     own_domains: tuple[str, ...] = ()
+    # Days the tenant's audit entries and suggestions are kept (KVKK: no longer than needed); older ones
+    # are pruned in the background (assist.retention). A reply that was learned stays as knowledge.
+    retention_days: int = Field(default=180, ge=1, le=3650)
 
     @field_validator("resolve_thresholds")
     @classmethod

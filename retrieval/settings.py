@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     rate_burst: int = Field(default=40, ge=1)
     # Threads running assist and search Python at once. None: 4 with the index process, else 2.
     compute_slots: int | None = Field(default=None, ge=1)
+    # Hours between the server's prunings of expired audit entries and suggestions (each tenant's
+    # retention_days; see assist/retention.py). 0: the server never prunes (`invekto-knowledge prune` does).
+    retention_prune_hours: float = Field(default=6.0, ge=0.0)
 
     @property
     def index_dir(self) -> Path:
