@@ -213,11 +213,16 @@ def run_soak(
                         f"search p99 {row['search_ms']['p99']} ms max {row['search_ms']['max']} ms, "
                         f"disk {row['disk_mib']} MiB, rss {row['rss_mib']} MiB, {row['segments']} segments"
                     )
+                # Searches on the index the jobs left (more segments), with nothing else running.
+                settled = time.perf_counter()
+                time.sleep(idle_s)
+                idle_after = searchers.between(settled, time.perf_counter())
             after = timeline[-1] if timeline else opened
             stalls = {
                 "idle": latency_stats(idle),
                 "during_writes": latency_stats(searchers.overlapping(writes)),
                 "during_optimize": latency_stats(searchers.overlapping(optimizes)),
+                "idle_after_jobs": latency_stats(idle_after),
                 "all_jobs": latency_stats(searchers.between(writes[0][0], optimizes[-1][1]) if jobs else []),
             }
         finally:
