@@ -446,7 +446,8 @@ class IngestionJobs:
         try:
             # A resumed job goes on where it stopped: what it already indexed stays counted as indexed.
             finished = {f.name for f in job.files if f.status in ("indexed", "skipped")}
-            items = [i for i in items_for(job.tenant_id, job_dir) if i.name not in finished]
+            ids = self.registry.ids  # job file names are stored as ids (a name with personal data, keyed)
+            items = [i for i in items_for(job.tenant_id, job_dir) if ids.id(i.name) not in finished]
             self.ingestor.run(
                 job.tenant_id, job.kind, items, job=job, progress=lambda p: self._on_progress(job.id, p)
             )

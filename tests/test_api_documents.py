@@ -365,7 +365,12 @@ def test_a_resumed_job_counts_the_chunks_it_wrote_before_it_stopped(
     tmp_path: Path, use_embedder: Embedder
 ) -> None:
     data = tmp_path / "data"
-    files = (FIXTURES / "kargo.md", FIXTURES / "iade.txt", DBANK / "kredi.html")
+    # One name carries a phone number: the job stores it as a keyed id, and the resume still matches it.
+    named = (
+        "musteri-05321234567.txt",
+        "Müşteri 3 taksitle ödeme yapmak istedi; taksit seçenekleri anlatıldı.".encode(),
+    )
+    files = (FIXTURES / "kargo.md", FIXTURES / "iade.txt", DBANK / "kredi.html", named)
     acme, location = _queued_while_the_worker_is_stopped(
         data, use_embedder, lambda client, headers: upload_files(client, headers, *files)
     )
@@ -391,7 +396,7 @@ def test_a_resumed_job_counts_the_chunks_it_wrote_before_it_stopped(
         job_out = wait_for_job(second, acme, location)
         documents = second.get("/v1/documents", headers=acme).json()
     ctx.close()
-    assert job_out["status"] == "succeeded" and job_out["files_done"] == 3
+    assert job_out["status"] == "succeeded" and job_out["files_done"] == 4
     assert job_out["chunks_written"] == sum(d["chunk_count"] for d in documents) > 0
     assert {f["status"] for f in job_out["files"]} == {"indexed"}
 
