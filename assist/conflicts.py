@@ -32,12 +32,14 @@ from .verify import TenantVocabulary, question_terms, ready_answer, source_answe
 # are this similar (0..1, see _similarity), ...
 MIN_SIMILARITY = 0.2
 # ...the clause around one value is this much contained in the other's words (IDF-weighted share), ...
-MIN_CLAUSE_CONTAINED = 0.85
+MIN_CLAUSE_CONTAINED = 0.65
 # ...the two clauses share this much IDF, as a share of an unseen word's (two words rare in the tenant's
 # knowledge, not one common one), ...
 MIN_SHARED_CLAUSE_IDF = 0.9
-# ...and, with an embedder, from this cosine of their sentences (topic included).
-MIN_COSINE = 0.55
+# ...and, with an embedder, the sentences (topic included) are this close in meaning, unless their words
+# alone are this similar.
+MIN_COSINE = 0.45
+SURE_SIMILARITY = 0.4
 # Two yes/no answers answer the same question when the questions' words are this similar (and, with an
 # embedder, the questions this close in meaning).
 MIN_QUESTION_SIMILARITY = 0.5
@@ -256,7 +258,7 @@ def _pair_conflict(
     score = _similarity(wa, wb, vocabulary)
     if score < MIN_SIMILARITY or not _same_thing(fa, wa, fb, wb, vocabulary):
         return None
-    if cosine is not None and cosine < MIN_COSINE:
+    if cosine is not None and cosine < MIN_COSINE and score < SURE_SIMILARITY:
         return None
     if _agrees(fa.value, fa.kind, wa, by_ref[sb.ref], vocabulary) or _agrees(
         fb.value, fb.kind, wb, by_ref[sa.ref], vocabulary
