@@ -29,6 +29,18 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(index_app, name="index")
 app.add_typer(eval_app, name="eval")
 
+
+@eval_app.callback()
+def _eval_needs_its_extra() -> None:
+    from retrieval.extras import MissingExtraError, require_installed
+
+    try:
+        require_installed(("ranx", "matplotlib", "sklearn"), "eval", "invekto-knowledge eval")
+    except MissingExtraError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
 DEFAULT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
 app.add_typer(ingest_app, name="ingest")
 app.command()(serve)

@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .extras import MissingExtraError, require_module
+
 DEFAULT_EMBEDDER = "use-multilingual"
 
 
@@ -81,8 +83,11 @@ class SentenceTransformerEmbedder:
         self._name = name_or_path
         self._batch_size = batch_size
         try:
-            from sentence_transformers import SentenceTransformer
-
+            st = require_module("sentence_transformers", "st", "INVEKTO_EMBEDDER=sentence-transformers:…")
+        except MissingExtraError as exc:
+            raise EmbedderError(str(exc)) from exc
+        try:
+            SentenceTransformer = st.SentenceTransformer
             local = Path(name_or_path).expanduser()
             target = str(local) if local.exists() else name_or_path
             self._model = SentenceTransformer(target, device=device)

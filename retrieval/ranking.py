@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .embedders import EmbedderError
+from .extras import MissingExtraError, require_module
 from .models import SearchHit
 from .text import normalise_for_match
 
@@ -15,8 +16,11 @@ class CrossEncoderReranker:
 
     def __init__(self, name_or_path: str, device: str = "cpu") -> None:
         try:
-            from sentence_transformers import CrossEncoder
-
+            st = require_module("sentence_transformers", "st", "INVEKTO_RERANK_MODEL (a cross-encoder)")
+        except MissingExtraError as exc:
+            raise EmbedderError(str(exc)) from exc
+        try:
+            CrossEncoder = st.CrossEncoder
             local = Path(name_or_path).expanduser()
             self._model = CrossEncoder(str(local) if local.exists() else name_or_path, device=device)
         except Exception as exc:
