@@ -31,7 +31,7 @@ from typing import Literal
 
 from fastapi import UploadFile
 
-from ingestion.loaders import DEFAULT_MAX_BYTES
+from ingestion.loaders import DEFAULT_MAX_BYTES, is_binary
 from ingestion.pipeline import IngestItem, Ingestor, IngestProgress
 from ingestion.registry import Registry
 from ingestion.registry_models import Job, JobKind
@@ -134,12 +134,10 @@ def binary_kind(head: bytes) -> str | None:
         return "a legacy Office file (.doc, .xls or .ppt); save it as DOCX, XLSX or PPTX"
     if b"%PDF-" in head[:1024] or head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\xff\xfe", b"\xfe\xff")):
         return None  # PDF, Office package or UTF-16 text: the loader decides
-    if b"\x00" not in head:
-        return None  # text in some encoding
     for magic, label in _BINARY_SIGNATURES:
-        if head.startswith(magic):
+        if head.startswith(magic) and b"\x00" in head:
             return label
-    return "binary content"
+    return "binary content" if is_binary(head) else None  # else text in some encoding
 
 
 def _check(name: str, size: int, head: bytes) -> None:

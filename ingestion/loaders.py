@@ -280,6 +280,13 @@ def _decode_text(data: bytes) -> str | None:
     return None
 
 
+def is_binary(data: bytes) -> bool:
+    """True when `data` (a whole file or its first bytes) is neither text nor a supported document."""
+    if b"%PDF-" in data[:1024] or data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return False
+    return _decode_text(data) is None
+
+
 def _is_json(text: str) -> bool:
     try:
         json.loads(text)

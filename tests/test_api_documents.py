@@ -94,6 +94,7 @@ def test_a_mislabelled_file_fails_in_the_job_with_its_reason_and_the_rest_is_ind
         ("logo.png", PNG, "a PNG image"),
         ("kurulum.pdf", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00", "a Windows program"),
         ("eski.doc", bytes.fromhex("D0CF11E0A1B11AE1") + b"\x00" * 64, "legacy Office"),
+        ("veri.txt", bytes(range(128, 256)) * 64, "binary content"),  # high bytes only, no NUL
     ],
 )
 def test_a_binary_file_is_refused_alone_and_the_rest_of_the_upload_goes_in(
