@@ -10,6 +10,7 @@ source that says "14 gün" and, about a customer's own order, "20 gün geçtiği
 that says 14. Precision comes first: a false conflict costs the tenant time.
 
 `conflicted_refs` gives the sources with an open conflict, which must not answer customers on their own.
+Stale documents (`stale_sources`, in `assist.stale`) are importable from here too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ from retrieval.models import SearchHit
 from .facts import Fact, sentence_facts, terms, value_text
 from .language import match_form
 from .sentences import split_sentences
+from .stale import StaleSource, stale_sources, updated_date
 from .verify import TenantVocabulary, question_terms, ready_answer, source_answer, source_key
+
+__all__ = [
+    "YES_NO",
+    "Conflict",
+    "Passage",
+    "StaleSource",
+    "conflicted_refs",
+    "find_conflicts",
+    "stale_sources",
+]
 
 # Two values are about the same thing when all of these hold: the words of their sentences and topics
 # are this similar (0..1, see _similarity), ...
@@ -48,7 +60,6 @@ MIN_QUESTION_COSINE = 0.75
 AGREE_SIMILARITY = 0.25
 # Weight of a word by where it stands: in the value's clause, elsewhere in its sentence, in the topic.
 _CLAUSE, _SENTENCE, _TOPIC = 1.0, 0.5, 0.5
-_UPDATED_LINE = re.compile(r"son g[uü]ncelle|g[uü]ncellenme tarihi|last updated", re.IGNORECASE)
 _YES = re.compile(r"^(?:evet|tabii|tabi|elbette)\b")
 _NO = re.compile(r"^(?:hayir|maalesef)\b")
 YES_NO = "evet/hayır"
@@ -133,8 +144,8 @@ def _statements(chunks: Sequence[SearchHit]) -> list[_Statement]:
         else:
             lines = [(line, _topic(hit)) for line in source_answer(hit).splitlines()]
         for line, topic in lines:
-            if _UPDATED_LINE.search(line):
-                continue
+            if updated_date(line):
+                continue  # the page's own date is no fact about the shop
             for sentence in split_sentences(line.replace(" | ", ": ")):
                 if (hit.ref, sentence) in seen:
                     continue

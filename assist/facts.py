@@ -105,6 +105,11 @@ def _clauses(folded: str) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
+_SUFFIX = re.compile(r"['’]\w+")
+# Unit words say what kind a value is, not what it is about.
+_UNIT_WORDS = frozenset({"is", "saat", "tl", "lira", "ay", "yil", "dakik", "hafta", "yuzde"})
+
+
 def terms(text: str) -> frozenset[str]:
     """Return the topic stems of `text`: content_terms without numbers, units and suffixes after an apostrophe."""
     return frozenset(
@@ -112,10 +117,6 @@ def terms(text: str) -> frozenset[str]:
         for t in content_terms(_SUFFIX.sub("", text))
         if t not in _UNIT_WORDS and not t.startswith("gun") and not re.search(r"\d", t)
     )
-
-
-_SUFFIX = re.compile(r"['’]\w+")
-_UNIT_WORDS = frozenset({"is", "saat", "tl", "lira", "ay", "yil", "dakik", "hafta", "yuzde"})
 
 
 def sentence_facts(sentence: str) -> list[Fact]:
@@ -145,32 +146,33 @@ def sentence_facts(sentence: str) -> list[Fact]:
             )
             taken.append(m.span())
     for m in _AMOUNT_RE.finditer(folded):
-        if any(a <= m.start() < b for a, b in taken):
-            continue
-        unit_words = m.group(2)
-        kind = next((name for name, pattern in _UNITS if pattern.match(unit_words)), None)
-        if kind is None:
-            continue
-        rest = folded[m.end(1) :]
-        after_unit = re.sub(r"^(?:'\w+)?\s+[a-z]+(?:\s+gun\w*)?", "", rest)
-        if _SITUATION.match(after_unit) or re.match(r"^(?:'\w+)?\s+gun(?:dur|durur)", rest):
-            continue
-        values = _values(m.group(1))
-        if not values:
-            continue
-        if kind == "tarih":
-            if not m.group(1)[:1].isdigit():
-                continue  # "bir Mart" is no date
-            month = next(i for i, name in enumerate(MONTHS, 1) if unit_words.startswith(name))
-            values = tuple(month * 100 + v for v in values)
-        end = (
-            m.start(2)
-            + len(unit_words.split()[0])
-            + (len(unit_words.split()[1]) + 1 if kind == "iş günü" else 0)
-        )
-        facts.append(Fact(kind, values, sentence[m.start() : end], clause_terms(m.start()), m.start()))
+        if not any(a <= m.start() < b for a, b in taken) and (fact := _amount(m, folded, sentence)):
+            facts.append(Fact(fact.kind, fact.value, fact.surface, clause_terms(m.start()), m.start()))
     facts.sort(key=lambda f: f.start)
     return facts
+
+
+def _amount(m: re.Match[str], folded: str, sentence: str) -> Fact | None:
+    """Return the fact of a number (or list or range of numbers) and the unit after it, else None."""
+    unit_words = m.group(2)
+    kind = next((name for name, pattern in _UNITS if pattern.match(unit_words)), None)
+    if kind is None:
+        return None
+    rest = folded[m.end(1) :]
+    after_unit = re.sub(r"^(?:'\w+)?\s+[a-z]+(?:\s+gun\w*)?", "", rest)
+    if _SITUATION.match(after_unit) or re.match(r"^(?:'\w+)?\s+gun(?:dur|durur)", rest):
+        return None
+    values = _values(m.group(1))
+    if not values:
+        return None
+    if kind == "tarih":
+        if not m.group(1)[:1].isdigit():
+            return None  # "bir Mart" is no date
+        month = next(i for i, name in enumerate(MONTHS, 1) if unit_words.startswith(name))
+        values = tuple(month * 100 + v for v in values)
+    unit = unit_words.split()
+    end = m.start(2) + len(unit[0]) + (len(unit[1]) + 1 if kind == "iş günü" else 0)
+    return Fact(kind, values, sentence[m.start() : end], frozenset(), m.start())
 
 
 def value_text(fact: Fact) -> str:
