@@ -31,6 +31,7 @@ from .routes import (
     feedback,
     health,
     jobs,
+    knowledge,
     playground,
     search,
 )
@@ -126,6 +127,7 @@ def create_app(
         search,
         assist,
         feedback,
+        knowledge,
         admin,
         health,
         playground,

@@ -6,6 +6,7 @@ stored as one extra entry of the suggestion's citation list, {"query": ...}, and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,6 +36,25 @@ def query_of(stored: Iterable[Mapping[str, Any]]) -> str | None:
 def learned_doc_id(suggestion_id: str) -> str:
     """Return the knowledge document id of the reply learned from a suggestion's feedback."""
     return f"feedback:{suggestion_id}"
+
+
+def gap_doc_id(question: str) -> str:
+    """Return the knowledge document id of the answer a tenant wrote for a knowledge gap's question."""
+    digest = hashlib.sha256(" ".join(question.lower().split()).encode()).hexdigest()[:16]
+    return f"gap:{digest}"
+
+
+def gap_answer_item(tenant_id: str, question: str, answer: str) -> IngestItem:
+    """Return the ingestion item of an answer written for a knowledge gap: a FAQ entry like a sheet row's
+    (the same question written up again replaces the earlier answer: a new version of one document)."""
+    doc_id = gap_doc_id(question)
+    doc = TextDocument(
+        id=doc_id,
+        text=f"Soru: {question}\nCevap: {answer}",
+        title=question,
+        metadata={"question": question, "answer": answer, "entry_id": doc_id, "gap": True},
+    )
+    return text_items(tenant_id, [doc], source="faq")[0]
 
 
 def feedback_item(tenant_id: str, suggestion_id: str, question: str, answer: str, action: str) -> IngestItem:

@@ -15,24 +15,30 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import datetime
+from functools import lru_cache, partial
 from typing import Any
+
+import numpy as np
 
 from ingestion.pipeline import Ingestor, tenant_redactor
 from ingestion.redact import Redactor
 from ingestion.registry import Registry
 from ingestion.registry_models import PiiPattern, Tenant, TenantSettings
-from retrieval.index import QueryOptions
+from retrieval.embedders import embed_queries
+from retrieval.index import QueryOptions, encoder_text
 from retrieval.index_process import AnyIndex
 from retrieval.models import SearchHit, SearchResult
 from retrieval.settings import Settings
 
 from .confidence import BLOCK_REASONS, Evidence, gather_evidence
 from .extractive import SNIPPET_CHARS, extractive_replies
+from .gap_log import GapLog
+from .gaps import CandidateAnswer, GapTopic, gap_topics
 from .generate import context_text, generate_answer
 from .handoff import ResolveThresholds, customer_message, handoff_summary
 from .language import content_terms, conversation_language, foreign_language
-from .learning import feedback_item, learned_doc_id, query_of, stored_citations
+from .learning import feedback_item, gap_answer_item, gap_doc_id, learned_doc_id, query_of, stored_citations
 from .models import (
     AssistRequest,
     Citation,
@@ -52,7 +58,7 @@ from .query import ConversationQuery, build_query, customer_bursts, deterministi
 from .resolve import EXTRACTIVE, Decision, knowledge_decision, safety_handoff
 from .safety import assess
 from .self_test import Probe, answers_probe, knowledge_probes
-from .verify import TenantVocabulary
+from .verify import TenantVocabulary, ready_answer, source_key
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,8 @@ _SEARCH = QueryOptions(limit=SEARCH_LIMIT)
 MAX_SUGGESTIONS = 3
 # Below this a suggestion is noise, not help: off-domain questions land here.
 MIN_SUGGEST_CONFIDENCE = MIN_SUGGEST_PROBABILITY
+# Chunks embedded to place a tenant's knowledge in meaning space for the gap report (its mean vector).
+CENTROID_SAMPLE = 400
 # A second or third suggestion must reach this share of the first one's confidence.
 SECONDARY_SHARE = 0.5
 # Without a certified threshold (suggest-only), a suggestion this probable needs no caution.
@@ -174,6 +182,7 @@ class AssistService:
         self.provider = provider if provider is not None else provider_from_settings(settings)
         self._knowledge: dict[str, _TenantKnowledge] = {}
         self._knowledge_lock = threading.Lock()
+        self.gap_log = GapLog(registry)
         # New or removed knowledge changes word rarity and the policy's evidence: derive both again.
         self.ingestor.on_change.append(self.forget_knowledge)
 
@@ -441,6 +450,8 @@ class AssistService:
             )
             for sid, d, text, cits in zip(ids, drafts, texts, citations, strict=True)
         ]
+        if not suggestions and not conv.foreign:
+            self.gap_log.record(tenant_id, step.conversation_id, query.text, "no_knowledge")
         if not suggestions and note is None:
             note = "Bu soruya yeterince yakın bilgi bulunamadı; öneri yok."
         if conv.foreign:
@@ -495,6 +506,8 @@ class AssistService:
             reason=decision.reason,
             confidence=decision.confidence,
         )
+        if decision.reason is not None:
+            self.gap_log.record(tenant_id, request.conversation_id, request_text, decision.reason)
         if decision.is_answer:
             return ResolveResponse(
                 decision="answer",
@@ -514,6 +527,52 @@ class AssistService:
             mode=decision.mode,
             language=conv.language,
         )
+
+    # ----- knowledge gaps -----
+
+    def knowledge_gaps(self, tenant: str | Tenant, since: datetime | None = None) -> list[GapTopic]:
+        """Return the questions handed off since `since` for want of knowledge, grouped into topics, each
+        with an earlier agent answer when one exists (see assist.gaps)."""
+        tenant = self._tenant(tenant)
+        questions = self.gap_log.questions(tenant.id, since)
+        if not questions:
+            return []
+        knowledge = self._tenant_knowledge(tenant)
+        embedder = getattr(self.index, "embedder", None)
+        embed, centroid = None, None
+        if embedder is not None:
+            embed = partial(embed_queries, embedder)
+            sample = [encoder_text(h.text) for h in self.index.chunks(tenant.id)[:CENTROID_SAMPLE]]
+            if sample:
+                mean = np.asarray(embedder.embed_documents(sample)).mean(axis=0)
+                centroid = mean / (np.linalg.norm(mean) or 1.0)
+
+        def candidate(topic: GapTopic) -> CandidateAnswer | None:
+            hits, evidence, _ = self._retrieve(tenant, topic.examples[0], knowledge)
+            for hit, ev in zip(hits, evidence, strict=True):
+                answer = ready_answer(hit)
+                if hit.source == "chat" and answer and ev.confidence >= MIN_SUGGEST_CONFIDENCE:
+                    return CandidateAnswer(answer, hit.ref, source_key(hit))
+            return None
+
+        return gap_topics(
+            questions, knowledge.vocabulary, embed=embed, knowledge_centroid=centroid, candidate=candidate
+        )
+
+    def answer_gap(
+        self, tenant_id: str, question: str, answer: str, asked: Sequence[str] = ()
+    ) -> tuple[str, str]:
+        """Index `answer` to `question` as a FAQ entry (redacted, screened, versioned like any FAQ row) and
+        clear the gap questions `asked` it answers; return (document id, job status)."""
+        tenant = self._tenant(tenant_id)
+        redactor = _redactor(tuple(tenant.settings.pii_patterns), tuple(tenant.settings.pii_allowed))
+        question, answer = redactor(question.strip()), redactor(answer.strip())
+        if not question or not answer:
+            raise ValueError("question and answer must not be empty")
+        job = self.ingestor.run(tenant.id, "faq", [gap_answer_item(tenant.id, question, answer)])
+        if job.status == "succeeded":
+            self.gap_log.forget(tenant.id, [question, *asked])
+        return gap_doc_id(question), job.status
 
     # ----- feedback -----
 

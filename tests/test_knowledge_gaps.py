@@ -1,0 +1,165 @@
+"""Knowledge gaps: handed-off questions come back grouped by topic, and writing one up answers it.
+
+Real parts throughout: the Lale shop FAQ in a Qdrant Edge index with the USE embedder, a SQLite registry
+file, the ingestion pipeline, and the HTTP API through FastAPI's test client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.context import ServiceContext
+from assist.gaps import GapQuestion, gap_topics
+from assist.verify import TenantVocabulary
+from retrieval.embedders import UseMultilingualEmbedder
+from tests.assist_env import SHOP, AssistEnv, add_shop_faq, ask, make_env
+from tests.test_api_env import UNLIMITED
+
+# Customers asking, in their own words, what the shop's FAQ does not say.
+TEACHER = (
+    "öğretmenlere indirim var mı",
+    "ogretmen indirimi yapiyor musunuz",
+    "öğretmen indirimi var mı acaba",
+)
+GIFT_CARD = ("hediye kartı satıyor musunuz", "hediye karti alabilir miyim")
+OFF_TOPIC = ("galatasaray maçı kaç kaç bitti",)
+
+
+@pytest.fixture
+def env(tmp_path: Path, use_embedder: UseMultilingualEmbedder) -> Iterator[AssistEnv]:
+    env = make_env(tmp_path, use_embedder)
+    add_shop_faq(env)
+    yield env
+    env.close()
+
+
+def _ask_all(env: AssistEnv) -> None:
+    service = env.service()
+    for i, text in enumerate(TEACHER + GIFT_CARD + OFF_TOPIC):
+        result = service.resolve(SHOP, ask(text, conversation_id=f"wa-{i}"))
+        assert result.decision == "handoff", text
+
+
+def test_handed_off_questions_come_back_as_topics_most_asked_first(env: AssistEnv) -> None:
+    _ask_all(env)
+    topics = env.service().knowledge_gaps(SHOP)
+
+    assert sum(t.count for t in topics) == len(TEACHER + GIFT_CARD + OFF_TOPIC)
+    first = topics[0]
+    assert first.count == len(TEACHER)
+    assert set(first.examples) <= set(TEACHER)
+    assert "ogretmen" in first.label.replace("ö", "o").replace("ğ", "g")
+    gift = next(t for t in topics if set(t.examples) & set(GIFT_CARD))
+    assert gift.count == len(GIFT_CARD)
+    # The football question is not the shop's business: it comes last, marked off topic.
+    assert topics[-1].examples == OFF_TOPIC and topics[-1].off_topic
+    assert not first.off_topic and not gift.off_topic
+
+
+def test_the_same_question_in_one_conversation_counts_once(env: AssistEnv) -> None:
+    service = env.service()
+    for _ in range(3):
+        service.resolve(SHOP, ask(TEACHER[0], conversation_id="wa-same"))
+    service.suggest(SHOP, ask(TEACHER[0], conversation_id="wa-same"))
+    topics = service.knowledge_gaps(SHOP)
+    assert [t.count for t in topics] == [1]
+
+
+def test_a_period_leaves_older_questions_out(env: AssistEnv) -> None:
+    _ask_all(env)
+    service = env.service()
+    assert service.knowledge_gaps(SHOP, since=datetime.now(UTC) + timedelta(minutes=1)) == []
+    assert service.knowledge_gaps(SHOP, since=datetime.now(UTC) - timedelta(days=1))
+
+
+def test_answered_questions_are_not_gaps(env: AssistEnv) -> None:
+    service = env.service()
+    result = service.resolve(SHOP, ask("Kargo ücreti ne kadar?"))
+    assert result.decision == "answer"
+    assert service.knowledge_gaps(SHOP) == []
+
+
+def test_writing_up_a_gap_answers_the_same_questions_and_clears_it(env: AssistEnv) -> None:
+    _ask_all(env)
+    service = env.service()
+    topic = service.knowledge_gaps(SHOP)[0]
+    answer = "Öğretmenlere özel bir indirimimiz yok; kampanyalarımızı e-bültenden takip edebilirsiniz."
+
+    doc_id, status = service.answer_gap(SHOP, "Öğretmenlere indirim var mı?", answer, topic.examples)
+
+    assert status == "succeeded"
+    assert env.registry.get_document(SHOP, doc_id) is not None
+    remaining = service.knowledge_gaps(SHOP)
+    assert all(not set(t.examples) & set(TEACHER) for t in remaining)
+    suggestion = service.suggest(SHOP, ask("öğretmenlere indirim var mı")).suggestions[0]
+    assert "Öğretmenlere özel bir indirimimiz yok" in suggestion.text
+    assert suggestion.citations[0].ref == f"faq:{doc_id}"
+
+
+def test_a_written_up_answer_is_redacted_and_an_empty_one_refused(env: AssistEnv) -> None:
+    service = env.service()
+    doc_id, status = service.answer_gap(
+        SHOP, "İade için kimi arayayım?", "0532 111 22 33 numaralı Ayşe Hanım'ı arayın."
+    )
+    assert status == "succeeded"
+    stored = env.index.chunks(SHOP, env.registry.ids.id(doc_id))
+    assert stored and all("0532 111 22 33" not in h.text for h in stored)
+    with pytest.raises(ValueError, match="must not be empty"):
+        service.answer_gap(SHOP, "Soru?", "   ")
+
+
+def test_topics_group_by_rare_words_not_by_common_ones(env: AssistEnv) -> None:
+    """Sharing "indirim" does not make a teacher discount and a failing discount code one topic."""
+    vocabulary = TenantVocabulary(env.index.chunks(SHOP))
+    now = datetime.now(UTC)
+    questions = [
+        GapQuestion(t, "no_knowledge", now)
+        for t in (
+            "öğretmenlere indirim var mı",
+            "öğretmen indirimi yapıyor musunuz",
+            "indirim kodum çalışmıyor",
+        )
+    ]
+    topics = gap_topics(questions, vocabulary)
+    assert sorted(t.count for t in topics) == [1, 2]
+
+
+def test_gap_report_and_write_up_over_http(env: AssistEnv) -> None:
+    _ask_all(env)
+    context = ServiceContext(env.settings, env.index, env.registry, env.ingestor)
+    _, key = env.registry.create_api_key(SHOP, "inbox")
+    headers = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(env.settings, context, rate_limit=UNLIMITED)) as client:
+        report = client.get("/v1/knowledge/gaps", headers=headers)
+        assert report.status_code == 200, report.text
+        body = report.json()
+        assert body["questions"] == len(TEACHER + GIFT_CARD + OFF_TOPIC)
+        top = body["topics"][0]
+        assert top["count"] == len(TEACHER) and top["off_topic"] is False
+
+        written = client.post(
+            "/v1/knowledge/gaps/answer",
+            headers=headers,
+            json={
+                "question": "Öğretmenlere indirim var mı?",
+                "answer": "Öğretmen indirimi yok.",
+                "asked": top["examples"],
+            },
+        )
+        assert written.status_code == 200, written.text
+        assert written.json()["status"] == "succeeded"
+        after = client.get("/v1/knowledge/gaps", headers=headers).json()
+        assert after["questions"] == len(GIFT_CARD + OFF_TOPIC)
+
+        empty = client.post(
+            "/v1/knowledge/gaps/answer", headers=headers, json={"question": "x", "answer": ""}
+        )
+        assert empty.status_code == 422
+        future = client.get("/v1/knowledge/gaps", headers=headers, params={"since": "2999-01-01T00:00:00Z"})
+        assert future.json()["topics"] == []
