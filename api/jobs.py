@@ -395,7 +395,18 @@ class IngestionJobs:
         if job is None:
             return None
         running = self._jobs.get(job_id)
-        return JobOut.of(job, running.last if running else None)
+        return self.shown(job, running.last if running else None)
+
+    def shown(self, job: Job, current: str | None = None) -> JobOut:
+        """Return the job as the API shows it: no error names a folder of the server."""
+        out = JobOut.of(job, current)
+        data_dir = self.uploads_dir.parent
+        files = [
+            f.model_copy(update={"error": public_text(f.error, data_dir)}) if f.error else f
+            for f in out.files
+        ]
+        error = public_text(out.error, data_dir) if out.error else None
+        return out.model_copy(update={"error": error, "files": files})
 
     def resume_interrupted(self) -> int:
         """Queue again the jobs a previous process left queued or running; return how many.

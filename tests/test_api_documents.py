@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from collections.abc import Callable
@@ -444,6 +445,20 @@ def test_a_job_error_names_the_file_not_the_servers_folders(tmp_path: Path, use_
     ctx.close()
     assert job["status"] == "failed" and "sohbetler.jsonl" in job["error"]
     assert str(tmp_path) not in job["error"] and "/uploads/" not in job["error"], job["error"]
+
+    # Whatever a file's error quotes (an OS error names the path it failed on), no folder is shown.
+    ctx = open_context(data, use_embedder)
+    other = ctx.registry.create_job("acme", "files", ["rapor.txt"])
+    error = f"[Errno 13] Permission denied: '{data}/uploads/acme/{other.id}/files/rapor.txt'"
+    ctx.registry.update_job_file(other.id, "rapor.txt", "failed", error=error)
+    ctx.registry.finish_job(other.id, error=f"stopped in {data}")
+    with TestClient(create_app(ctx.settings, ctx, rate_limit=UNLIMITED)) as third:
+        shown = third.get(f"/v1/jobs/{other.id}", headers=acme).json()
+        listed = third.get("/v1/jobs", headers=acme).json()
+    ctx.close()
+    assert shown["files"][0]["error"] == "[Errno 13] Permission denied: 'rapor.txt'"
+    assert shown["error"] == "stopped in the data folder"
+    assert str(data) not in json.dumps(listed)
 
 
 def test_a_zip_that_is_not_an_office_file_fails_in_the_job_not_at_upload(client: TestClient) -> None:

@@ -39,7 +39,7 @@ def get_job(job_id: str, tenant: TenantDep, jobs: JobsDep) -> JobOut:
 
 @router.get("", response_model=list[JobOut])
 def list_jobs(
-    tenant: TenantDep, context: ContextDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    tenant: TenantDep, context: ContextDep, jobs: JobsDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> list[JobOut]:
     """The tenant's most recent ingestion jobs, newest first."""
-    return [JobOut.of(job) for job in context.registry.list_jobs(tenant.id, limit=limit)]
+    return [jobs.shown(job) for job in context.registry.list_jobs(tenant.id, limit=limit)]
