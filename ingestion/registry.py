@@ -353,8 +353,18 @@ class Registry:
     def get_document(self, tenant_id: str, doc_id: str) -> Document | None:
         """Return the tenant's document, or None."""
         with self._transaction(write=False) as session:
-            row = session.get(DocumentRow, (tenant_id, self.ids.id(doc_id)))
+            row = self._document_row(session, tenant_id, doc_id)
             return to_record(Document, row) if row else None
+
+    def _document_row(
+        self, session: Session, tenant_id: str, doc_id: str, *, for_update: bool = False
+    ) -> DocumentRow | None:
+        """The row of the guarded id, else (a row stored before ids were guarded) of the raw one."""
+        guarded = self.ids.id(doc_id)
+        row = session.get(DocumentRow, (tenant_id, guarded), with_for_update=for_update)
+        if row is None and guarded != doc_id:
+            row = session.get(DocumentRow, (tenant_id, doc_id), with_for_update=for_update)
+        return row
 
     def list_documents(
         self, tenant_id: str, status: DocumentStatus | None = None, source: DocumentSource | None = None
@@ -549,7 +559,7 @@ class Registry:
         """Return the document marked deleted (kept as a tombstone of its guarded id and redacted title),
         or None if there is none."""
         with self._transaction() as session:
-            row = session.get(DocumentRow, (tenant_id, self.ids.id(doc_id)), with_for_update=True)
+            row = self._document_row(session, tenant_id, doc_id, for_update=True)
             if row is None:
                 return None
             row.status, row.chunk_count, row.error = "deleted", 0, None
@@ -560,12 +570,11 @@ class Registry:
 
     def forget_document(self, tenant_id: str, doc_id: str) -> bool:
         """Return True if the document's record existed and is now gone entirely."""
-        doc_id = self.ids.id(doc_id)
         with self._transaction() as session:
-            row = session.get(DocumentRow, (tenant_id, doc_id))
+            row = self._document_row(session, tenant_id, doc_id)
             if row is not None:
                 session.delete(row)
-            _drop_links(session, tenant_id, "document", [doc_id])
+            _drop_links(session, tenant_id, "document", [self.ids.id(doc_id)])
             return row is not None
 
     # --- Ingestion jobs ---

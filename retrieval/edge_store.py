@@ -261,7 +261,7 @@ class EdgeStore:
         Deleting points only marks them: their payloads stay in the segments and the write-ahead log
         until the engine reuses the space. After an erasure nothing of them may stay on disk, so the live
         points are copied into a new shard, which replaces the old one; the old one is removed. The new
-        shard's dense vectors are not in HNSW yet (KnowledgeIndex.compact builds it).
+        shard's dense vectors are not in HNSW yet (the next KnowledgeIndex.maintain builds it).
         """
         shard_dir = self.index_dir / _SHARD_DIR
         new_dir, old_dir = self.index_dir / _NEW_SHARD_DIR, self.index_dir / _OLD_SHARD_DIR

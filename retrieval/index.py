@@ -184,15 +184,16 @@ class KnowledgeIndex:
         return ran
 
     def compact(self) -> int:
-        """Rewrite the store without deleted points (edge: a new shard, WAL and segments included) and build
-        HNSW for it; return the live points. After an erasure nothing deleted may stay on disk. A Qdrant
-        server keeps its own files: it vacuums segments itself, so there this only reports the count."""
+        """Rewrite the store without deleted points (edge: a new shard, WAL and segments included); return
+        the live points. After an erasure nothing deleted may stay on disk. HNSW for the new shard is left
+        to the next maintain() (an ingestion job, `index optimize`): until then queries scan with the tenant
+        filter, which is exact. A Qdrant server keeps its own files and vacuums them itself: there this
+        only reports the count."""
         rewrite = getattr(self.store, "compact", None)
         if rewrite is None:
             return self.store.count()
         started = time.perf_counter()
         live = int(rewrite())
-        self.store.optimize()
         log.info("index compacted: %d live points in %.1fs", live, time.perf_counter() - started)
         return live
 

@@ -272,3 +272,16 @@ def test_the_cli_erases_a_customer_and_a_document_by_their_raw_values(
     assert "arama.txt" in listed.output and "musteri" not in listed.output
     assert runner.invoke(app, ["ingest", "erase", "--tenant", "acme"]).exit_code == 2
     assert raw_hits(data_dir) == {}
+
+
+def test_a_document_stored_before_ids_were_guarded_is_still_found_and_forgotten() -> None:
+    from ingestion.registry import Registry
+
+    with Registry("sqlite://") as registry:
+        registry.create_tenant("acme", "Acme")
+        registry._begin_document(
+            "acme", FILE_NAME, "doc", FILE_NAME, "eski", "h1"
+        )  # as an older release stored it
+        assert registry.get_document("acme", FILE_NAME).doc_id == FILE_NAME
+        assert registry.forget_document("acme", FILE_NAME)
+        assert registry.get_document("acme", FILE_NAME) is None
