@@ -239,8 +239,15 @@ def find_conflicts(
         for term in fact.clause:
             postings.setdefault((fact.kind, term), []).append(n)
     best: dict[tuple[str, str, str, tuple[float, ...], tuple[float, ...]], Conflict] = {}
+    enough = MIN_SHARED_CLAUSE_IDF * vocabulary.max_idf
     for n, (i, sa, fa) in enumerate(facts):
-        for m in sorted({m for term in fa.clause for m in postings[(fa.kind, term)] if m > n}):
+        shared: dict[int, float] = {}
+        for term in fa.clause:
+            idf = vocabulary.idf(term)
+            for m in postings[(fa.kind, term)]:
+                if m > n:
+                    shared[m] = shared.get(m, 0.0) + idf
+        for m in sorted(m for m, idf in shared.items() if idf >= enough):
             j, sb, fb = facts[m]
             if sa.ref == sb.ref or not _disjoint(fa, fb):
                 continue
