@@ -92,6 +92,15 @@ def test_a_search_is_answered_while_a_long_write_is_still_encoding(hosted: Hoste
     assert hosted.count("long") == len(long_write)
 
 
+def test_searches_sent_during_a_compact_are_answered_from_the_rewritten_index(hosted: HostedIndex) -> None:
+    before = [_ranking(hosted, "acme", q) for q in QUESTIONS]
+    compacting = hosted._submit("compact")
+    searching = [hosted.submit_search("acme", q) for q in QUESTIONS]
+    assert compacting.result(timeout=120) == hosted.count()
+    after = [[(h.doc_id, h.score) for h in f.result(timeout=60).hits] for f in searching]
+    assert all(_same(a, b) for a, b in zip(after, before, strict=True))
+
+
 def test_the_child_owns_the_index_and_its_lock(hosted: HostedIndex, data_dir: Path) -> None:
     assert hosted.pid is not None and hosted.pid != os.getpid()
     with pytest.raises(StoreError, match=f"in use \\(lock held by pid {hosted.pid}\\)"):
