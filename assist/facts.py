@@ -163,8 +163,8 @@ def _amount(m: re.Match[str], folded: str, sentence: str) -> Fact | None:
     if _SITUATION.match(after_unit) or re.match(r"^(?:'\w+)?\s+gun(?:dur|durur)", rest):
         return None
     values = _values(m.group(1))
-    if not values:
-        return None
+    if not values or (kind == "yıl" and max(values) >= 1900):
+        return None  # "2025 yılında" names a year, it counts none
     if kind == "tarih":
         if not m.group(1)[:1].isdigit():
             return None  # "bir Mart" is no date

@@ -75,6 +75,7 @@ def test_a_number_without_a_unit_or_about_one_customer_is_no_fact() -> None:
     assert values("Doğum tarihinizi 10 gün önce kaydetmişsiniz.") == []
     assert values("Paketiniz 4 gündür Ankara aktarma merkezinde.") == []
     assert values("Ürünü bir Martı Kargo şubesine teslim edin.") == []
+    assert values("2025 yılında fiyatlar güncellendi.") == []
 
 
 # --- conflicts ------------------------------------------------------------------------------------
