@@ -328,6 +328,18 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
             refused(client.delete("/v1/documents/b2.md", headers=a), 404),
             b_unchanged(),
         ),
+        ("DELETE", "/v1/erasure/documents/{doc_id:path}"): lambda: (
+            refused(client.delete("/v1/erasure/documents/b2.md", headers=a), 404),
+            b_unchanged(),
+        ),
+        ("DELETE", "/v1/erasure/conversations/{conversation_id:path}"): lambda: (
+            refused(client.delete("/v1/erasure/conversations/c-1", headers=a), 404),
+            b_unchanged(),
+        ),
+        ("POST", "/v1/erasure/customer"): lambda: (
+            no_b_data(client.post("/v1/erasure/customer", json={"email": "b@ornek.com.tr"}, headers=a)),
+            b_unchanged(),
+        ),
         ("GET", "/v1/jobs/{job_id}"): lambda: refused(client.get(f"/v1/jobs/{b_job['id']}", headers=a), 404),
         ("GET", "/v1/jobs"): lambda: no_b_data(client.get("/v1/jobs", headers=a)),
         ("POST", "/v1/conversations/import"): chats_import,
