@@ -9,7 +9,9 @@ probability; they stay available as suggestions for an agent, with the reason sh
 - knowledge flagged at ingestion (it addresses the assistant, asks the customer for secrets, or links
   outside the tenant's domains: metadata "flagged");
 - a past-chat reply that only makes sense in its conversation (metadata "auto_answer" False);
-- a reply that would contain a redaction placeholder ([TELEFON], [IBAN], ...).
+- a reply that would contain a redaction placeholder ([TELEFON], [IBAN], ...);
+- a source with an open conflict: another source of the tenant states a different value about the same
+  thing (`assist.conflicts`), so one of the two is wrong until the tenant fixes it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ BLOCK_REASONS: dict[str, str] = {
     "flagged": "kaynak, içerik denetiminde işaretlendi",
     "needs_context": "geçmiş sohbetteki yanıt yalnızca kendi konuşmasında anlamlı",
     "placeholder": "yanıt, maskelenmiş kişisel veri içeriyor",
+    "conflict": "kaynak, aynı konuda başka bir kaynakla çelişiyor",
 }
 
 
@@ -84,10 +87,12 @@ def gather_evidence(
     hits: Sequence[SearchHit],
     vocabulary: TenantVocabulary | None = None,
     model: VerifierModel | None = None,
+    conflicted: frozenset[str] = frozenset(),
 ) -> tuple[list[SearchHit], list[Evidence]]:
     """Return the hits most probable first (ties keep retrieval order) and the evidence of each.
 
     `vocabulary` is the tenant's (word rarity); without it the verifier scores without those features.
+    `conflicted` holds the refs of the tenant's sources with an open conflict.
     """
     if not hits:
         return [], []
@@ -107,7 +112,7 @@ def gather_evidence(
             cosine=max(0.0, hit.dense_score or 0.0),
             probability=p,
             missing=missing_words(question, hit),
-            blocked=blocked_reason(hit),
+            blocked=blocked_reason(hit) or ("conflict" if hit.ref in conflicted else None),
         )
         for hit, p in zip(hits, probabilities, strict=True)
     ]

@@ -32,6 +32,7 @@ from retrieval.models import SearchHit, SearchResult
 from retrieval.settings import Settings
 
 from .confidence import BLOCK_REASONS, Evidence, gather_evidence
+from .conflicts import Conflict, StaleSource, conflicted_refs, find_conflicts, stale_sources
 from .extractive import SNIPPET_CHARS, extractive_replies
 from .gap_log import GapLog
 from .gaps import CandidateAnswer, GapTopic, gap_topics
@@ -129,6 +130,12 @@ class _TenantKnowledge:
     thresholds: ResolveThresholds  # the tenant's settings it was derived with
     stamp: tuple[int, int]  # (indexed chunks, feedback rows) when it was derived
     checked: float
+    conflicts: tuple[Conflict, ...] = ()
+    stale: tuple[StaleSource, ...] = ()
+
+    @property
+    def conflicted(self) -> frozenset[str]:
+        return conflicted_refs(self.conflicts)
 
 
 def _caution(evidence: Evidence, threshold: float | None) -> str | None:
@@ -226,7 +233,9 @@ class AssistService:
     ) -> tuple[list[SearchHit], list[Evidence], str | None]:
         result = self.index.search(tenant.id, query, _SEARCH)
         knowledge = knowledge or self._tenant_knowledge(tenant)
-        hits, evidence = gather_evidence(query, result.hits, knowledge.vocabulary)
+        hits, evidence = gather_evidence(
+            query, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
+        )
         return hits, evidence, result.note
 
     # ----- auto-answer policy -----
@@ -267,7 +276,12 @@ class AssistService:
         thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
         chunks = self.index.chunks(tenant.id)
         vocabulary = TenantVocabulary(chunks)
-        unscored = _TenantKnowledge(vocabulary, choose_policy([]), thresholds, stamp, now)
+        # Words alone (no embedder): a little stricter than with meaning, and cheap enough for every change.
+        conflicts = tuple(find_conflicts(chunks, vocabulary=vocabulary))
+        stale = tuple(stale_sources(chunks))
+        unscored = _TenantKnowledge(
+            vocabulary, choose_policy([]), thresholds, stamp, now, conflicts=conflicts, stale=stale
+        )
         samples = [
             self._probe_sample(tenant, probe, unscored) for probe in knowledge_probes(chunks, vocabulary)
         ]
@@ -285,7 +299,7 @@ class AssistService:
             policy.threshold,
             len(samples),
         )
-        return _TenantKnowledge(vocabulary, policy, thresholds, stamp, now)
+        return _TenantKnowledge(vocabulary, policy, thresholds, stamp, now, conflicts=conflicts, stale=stale)
 
     def _probe_sample(self, tenant: Tenant, probe: Probe, knowledge: _TenantKnowledge) -> EvidenceSample:
         hits, evidence, _ = self._retrieve(tenant, probe.question, knowledge)
@@ -375,7 +389,9 @@ class AssistService:
     def _finish_suggest(self, step: _SuggestStep, result: SearchResult) -> SuggestResponse:
         conv, query, tenant_id = step.conv, step.query, step.tenant_id
         knowledge = self._tenant_knowledge(conv.tenant)
-        hits, evidence = gather_evidence(query.text, result.hits, knowledge.vocabulary)
+        hits, evidence = gather_evidence(
+            query.text, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
+        )
         note = result.note
         threshold = knowledge.policy.threshold
         caution = {h.point_id: _caution(e, threshold) for h, e in zip(hits, evidence, strict=True)}
@@ -558,6 +574,12 @@ class AssistService:
         return gap_topics(
             questions, knowledge.vocabulary, embed=embed, knowledge_centroid=centroid, candidate=candidate
         )
+
+    def knowledge_conflicts(self, tenant: str | Tenant) -> tuple[list[Conflict], list[StaleSource]]:
+        """Return where the tenant's sources disagree (their refs are never sent automatically) and the
+        documents a newer one replaced."""
+        knowledge = self._tenant_knowledge(self._tenant(tenant))
+        return list(knowledge.conflicts), list(knowledge.stale)
 
     def answer_gap(
         self, tenant_id: str, question: str, answer: str, asked: Sequence[str] = ()

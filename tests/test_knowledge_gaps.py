@@ -17,8 +17,9 @@ from api.app import create_app
 from api.context import ServiceContext
 from assist.gaps import GapQuestion, gap_topics
 from assist.verify import TenantVocabulary
+from ingestion.sources import TextDocument
 from retrieval.embedders import UseMultilingualEmbedder
-from tests.assist_env import SHOP, AssistEnv, add_shop_faq, ask, make_env
+from tests.assist_env import SHOP, AssistEnv, add_documents, add_shop_faq, ask, make_env
 from tests.test_api_env import UNLIMITED
 
 # Customers asking, in their own words, what the shop's FAQ does not say.
@@ -163,3 +164,40 @@ def test_gap_report_and_write_up_over_http(env: AssistEnv) -> None:
         assert empty.status_code == 422
         future = client.get("/v1/knowledge/gaps", headers=headers, params={"since": "2999-01-01T00:00:00Z"})
         assert future.json()["topics"] == []
+
+
+# A policy page that says 30 days where the FAQ says 14: one of the two is wrong.
+POLICY_30 = TextDocument(
+    id="iade-politikasi.md",
+    title="İade politikası",
+    text="İade süresi\n\nÜrünü teslim aldığınız tarihten itibaren 30 gün içinde iade edebilirsiniz. "
+    "İade kargo ücreti bizden.",
+)
+
+
+def test_a_source_with_an_open_conflict_is_never_sent_automatically(env: AssistEnv) -> None:
+    service = env.service()
+    before = service.resolve(SHOP, ask("İade süresi kaç gün?"))
+    assert before.decision == "answer" and "14 gün" in (before.text or "")
+
+    add_documents(env, SHOP, [POLICY_30])
+    conflicts, _ = service.knowledge_conflicts(SHOP)
+    assert any({c.first.value, c.second.value} == {"14 gün", "30 gün"} for c in conflicts), conflicts
+
+    after = service.resolve(SHOP, ask("İade süresi kaç gün?"))
+    assert after.decision == "handoff"
+    suggestions = service.suggest(SHOP, ask("İade süresi kaç gün?")).suggestions
+    assert suggestions and all(s.caution and "çelişiyor" in s.caution for s in suggestions if "gün" in s.text)
+
+
+def test_conflicts_over_http(env: AssistEnv) -> None:
+    add_documents(env, SHOP, [POLICY_30])
+    context = ServiceContext(env.settings, env.index, env.registry, env.ingestor)
+    _, key = env.registry.create_api_key(SHOP, "inbox")
+    with TestClient(create_app(env.settings, context, rate_limit=UNLIMITED)) as client:
+        response = client.get("/v1/knowledge/conflicts", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.text
+    found = response.json()["conflicts"]
+    assert [sorted([c["first"]["value"], c["second"]["value"]]) for c in found] == [["14 gün", "30 gün"]]
+    refs = sorted([found[0]["first"]["ref"], found[0]["second"]["ref"]])
+    assert refs[0] == "doc:iade-politikasi.md" and refs[1].startswith("faq:")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from assist.conflicts import Conflict, Passage, StaleSource
 from assist.gaps import GapTopic
 
 from ..deps import AssistDep, ComputeDep, TenantDep
@@ -72,6 +73,72 @@ class GapAnswerIn(BaseModel):
 class GapAnswerOut(BaseModel):
     doc_id: str = Field(description="The FAQ entry's document; writing the same question again replaces it.")
     status: str = Field(description="The ingestion job's status: `succeeded` when it can be answered now.")
+
+
+class PassageOut(BaseModel):
+    ref: str = Field(description="The source, e.g. `faq:sss-012`, `doc:iade-politikasi.md`, `chat:c-014`.")
+    source: str
+    text: str = Field(description="The sentence that states the value.")
+    topic: str = Field(description="What the source answers: its question, or the page's section.")
+    value: str = Field(description="The value as written, e.g. `14 gün`.")
+
+    @classmethod
+    def of(cls, passage: Passage) -> PassageOut:
+        return cls(**passage.__dict__)
+
+
+class ConflictOut(BaseModel):
+    kind: str = Field(
+        description="What differs: `gün`, `iş günü`, `TL`, `%`, `taksit`, `saat`, `evet/hayır`, …"
+    )
+    first: PassageOut
+    second: PassageOut
+    reason: str
+
+
+class StaleOut(BaseModel):
+    ref: str = Field(description="The document a newer one replaced.")
+    replaced_by: str = Field(description="The newer document.")
+    reason: str
+    updated: date = Field(description="The older document's own date.")
+    replaced_on: date = Field(description="The newer document's date.")
+
+
+class ConflictReportOut(BaseModel):
+    conflicts: list[ConflictOut] = Field(
+        description="Sources that state different values about the same thing; neither answers customers "
+        "automatically until one is fixed."
+    )
+    stale: list[StaleOut]
+
+
+def _conflict_out(conflict: Conflict) -> ConflictOut:
+    return ConflictOut(
+        kind=conflict.kind,
+        first=PassageOut.of(conflict.first),
+        second=PassageOut.of(conflict.second),
+        reason=conflict.reason,
+    )
+
+
+def _stale_out(stale: StaleSource) -> StaleOut:
+    return StaleOut(
+        ref=stale.ref,
+        replaced_by=stale.replaced_by,
+        reason=stale.reason,
+        updated=stale.updated,
+        replaced_on=stale.replaced_on,
+    )
+
+
+@router.get("/conflicts", response_model=ConflictReportOut)
+async def conflicts(tenant: TenantDep, assist: AssistDep, compute: ComputeDep) -> ConflictReportOut:
+    """Where the tenant's sources disagree (the FAQ says 14 days, a page 30, an agent 7) and which
+    documents a newer one replaced."""
+    found, stale = await compute.run(assist.knowledge_conflicts, tenant)
+    return ConflictReportOut(
+        conflicts=[_conflict_out(c) for c in found], stale=[_stale_out(s) for s in stale]
+    )
 
 
 @router.get("/gaps", response_model=GapReportOut)
