@@ -141,6 +141,23 @@ def tenant_list(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%d}")
 
 
+@tenant_app.command("delete")
+def tenant_delete(
+    tenant_id: str = typer.Argument(..., help="The tenant to delete with everything it has."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+) -> None:
+    """Delete a tenant: its index points (the index is rewritten without them), documents, jobs, keys,
+    suggestions, audit and uploads."""
+    from ingestion.erasure import Eraser
+
+    if not yes:
+        raise _fail(f"deleting {tenant_id!r} cannot be undone; run again with --yes", 2)
+    with open_context() as ctx:
+        if not Eraser(ctx.ingestor, ctx.settings.data_dir / "uploads").tenant(tenant_id):
+            raise _fail(f"no tenant {tenant_id!r}")
+    typer.echo(f"deleted tenant {tenant_id}")
+
+
 @key_app.command("create")
 def key_create(
     tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant the key belongs to."),

@@ -272,6 +272,13 @@ def test_the_cli_erases_a_customer_and_a_document_by_their_raw_values(
     assert "arama.txt" in listed.output and "musteri" not in listed.output
     assert runner.invoke(app, ["ingest", "erase", "--tenant", "acme"]).exit_code == 2
     assert raw_hits(data_dir) == {}
+    assert runner.invoke(app, ["tenant", "delete", "acme"]).exit_code == 2  # not without --yes
+    deleted = runner.invoke(app, ["tenant", "delete", "acme", "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    assert runner.invoke(app, ["tenant", "delete", "acme", "--yes"]).exit_code == 1
+    assert "Ayşe Hanım" not in "".join(
+        p.read_bytes().decode("utf-8", "replace") for p in data_dir.rglob("*") if p.is_file()
+    )
 
 
 def test_a_document_stored_before_ids_were_guarded_is_still_found_and_forgotten() -> None:
