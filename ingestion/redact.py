@@ -93,7 +93,7 @@ _PLATE_RE = re.compile(
     r"(?<!\w)(?<!\d[.,/])(?:0[1-9]|[1-7]\d|8[01]) ?"
     r"(?P<letters>[A-Z] ?\d{4}|[A-Z]{2} ?\d{3,4}|[A-Z]{3} ?\d{2,3})(?!\w|[.,/]\d)"
 )
-# Units and currencies that give "10 TL 250"-shaped text with no plate in it.
+# Units, currencies and product words that give "10 TL 250"-shaped text with no plate in it.
 _NOT_PLATE_LETTERS = frozenset(
     [
         "TL",
@@ -125,6 +125,26 @@ _NOT_PLATE_LETTERS = frozenset(
         "NO",
         "TEL",
         "FAX",
+        "PRO",
+        "MAX",
+        "SE",
+        "TV",
+        "HD",
+        "FHD",
+        "UHD",
+        "LED",
+        "USB",
+        "SSD",
+        "HDD",
+        "RAM",
+        "CPU",
+        "GPU",
+        "SIM",
+        "LTE",
+        "GSM",
+        "MP",
+        "XL",
+        "XXL",
     ]
 )
 _CVV_LABEL = r"(?i:cvv2?|cvc2?|cvn|güvenlik kodu|guvenlik kodu|kart doğrulama kodu|kart dogrulama kodu)"

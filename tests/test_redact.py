@@ -313,6 +313,7 @@ NOT_PERSONAL_DATA = [
     "Garanti 2 yıl, 1.000.000 adet satıldı",
     "Son kullanma tarihi 12/2026 olan ürün",
     "Pasaport başvurusu için nüfus müdürlüğüne gidin",
+    "iPhone 15 PRO 256 GB, 55 TV 4K, beden 42 XL 38",
 ]
 
 
