@@ -160,8 +160,8 @@ _installed = False
 
 
 def install_log_redaction() -> None:
-    """Redact personal data in every log record's message and string arguments (access log paths,
-    file names and conversation ids in error lines), keeping the arguments' shape. Idempotent."""
+    """Redact personal data in every log record's message, arguments (access log paths, file names and
+    conversation ids in error lines; their shape is kept) and traceback. Idempotent."""
     global _installed
     if _installed:
         return
@@ -176,6 +176,8 @@ def install_log_redaction() -> None:
                 record.args = tuple(_redact_arg(a) for a in record.args)
             elif isinstance(record.args, dict):
                 record.args = {k: _redact_arg(v) for k, v in record.args.items()}
+            if record.exc_info and not record.exc_text:  # formatters reuse exc_text: the traceback too
+                record.exc_text = _BUILT_IN(logging.Formatter().formatException(record.exc_info))
         except Exception:  # a log line must never fail because of redaction
             pass
         return record

@@ -238,9 +238,15 @@ def test_log_lines_lose_personal_data_but_keep_their_shape(caplog: pytest.LogCap
         logging.getLogger("ingestion.pipeline").warning(
             "ingestion of %s failed: %s", FILE_NAME, f"{EMAIL}: bad"
         )
-    access, error = caplog.records[-2:]
+        try:
+            raise ValueError(f"uploads/acme/1/files/{FILE_NAME}: bozuk")
+        except ValueError:
+            logging.getLogger("api.jobs").exception("ingestion job %s stopped", "1")
+    access, error, crash = caplog.records[-3:]
     assert formatter.format(access) == '"GET /v1/documents/musteri-[TCKN].txt HTTP/1.1" 200 OK'
     assert error.getMessage() == "ingestion of musteri-[TCKN].txt failed: [EPOSTA]: bad"
+    traceback = logging.Formatter().format(crash)
+    assert "ValueError: uploads/acme/1/files/musteri-[TCKN].txt: bozuk" in traceback and TCKN not in traceback
 
 
 def test_the_cli_erases_a_customer_and_a_document_by_their_raw_values(
