@@ -110,13 +110,15 @@ def _clusters(similarity: np.ndarray) -> list[list[int]]:
     n = len(similarity)
     if n == 1:
         return [[0]]
-    from sklearn.cluster import AgglomerativeClustering
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
 
     distance = np.clip(1.0 - similarity, 0.0, None)
+    distance = (distance + distance.T) / 2
     np.fill_diagonal(distance, 0.0)
-    labels = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - SAME_TOPIC
-    ).fit_predict(distance)
+    tree = linkage(squareform(distance, checks=False), method="average")
+    # fcluster keeps a merge at exactly the cut; the strict "<" of "at least SAME_TOPIC alike" needs a hair less.
+    labels = fcluster(tree, t=1.0 - SAME_TOPIC - 1e-9, criterion="distance")
     groups: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
         groups.setdefault(int(label), []).append(i)
