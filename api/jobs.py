@@ -224,7 +224,10 @@ def file_uploads(uploads: list[UploadFile]) -> IngestionInput:
         except ProblemError as problem:
             refused[name] = problem
     if len(refused) == len(uploads):
-        raise refused[names[0]]
+        first = refused[names[0]]
+        if len(refused) > 1:
+            first.extensions["problems"] = [p.detail or p.title for p in refused.values()]
+        raise first
     kept = [(upload, name) for upload, name in zip(uploads, names, strict=True) if name not in refused]
 
     def write(job_dir: Path) -> None:

@@ -110,6 +110,9 @@ def test_a_binary_file_is_refused_alone_and_the_rest_of_the_upload_goes_in(
         problem["title"] == "Unsupported file type" and found in problem["detail"] and problem["file"] == name
     )
     assert client.get("/v1/jobs", headers=acme).json() == []  # nothing was started
+    both = upload_files(client, acme, (name, content), ("ikinci-" + name, content))
+    assert both.status_code == 415 and [p for p in both.json()["problems"] if p.startswith("ikinci-")]
+    assert client.get("/v1/jobs", headers=acme).json() == []
 
     response = upload_files(client, acme, FIXTURES / "kargo.md", (name, content))
     assert response.status_code == 202, response.text
