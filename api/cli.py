@@ -15,6 +15,7 @@ from .cli_admin import bench_api, key_app, serve, tenant_app
 from .cli_common import console, load_settings
 from .cli_demo import demo
 from .cli_ingest import ingest_app
+from .cli_report import report_app
 
 app = typer.Typer(
     help="Invekto knowledge and agent-assist service.", no_args_is_help=True, add_completion=False
@@ -32,12 +33,14 @@ app.add_typer(eval_app, name="eval")
 
 @eval_app.callback()
 def _eval_needs_its_extra() -> None:
+    from rich.markup import escape
+
     from retrieval.extras import MissingExtraError, require_installed
 
     try:
         require_installed(("ranx", "matplotlib", "sklearn"), "eval", "invekto-knowledge eval")
     except MissingExtraError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -47,6 +50,7 @@ app.command()(serve)
 app.command("demo")(demo)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
+app.add_typer(report_app, name="report")
 bench_app.command("api")(bench_api)
 
 

@@ -6,19 +6,23 @@ file, the ingestion pipeline, and the HTTP API through FastAPI's test client.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from api.app import create_app
+from api.cli import app as cli_app
 from api.context import ServiceContext
 from assist.gaps import GapQuestion, gap_topics
 from assist.verify import TenantVocabulary
 from ingestion.sources import TextDocument
 from retrieval.embedders import UseMultilingualEmbedder
+from retrieval.settings import Settings
 from tests.assist_env import SHOP, AssistEnv, add_documents, add_shop_faq, ask, make_env
 from tests.test_api_env import UNLIMITED
 
@@ -201,3 +205,31 @@ def test_conflicts_over_http(env: AssistEnv) -> None:
     assert [sorted([c["first"]["value"], c["second"]["value"]]) for c in found] == [["14 gün", "30 gün"]]
     refs = sorted([found[0]["first"]["ref"], found[0]["second"]["ref"]])
     assert refs[0] == "doc:iade-politikasi.md" and refs[1].startswith("faq:")
+
+
+def test_report_commands_show_gaps_and_conflicts(
+    tmp_path: Path, use_embedder: UseMultilingualEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI reads what the service stored: gaps asked through resolve, conflicts in the knowledge."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("INVEKTO_DATA_DIR", str(data))
+    context = ServiceContext.open(Settings(_env_file=None), embedder=use_embedder)  # type: ignore[call-arg]
+    env = AssistEnv(context.settings, context.index, context.registry, context.ingestor)  # type: ignore[arg-type]
+    add_shop_faq(env)
+    add_documents(env, SHOP, [POLICY_30])
+    _ask_all(env)
+    context.close()
+    runner = CliRunner()
+
+    gaps = runner.invoke(cli_app, ["report", "gaps", "--tenant", SHOP, "--json"])
+    assert gaps.exit_code == 0, gaps.output
+    topics = json.loads(gaps.output)["topics"]
+    assert topics[0]["count"] == len(TEACHER) and topics[-1]["off_topic"]
+    table = runner.invoke(cli_app, ["report", "gaps", "--tenant", SHOP])
+    assert "öğretmen" in table.output
+
+    conflicts = runner.invoke(cli_app, ["report", "conflicts", "--tenant", SHOP])
+    assert conflicts.exit_code == 0, conflicts.output
+    assert "14 gün" in conflicts.output and "30 gün" in conflicts.output
+    unknown = runner.invoke(cli_app, ["report", "gaps", "--tenant", "yok"])
+    assert unknown.exit_code == 2 and "no tenant" in unknown.output
