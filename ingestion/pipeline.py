@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from retrieval.index_process import AnyIndex
 from retrieval.models import Chunk, Source
@@ -126,8 +126,7 @@ def redact_chunk(chunk: Chunk, redactor: Redactor, found: list[tuple[str, str]] 
     )
 
 
-@dataclass(frozen=True)
-class SubjectLink:
+class SubjectLink(NamedTuple):
     """One personal value (by its keyed hash) found in a document or in a conversation (`kind`), and
     whether it was in the id itself: what erasure by phone or e-mail follows."""
 

@@ -837,7 +837,10 @@ class Registry:
             audit_id = connection.execute(_AUDIT_INSERT, audit).scalar_one()
         if audit["conversation_id"] != conversation_id:  # the id carries personal data: link it for erasure
             own = self.ids.subject_keys([conversation_id])
-            self._link(tenant_id, [("conversation", audit["conversation_id"], key, True) for key in own])
+            with self._transaction() as session:
+                self._add_links(
+                    session, tenant_id, [("conversation", audit["conversation_id"], k, True) for k in own]
+                )
         return int(audit_id), [row["id"] for row in rows]
 
     def list_audit(self, tenant_id: str, limit: int = 100) -> list[AuditEntry]:
@@ -889,28 +892,21 @@ class Registry:
 
     # --- Erasure ---
 
-    def link_subjects(self, tenant_id: str, refs: Sequence[str], links: Sequence[Any]) -> None:
-        """Replace the subject links of the documents `refs` (guarded ids) with `links`
-        (ingestion.pipeline.SubjectLink: kind, ref, subject, in_id)."""
+    def link_subjects(
+        self, tenant_id: str, refs: Sequence[str], links: Sequence[tuple[str, str, str, bool]]
+    ) -> None:
+        """Replace the subject links of the documents `refs` (guarded ids) with `links`, each
+        (kind, guarded ref, subject key, in_id), e.g. ingestion.pipeline.SubjectLink."""
         with self._transaction() as session:
             _drop_links(session, tenant_id, "document", refs)
-            for link in links:
-                session.merge(
-                    PiiSubjectRow(
-                        tenant_id=tenant_id,
-                        kind=link.kind,
-                        ref=link.ref,
-                        subject=link.subject,
-                        in_id=link.in_id,
-                    )
-                )
+            self._add_links(session, tenant_id, links)
 
-    def _link(self, tenant_id: str, links: Sequence[tuple[str, str, str, bool]]) -> None:
-        with self._transaction() as session:
-            for kind, ref, subject, in_id in links:
-                session.merge(
-                    PiiSubjectRow(tenant_id=tenant_id, kind=kind, ref=ref, subject=subject, in_id=in_id)
-                )
+    @staticmethod
+    def _add_links(session: Session, tenant_id: str, links: Sequence[tuple[str, str, str, bool]]) -> None:
+        for kind, ref, subject, in_id in links:
+            session.merge(
+                PiiSubjectRow(tenant_id=tenant_id, kind=kind, ref=ref, subject=subject, in_id=in_id)
+            )
 
     def subject_refs(self, tenant_id: str, subject: str) -> list[tuple[str, str, bool]]:
         """Return (kind, guarded ref, in_id) of every document and conversation linked to `subject`."""
