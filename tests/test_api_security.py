@@ -256,6 +256,28 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
         assert response.status_code == 200 and response.json()["evidence"]["self_test"] >= 0
         no_b_data(response)
 
+    def knowledge_gaps() -> None:
+        asked = client.post(
+            "/v1/assist/resolve", json=customer_asks("ZEBRAKOD-88 kampanyası ne zaman?"), headers=b
+        )
+        assert asked.status_code == 200 and asked.json()["decision"] == "handoff"
+        assert "ZEBRAKOD-88" in client.get("/v1/knowledge/gaps", headers=b).text  # positive control
+        response = client.get("/v1/knowledge/gaps", headers=a)
+        assert response.status_code == 200 and "ZEBRAKOD" not in response.text
+        no_b_data(response)
+
+    def answer_gap() -> None:
+        body = {"question": "ZEBRAKOD-88 kampanyası ne zaman?", "answer": "A'nın yanıtı.", "asked": ["x"]}
+        response = client.post("/v1/knowledge/gaps/answer", json=body, headers=a)
+        assert response.status_code == 200 and response.json()["status"] == "succeeded"
+        b_unchanged()
+        assert "ZEBRAKOD-88" in client.get("/v1/knowledge/gaps", headers=b).text  # B's gap stays B's
+
+    def knowledge_conflicts() -> None:
+        response = client.get("/v1/knowledge/conflicts", headers=a)
+        assert response.status_code == 200
+        no_b_data(response)
+
     def search() -> None:
         response = client.post(
             "/v1/search", json={"query": "ZEBRAKOD-77 gizli indirim", "limit": 100}, headers=a
@@ -315,6 +337,9 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
     b_admin = "/v1/admin/tenants/tenant-b"
     cases: dict[tuple[str, str], Callable[[], None]] = {
         ("POST", "/v1/documents"): upload,
+        ("GET", "/v1/knowledge/gaps"): knowledge_gaps,
+        ("POST", "/v1/knowledge/gaps/answer"): answer_gap,
+        ("GET", "/v1/knowledge/conflicts"): knowledge_conflicts,
         ("POST", "/v1/text-documents"): text_documents,
         ("POST", "/v1/faq"): sheet("/v1/faq"),
         ("POST", "/v1/quick-replies"): sheet("/v1/quick-replies"),

@@ -301,3 +301,46 @@ def test_a_newcomer_asks_the_demo_bank_accepts_a_cited_suggestion_resolves_and_u
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     # The wrong key's 401 is the only error the browser may report.
     assert all("401" in entry["message"] for entry in errors), errors
+
+
+GAP_QUESTIONS = (
+    "kripto para hesabı açabilir miyim",
+    "kripto para hesabı var mı",
+    "galatasaray maçı kaç kaç bitti",
+)
+
+
+def test_an_admin_sees_the_knowledge_gaps_and_writes_one_up(
+    served: Served, browser: webdriver.Chrome
+) -> None:
+    headers = {"Authorization": f"Bearer {served.key}"}
+    for i, question in enumerate(GAP_QUESTIONS):
+        body = {"conversation_id": f"gap-{i}", "messages": [{"role": "customer", "text": question}]}
+        handed = httpx.post(f"{served.url}/v1/assist/resolve", json=body, headers=headers, timeout=WAIT_S)
+        assert handed.status_code == 200 and handed.json()["decision"] == "handoff", handed.text
+
+    driver = browser
+    driver.get(f"{served.url}/playground#key={served.key}")
+    wait_for(driver, lambda: "DBank" in by_testid(driver, "tenant")[0].text, "connected")
+    by_testid(driver, "tab-gaps")[0].click()
+    gap = wait_for(driver, lambda: by_testid(driver, "gap")[0], "the gaps are listed")
+    assert "kripto" in by_testid(gap, "gap-label")[0].text
+    assert by_testid(gap, "gap-count")[0].get_attribute("textContent") == "2 kez soruldu"
+    last = by_testid(driver, "gap")[-1]
+    assert "galatasaray" in last.text and "işinizle ilgisiz" in last.get_attribute("textContent")
+    screenshot(driver, "gaps")
+
+    by_testid(gap, "gap-answer")[0].send_keys("DBank'ta kripto para hesabı bulunmuyor.")
+    by_testid(gap, "gap-save")[0].click()
+    wait_for(
+        driver,
+        lambda: all("kripto" not in by_testid(g, "gap-label")[0].text for g in by_testid(driver, "gap")),
+        "the written-up gap leaves the list",
+    )
+    body = {"conversation_id": "gap-after", "messages": [{"role": "customer", "text": GAP_QUESTIONS[0]}]}
+    suggested = httpx.post(
+        f"{served.url}/v1/assist/suggest", json=body, headers=headers, timeout=WAIT_S
+    ).json()
+    assert "kripto para hesabı bulunmuyor" in suggested["suggestions"][0]["text"]
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors

@@ -22,6 +22,8 @@
     openCitations: new Set(), // "<suggestion id or resolve>:<index>"
     jobs: new Map(), // job id -> last JobOut body, newest last
     documents: null,
+    gaps: null, // the /v1/knowledge/gaps body
+    conflicts: null, // the /v1/knowledge/conflicts body
   };
 
   const $ = (id) => document.getElementById(id);
@@ -537,6 +539,69 @@
     renderDocuments();
   }
 
+  // ----- knowledge gaps and conflicts -----
+
+  function renderGaps() {
+    const box = $("gaps");
+    box.replaceChildren();
+    if (!state.gaps) return;
+    if (!state.gaps.topics.length) {
+      box.append(el("p", { class: "empty", text: t("no_gaps") }));
+      return;
+    }
+    state.gaps.topics.forEach((topic, i) => {
+      const answer = el("textarea", { class: "gap-answer", rows: "3", testid: "gap-answer", placeholder: t("gap_answer_placeholder") });
+      answer.value = topic.candidate ? topic.candidate.text : "";
+      const question = el("input", { class: "gap-question", testid: "gap-question", value: topic.examples[0] || topic.label });
+      const save = el("button", { type: "button", class: "primary", testid: "gap-save", text: t("gap_save") });
+      save.addEventListener("click", () => busy(save, () => answerGap(topic, question.value, answer.value)));
+      box.append(el("div", { class: `gap${topic.off_topic ? " off-topic" : ""}`, testid: "gap", "data-index": String(i) },
+        el("div", { class: "gap-head" },
+          el("strong", { testid: "gap-label", text: topic.label }),
+          el("span", { class: "badge", testid: "gap-count", text: t("asked_n", { n: topic.count }) }),
+          topic.off_topic ? el("span", { class: "badge", text: t("off_topic") }) : null),
+        el("ul", { class: "gap-examples" }, ...topic.examples.map((q) => el("li", { text: q }))),
+        topic.candidate
+          ? el("p", { class: "hint", testid: "gap-candidate", text: t("gap_candidate", { ref: topic.candidate.ref }) })
+          : null,
+        topic.off_topic ? null : el("div", { class: "gap-form" }, question, answer, save),
+      ));
+    });
+  }
+
+  function renderConflicts() {
+    const box = $("conflicts");
+    box.replaceChildren();
+    if (!state.conflicts) return;
+    const { conflicts, stale } = state.conflicts;
+    if (!conflicts.length && !stale.length) {
+      box.append(el("p", { class: "empty", text: t("no_conflicts") }));
+      return;
+    }
+    for (const c of conflicts) {
+      box.append(el("div", { class: "gap", testid: "conflict" },
+        el("div", { class: "gap-head" }, el("strong", { text: c.kind })),
+        ...[c.first, c.second].map((p) => el("p", {},
+          el("strong", { text: `${p.value} ` }), el("code", { text: p.ref }), el("div", { text: p.text }))),
+      ));
+    }
+    for (const s of stale) {
+      box.append(el("p", { class: "hint", testid: "stale", text: t("stale_doc", { ref: s.ref, newer: s.replaced_by }) }));
+    }
+  }
+
+  async function answerGap(topic, question, answer) {
+    if (!answer.trim()) throw new ApiError(0, { title: t("gap_answer_needed") });
+    await api("POST", "/v1/knowledge/gaps/answer", { json: { question, answer, asked: topic.examples } });
+    await loadGaps();
+  }
+
+  async function loadGaps() {
+    [state.gaps, state.conflicts] = await Promise.all([api("GET", "/v1/knowledge/gaps"), api("GET", "/v1/knowledge/conflicts")]);
+    renderGaps();
+    renderConflicts();
+  }
+
   // ----- tabs and language -----
 
   function showTab(name) {
@@ -547,6 +612,7 @@
       $(`panel-${tab.dataset.tab}`).hidden = !active;
     }
     if (name === "documents" && state.mode) loadDocuments().catch(showError);
+    if (name === "gaps" && state.mode) loadGaps().catch(showError);
   }
 
   function setLanguage(lang) {
@@ -562,6 +628,8 @@
     renderResolution();
     renderJobs();
     renderDocuments();
+    renderGaps();
+    renderConflicts();
   }
 
   // ----- start -----
@@ -611,6 +679,7 @@
       renderChosen();
     });
     $("refresh-docs").addEventListener("click", (event) => busy(event.currentTarget, loadDocuments));
+    $("refresh-gaps").addEventListener("click", (event) => busy(event.currentTarget, loadGaps));
 
     addTurn("customer");
     newConversationId();
