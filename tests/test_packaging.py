@@ -157,6 +157,7 @@ def test_the_runtime_imports_and_runs_without_any_extra() -> None:
     assert "'st' extra" in embedder and "requirements/st.lock" in embedder
     evaluation = next(line for line in done.stdout.splitlines() if line.startswith("EVAL:"))
     assert evaluation.startswith("EVAL: 2 ") and "'eval' extra" in evaluation and "ranx" in evaluation
+    assert "'invekto-knowledge[eval]'" in evaluation
 
 
 def _dockerfile() -> list[str]:
