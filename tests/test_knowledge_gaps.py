@@ -19,11 +19,13 @@ from api.app import create_app
 from api.cli import app as cli_app
 from api.context import ServiceContext
 from assist.gaps import GapQuestion, gap_topics
+from assist.service import AssistService
 from assist.verify import TenantVocabulary
 from ingestion.sources import TextDocument
 from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.settings import Settings
 from tests.assist_env import SHOP, AssistEnv, add_documents, add_shop_faq, ask, make_env
+from tests.conftest import SHOP_TR_DEV
 from tests.test_api_env import UNLIMITED
 
 # Customers asking, in their own words, what the shop's FAQ does not say.
@@ -233,3 +235,42 @@ def test_report_commands_show_gaps_and_conflicts(
     assert "14 gün" in conflicts.output and "30 gün" in conflicts.output
     unknown = runner.invoke(cli_app, ["report", "gaps", "--tenant", "yok"])
     assert unknown.exit_code == 2 and "no tenant" in unknown.output
+
+
+def test_shop_dev_gaps_come_out_as_pure_topics_with_off_domain_ones_last(tmp_path: Path) -> None:
+    """Every shop-tr-dev question its knowledge cannot answer goes through resolve, then the gap report:
+    topics mix few questions a knowledge owner would keep apart, and off-domain ones do not lead."""
+    from eval.answers import eval_request
+    from eval.bundle import load_bundle
+    from eval.runner import EVAL_TENANT, eval_index
+
+    labels = json.loads(
+        (Path(__file__).parent / "fixtures" / "gaps" / "shop_gap_topics.json").read_text("utf-8")
+    )
+    gold = {q: topic for topic, ids in labels["topics"].items() for q in ids}
+    bundle = load_bundle(SHOP_TR_DEV)
+    asked = [q for q in bundle.queries if not q.relevant_ids and ({"uncovered", "off_domain"} & set(q.tags))]
+    gold.update({q.id: "off_domain" for q in asked if "off_domain" in q.tags})
+    settings = Settings(data_dir=tmp_path, llm_provider="extractive", _env_file=None)  # type: ignore[call-arg]
+    with eval_index(settings, bundle=bundle, show_progress=False) as ev:
+        service = AssistService(ev.settings, ev.index, ev.registry, ev.ingestor)
+        for query in asked:
+            request = eval_request(query).model_copy(update={"conversation_id": query.id})
+            assert service.resolve(EVAL_TENANT, request).decision == "handoff", query.id
+        topics = service.knowledge_gaps(EVAL_TENANT)
+
+    assert sum(t.count for t in topics) == len(asked) == 55
+    members = [[gold[q.conversation_id] for q in t.questions] for t in topics]
+    purity = sum(max(m.count(x) for x in m) for m in members) / len(asked)
+    assert purity >= 0.9, members
+    assert len(topics) < len(asked)
+    # Off-domain questions are 21 of 55; in the first 20 topics, at most 4.
+    assert sum(m[0] == "off_domain" for m in members[:20]) <= 4
+    flagged = [x for m, t in zip(members, topics, strict=True) if t.off_topic for x in m]
+    print(
+        f"purity {purity:.3f}, {len(topics)} topics, off-domain in top 20: "
+        f"{sum(m[0] == 'off_domain' for m in members[:20])}, flagged off topic: "
+        f"{flagged.count('off_domain')} off-domain, {len(flagged) - flagged.count('off_domain')} in-domain"
+    )
+    # Marked off topic: mostly the off-domain questions; an in-domain one only rarely.
+    assert flagged.count("off_domain") >= 7 and len(flagged) - flagged.count("off_domain") <= 3
