@@ -267,10 +267,5 @@ def test_shop_dev_gaps_come_out_as_pure_topics_with_off_domain_ones_last(tmp_pat
     # Off-domain questions are 21 of 55; in the first 20 topics, at most 4.
     assert sum(m[0] == "off_domain" for m in members[:20]) <= 4
     flagged = [x for m, t in zip(members, topics, strict=True) if t.off_topic for x in m]
-    print(
-        f"purity {purity:.3f}, {len(topics)} topics, off-domain in top 20: "
-        f"{sum(m[0] == 'off_domain' for m in members[:20])}, flagged off topic: "
-        f"{flagged.count('off_domain')} off-domain, {len(flagged) - flagged.count('off_domain')} in-domain"
-    )
     # Marked off topic: mostly the off-domain questions; an in-domain one only rarely.
     assert flagged.count("off_domain") >= 7 and len(flagged) - flagged.count("off_domain") <= 3
