@@ -216,3 +216,14 @@ def ingest_erase(
         results += [eraser.conversation(tenant, cid) for cid in conversation]
         results += [r for r in (eraser.document(tenant, doc_id) for doc_id in document) if r is not None]
     typer.echo(json.dumps(asdict(ErasureResult.merged(results)), ensure_ascii=False, indent=2))
+
+
+@ingest_app.command("guard-ids")
+def ingest_guard_ids() -> None:
+    """Once after upgrading: ids an older release stored raw (file names, conversation ids with personal
+    data) are written again guarded, in the index and the registry, and the index is rewritten."""
+    from ingestion.erasure import Eraser
+
+    with open_context() as ctx:
+        moved, changed = Eraser(ctx.ingestor, ctx.settings.data_dir / "uploads").guard_stored_ids()
+    typer.echo(f"{moved} index points and {changed} registry rows rewritten")

@@ -1,8 +1,9 @@
 """Erasure (KVKK, the right to be forgotten): a document, a conversation, a customer's data by phone
 number or e-mail address, a whole tenant.
 
-Each erasure removes the registry rows (no tombstone), the chunks from the index and then rewrites the
-index (`compact`): deleted points otherwise stay in the engine's segments and write-ahead log. Ids are
+Each erasure removes the registry rows (no tombstone; SQLite overwrites deleted rows and its log is
+checkpointed), the chunks from the index and then rewrites the index (`compact`): deleted points
+otherwise stay in the engine's segments and write-ahead log. Ids are
 guarded (ingestion.pseudonym) and text is redacted before anything is stored, so the raw phone number,
 e-mail or TCKN was never written; erasure takes away what is left of the person: the redacted text,
 names the detectors do not know, and the links.
@@ -20,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval.models import Chunk, SearchHit
+
 from .pipeline import Ingestor
+from .pseudonym import IdGuard
 from .redact import EMAIL, IBAN, PHONE, TCKN, is_valid_tckn
 
 CHAT_PREFIX = "chat:"
@@ -117,7 +121,34 @@ class Eraser:
         if self.uploads_dir is not None:
             shutil.rmtree(self.uploads_dir / tenant_id, ignore_errors=True)
         self.index.compact()
+        self.registry.checkpoint()
         return True
+
+    def guard_stored_ids(self) -> tuple[int, int]:
+        """Rewrite what a release before guarded ids stored raw: index points are written again under the
+        guarded document id (and conversation id), the registry's rows re-keyed, then the index rewritten
+        so the raw ids leave its files. Return (index points rewritten, registry rows changed).
+        Safe to run again, also after an interruption: it starts from what the index still holds."""
+        moved = 0
+        for tenant in self.registry.list_tenants():
+            stale: dict[str, list[SearchHit]] = {}
+            for hit in self.index.chunks(tenant.id):
+                conversation = hit.metadata.get("conversation_id")
+                if self.ids.id(hit.doc_id) != hit.doc_id or (
+                    isinstance(conversation, str) and self.ids.id(conversation) != conversation
+                ):
+                    stale.setdefault(hit.doc_id, []).append(hit)
+            for doc_id, hits in stale.items():
+                chunks = [_guarded_chunk(h, self.ids) for h in hits]
+                self.index.upsert(chunks)
+                if chunks[0].doc_id != doc_id:
+                    self.index.delete_document(tenant.id, doc_id)
+                moved += len(chunks)
+        changed = self.registry.guard_stored_ids()
+        if moved or changed:
+            self.index.compact()
+            self.registry.checkpoint()
+        return moved, changed
 
     def _drop_document(self, tenant_id: str, doc_id: str, result: ErasureResult) -> bool:
         doc = self.registry.get_document(tenant_id, doc_id)
@@ -141,4 +172,21 @@ class Eraser:
         if result.documents:
             self.ingestor.changed(tenant_id)
         result.index_points = self.index.compact()
+        self.registry.checkpoint()
         return result
+
+
+def _guarded_chunk(hit: SearchHit, ids: IdGuard) -> Chunk:
+    metadata = dict(hit.metadata)
+    if isinstance(metadata.get("conversation_id"), str):
+        metadata["conversation_id"] = ids.id(metadata["conversation_id"])
+    return Chunk(
+        tenant_id=hit.tenant_id,
+        doc_id=ids.id(hit.doc_id),
+        chunk_id=hit.chunk_id,
+        text=hit.text,
+        source=hit.source,  # type: ignore[arg-type]
+        title=ids.text(hit.title) or "",
+        section=ids.text(hit.section) or "",
+        metadata=metadata,
+    )

@@ -160,6 +160,8 @@ def _create_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten, not left in free pages: erasure must leave nothing behind.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -908,6 +910,85 @@ class Registry:
                 PiiSubjectRow(tenant_id=tenant_id, kind=kind, ref=ref, subject=subject, in_id=in_id)
             )
 
+    def checkpoint(self) -> None:
+        """After an erasure: SQLite copies the write-ahead log into the database and truncates it, so the
+        log keeps no page images of deleted rows (deleted rows themselves are overwritten, secure_delete).
+        PostgreSQL reclaims deleted rows with its own (auto)vacuum."""
+        if self._engine.url.get_backend_name() == "sqlite" and not _is_memory_sqlite(self._engine.url):
+            with self._lock, self._engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def guard_stored_ids(self) -> int:
+        """Rewrite ids a release before guarded ids stored raw: documents (id, uri, title), job files (name,
+        document id, error), suggestions and audit entries (conversation id). Return the rows changed;
+        running it again changes nothing."""
+        ids, changed = self.ids, 0
+        with self._transaction() as session:
+            for row in session.scalars(select(DocumentRow)).all():
+                new = (
+                    ids.id(row.doc_id),
+                    ids.maybe_id(row.source_uri),
+                    ids.text(row.title),
+                    ids.text(row.error),
+                )
+                if new != (row.doc_id, row.source_uri, row.title, row.error):
+                    session.execute(
+                        update(DocumentRow)
+                        .where(DocumentRow.tenant_id == row.tenant_id, DocumentRow.doc_id == row.doc_id)
+                        .values(doc_id=new[0], source_uri=new[1], title=new[2], error=new[3])
+                    )
+                    changed += 1
+            for file in session.scalars(select(JobFileRow)).all():
+                new_file = (ids.id(file.name), ids.maybe_id(file.doc_id), ids.text(file.error))
+                if new_file != (file.name, file.doc_id, file.error):
+                    session.execute(
+                        update(JobFileRow)
+                        .where(JobFileRow.job_id == file.job_id, JobFileRow.name == file.name)
+                        .values(name=new_file[0], doc_id=new_file[1], error=new_file[2])
+                    )
+                    changed += 1
+            for audit in session.scalars(select(AuditRow)).all():
+                retrieved = [_guarded_retrieved(ids, r) for r in audit.retrieved_ids or []]
+                if retrieved != list(audit.retrieved_ids or []):
+                    session.execute(
+                        update(AuditRow).where(AuditRow.id == audit.id).values(retrieved_ids=retrieved)
+                    )
+                    changed += 1
+            for suggestion in session.scalars(select(SuggestionRow)).all():
+                citations = [_guarded_citation(ids, c) for c in suggestion.citations or []]
+                if citations != list(suggestion.citations or []):
+                    session.execute(
+                        update(SuggestionRow)
+                        .where(SuggestionRow.id == suggestion.id)
+                        .values(citations=citations)
+                    )
+                    changed += 1
+            for link in session.scalars(select(PiiSubjectRow)).all():
+                if ids.id(link.ref) != link.ref:
+                    session.execute(
+                        update(PiiSubjectRow)
+                        .where(
+                            PiiSubjectRow.tenant_id == link.tenant_id,
+                            PiiSubjectRow.subject == link.subject,
+                            PiiSubjectRow.kind == link.kind,
+                            PiiSubjectRow.ref == link.ref,
+                        )
+                        .values(ref=ids.id(link.ref))
+                    )
+                    changed += 1
+            for table in (SuggestionRow, AuditRow):
+                for conversation_id in session.scalars(select(table.conversation_id).distinct()).all():
+                    guarded = ids.id(conversation_id)
+                    if guarded != conversation_id:
+                        result = session.execute(
+                            update(table)
+                            .where(table.conversation_id == conversation_id)
+                            .values(conversation_id=guarded)
+                        )
+                        changed += int(getattr(result, "rowcount", 0) or 0)
+            session.expunge_all()
+        return changed
+
     def subject_refs(self, tenant_id: str, subject: str) -> list[tuple[str, str, bool]]:
         """Return (kind, guarded ref, in_id) of every document and conversation linked to `subject`."""
         with self._transaction(write=False) as session:
@@ -948,6 +1029,27 @@ class Registry:
             )
             _drop_links(session, tenant_id, "conversation", [guarded])
         return suggestion_ids, int(getattr(audit, "rowcount", 0) or 0)
+
+
+def _guarded_retrieved(ids: IdGuard, retrieved: str) -> str:
+    doc_id, sep, chunk_id = retrieved.rpartition("#")
+    return f"{ids.id(doc_id)}#{chunk_id}" if sep else ids.id(retrieved)
+
+
+def _guarded_citation(ids: IdGuard, citation: Any) -> Any:
+    """A stored citation with its document id and reference (`doc:<id>`, a chat's own id) guarded."""
+    if not isinstance(citation, dict):
+        return citation
+    out = dict(citation)
+    if isinstance(out.get("doc_id"), str):
+        out["doc_id"] = ids.id(out["doc_id"])
+    ref = out.get("ref")
+    if isinstance(ref, str):
+        prefix, sep, rest = ref.partition(":")
+        out["ref"] = (
+            f"doc:{ids.id(rest)}" if prefix == "doc" and sep else ids.id(ref) if prefix == "chat" else ref
+        )
+    return out
 
 
 def _drop_links(session: Session, tenant_id: str, kind: str, refs: Sequence[str]) -> None:

@@ -298,3 +298,31 @@ def test_a_document_stored_before_ids_were_guarded_is_still_found_and_forgotten(
         assert registry.get_document("acme", FILE_NAME).doc_id == FILE_NAME
         assert registry.forget_document("acme", FILE_NAME)
         assert registry.get_document("acme", FILE_NAME) is None
+
+
+def test_ids_an_older_release_stored_raw_are_guarded_in_place(
+    service, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    from assist.learning import learned_doc_id
+    from ingestion.erasure import Eraser
+
+    client, ctx, data_dir = service
+    acme = new_tenant(client, "acme")
+    with monkeypatch.context() as older_release:  # ids and titles stored as they came
+        older_release.setattr(IdGuard, "id", lambda self, raw: raw)
+        older_release.setattr(IdGuard, "text", staticmethod(lambda raw: raw))
+        _ingest(client, acme)
+        _assist(client, acme, CONVERSATION)
+    assert ctx.registry.get_document("acme", FILE_NAME).doc_id == FILE_NAME
+    assert raw_hits(data_dir)  # the raw ids are on disk
+    eraser = Eraser(ctx.ingestor, data_dir / "uploads", learned_doc_id)
+    moved, changed = eraser.guard_stored_ids()
+    assert moved >= 4 and changed >= 4 and eraser.guard_stored_ids() == (0, 0)
+    for raw in (FILE_NAME, TEXT_ID, f"chat:{CONVERSATION}"):
+        detail = client.get(f"/v1/documents/{raw}", params={"include_chunks": True}, headers=acme).json()
+        assert detail["doc_id"] == ctx.registry.ids.id(raw) != raw and detail["chunks"]
+    assert client.get("/v1/documents", headers=acme).json()[0]["title"] != f"Not {EMAIL}"
+    hits = client.post("/v1/search", json={"query": "iade nasıl yapılır"}, headers=acme).json()["hits"]
+    assert hits and not any(value in json.dumps(hits) for value in RAW)
+    ctx.index.compact()
+    assert {v: f for v, f in raw_hits(data_dir).items() if not all(x.startswith("logs/") for x in f)} == {}
