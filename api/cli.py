@@ -162,8 +162,8 @@ def prune(
         raise typer.Exit(2)
     for p in pruned:
         typer.echo(
-            f"{p.tenant_id}: {p.audit_entries} audit entries and {p.suggestions} suggestions older than "
-            f"{p.retention_days} days deleted"
+            f"{p.tenant_id}: {p.audit_entries} audit entries, {p.suggestions} suggestions and "
+            f"{p.gap_questions} gap questions older than {p.retention_days} days deleted"
         )
 
 

@@ -1,8 +1,9 @@
 """The questions handed off because the knowledge could not answer them, kept for the gap report only.
 
-A row holds the redacted search question (never the raw message), the handoff reason, the guarded
-conversation id and the time; rows go with their tenant, with their conversation's erasure and after
-the tenant's retention period (`prune`).
+A row (`ingestion.registry_models.GapQuestionRow`) holds the redacted search question (never the raw
+message), the handoff reason, the guarded conversation id and the time; rows go with their tenant, with
+their conversation's erasure (`Registry.erase_conversation`) and after the tenant's retention period
+(`prune`, run by assist.retention).
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text, delete, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import delete, select
 
 from ingestion.registry import Registry
-from ingestion.registry_models import Base, UTCDateTime, _tenant_fk, utcnow
+from ingestion.registry_models import GapQuestionRow, utcnow
 
 from .gaps import GapQuestion
 
@@ -23,27 +23,11 @@ GAP_REASONS = frozenset({"no_knowledge", "low_confidence"})
 MAX_QUESTION_CHARS = 500
 
 
-class GapQuestionRow(Base):
-    __tablename__ = "gap_questions"
-
-    id: Mapped[int] = mapped_column(
-        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-    )
-    tenant_id: Mapped[str] = _tenant_fk()
-    conversation_id: Mapped[str] = mapped_column(String(200))
-    question: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(String(50))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    __table_args__ = (Index("ix_gap_questions_tenant_created", "tenant_id", "created_at"),)
-
-
 class GapLog:
     """Store and read a tenant's gap questions in the registry's database."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        GapQuestionRow.__table__.create(bind=registry._engine, checkfirst=True)  # type: ignore[attr-defined]
 
     def record(self, tenant_id: str, conversation_id: str, question: str, reason: str) -> bool:
         """Store one handed-off question (already redacted); False when the reason is not a gap's or the
@@ -93,17 +77,6 @@ class GapLog:
             result = session.execute(
                 delete(GapQuestionRow).where(
                     GapQuestionRow.tenant_id == tenant_id, GapQuestionRow.question.in_(list(questions))
-                )
-            )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-    def forget_conversation(self, tenant_id: str, conversation_id: str) -> int:
-        """Delete a conversation's gap questions (its erasure); return how many."""
-        guarded = self.registry.ids.id(conversation_id)
-        with self.registry._transaction() as session:
-            result = session.execute(
-                delete(GapQuestionRow).where(
-                    GapQuestionRow.tenant_id == tenant_id, GapQuestionRow.conversation_id == guarded
                 )
             )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

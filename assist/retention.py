@@ -1,5 +1,5 @@
-"""Retention: a tenant's audit entries and suggestions expire after its `retention_days` (180 by default;
-KVKK: kept no longer than needed).
+"""Retention: a tenant's audit entries, suggestions and gap questions (assist.gap_log) expire after its
+`retention_days` (180 by default; KVKK: kept no longer than needed).
 
 `prune` deletes what has expired for every tenant; `RetentionPruner` runs it in the server's background
 (`invekto-knowledge prune` runs it once). A reply an agent accepted or edited was learned as knowledge
@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from ingestion.registry import Registry
 from ingestion.registry_models import utcnow
 
+from .gap_log import GapLog
+
 log = logging.getLogger(__name__)
 
 # The first pruning waits this long after the server starts, so startup itself stays quick.
@@ -31,6 +33,7 @@ class Pruned:
     retention_days: int
     audit_entries: int
     suggestions: int
+    gap_questions: int = 0
 
 
 def prune(registry: Registry, now: datetime | None = None, tenant_id: str | None = None) -> list[Pruned]:
@@ -41,8 +44,10 @@ def prune(registry: Registry, now: datetime | None = None, tenant_id: str | None
         if tenant_id is not None and tenant.id != tenant_id:
             continue
         days = tenant.settings.retention_days
-        audit, suggestions = registry.prune_assist_records(tenant.id, now - timedelta(days=days))
-        out.append(Pruned(tenant.id, days, audit, suggestions))
+        before = now - timedelta(days=days)
+        audit, suggestions = registry.prune_assist_records(tenant.id, before)
+        gaps = GapLog(registry).prune(before, tenant.id)
+        out.append(Pruned(tenant.id, days, audit, suggestions, gaps))
     return out
 
 

@@ -59,6 +59,7 @@ from ingestion.registry_models import (
     Feedback,
     FeedbackAction,
     FeedbackRow,
+    GapQuestionRow,
     Job,
     JobFile,
     JobFileRow,
@@ -1009,7 +1010,7 @@ class Registry:
             )
 
     def erase_conversation(self, tenant_id: str, conversation_id: str) -> tuple[list[str], int]:
-        """Delete the conversation's audit entries, suggestions, their feedback and its subject links;
+        """Delete the conversation's audit entries, suggestions, their feedback, gap questions and its subject links;
         return the ids of the suggestions deleted (their learned documents go too, see ingestion.erasure)
         and the number of audit entries deleted."""
         guarded = self.ids.id(conversation_id)
@@ -1026,6 +1027,11 @@ class Registry:
                 session.execute(delete(SuggestionRow).where(SuggestionRow.id.in_(suggestion_ids)))
             audit = session.execute(
                 delete(AuditRow).where(AuditRow.tenant_id == tenant_id, AuditRow.conversation_id == guarded)
+            )
+            session.execute(
+                delete(GapQuestionRow).where(
+                    GapQuestionRow.tenant_id == tenant_id, GapQuestionRow.conversation_id == guarded
+                )
             )
             _drop_links(session, tenant_id, "conversation", [guarded])
         return suggestion_ids, int(getattr(audit, "rowcount", 0) or 0)

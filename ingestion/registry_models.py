@@ -410,6 +410,24 @@ class FeedbackRow(Base):
     __table_args__ = (Index("ix_feedback_tenant_created", "tenant_id", "created_at"),)
 
 
+class GapQuestionRow(Base):
+    """A customer question handed off because the knowledge could not answer it (redacted), kept for the
+    tenant's gap report (assist.gap_log); it goes with its conversation's erasure and after retention."""
+
+    __tablename__ = "gap_questions"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = _tenant_fk()
+    conversation_id: Mapped[str] = mapped_column(String(200))
+    question: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_gap_questions_tenant_created", "tenant_id", "created_at"),)
+
+
 class AuditRow(Base):
     __tablename__ = "audit_log"
 

@@ -269,3 +269,17 @@ def test_shop_dev_gaps_come_out_as_pure_topics_with_off_domain_ones_last(tmp_pat
     flagged = [x for m, t in zip(members, topics, strict=True) if t.off_topic for x in m]
     # Marked off topic: mostly the off-domain questions; an in-domain one only rarely.
     assert flagged.count("off_domain") >= 7 and len(flagged) - flagged.count("off_domain") <= 3
+
+
+def test_erasing_a_conversation_takes_its_gap_questions(env: AssistEnv) -> None:
+    from ingestion.erasure import Eraser
+
+    service = env.service()
+    service.resolve(SHOP, ask(TEACHER[0], conversation_id="wa-905321112233"))
+    service.resolve(SHOP, ask(GIFT_CARD[0], conversation_id="wa-other"))
+    assert sum(t.count for t in service.knowledge_gaps(SHOP)) == 2
+
+    Eraser(env.ingestor).conversation(SHOP, "wa-905321112233")
+
+    topics = service.knowledge_gaps(SHOP)
+    assert [t.examples for t in topics] == [(GIFT_CARD[0],)]

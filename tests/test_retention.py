@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from api.cli import app
+from assist.gap_log import GapLog
 from assist.retention import Pruned, RetentionPruner, prune
 from ingestion.registry import Registry
 from ingestion.registry_models import utcnow
@@ -68,6 +69,15 @@ def test_expired_audit_and_suggestions_go_and_learned_replies_stay(registry: Reg
     assert registry.list_audit("globex") == []
 
 
+def test_gap_questions_expire_with_the_tenants_period(registry: Registry) -> None:
+    gaps = GapLog(registry)
+    assert gaps.record("acme", "c1", "öğretmenlere indirim var mı", "no_knowledge")
+    assert gaps.record("globex", "c2", "hediye kartı satıyor musunuz", "low_confidence")
+    assert prune(registry, now=_in_days(29)) == [Pruned("acme", 30, 0, 0, 0), Pruned("globex", 180, 0, 0, 0)]
+    assert prune(registry, now=_in_days(31)) == [Pruned("acme", 30, 0, 0, 1), Pruned("globex", 180, 0, 0, 0)]
+    assert gaps.questions("acme") == [] and len(gaps.questions("globex")) == 1
+
+
 def test_pruning_goes_in_batches_past_the_batch_size(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,6 +128,6 @@ def test_cli_prune_reports_each_tenant(tmp_path: Path, monkeypatch: pytest.Monke
     runner = CliRunner()
     result = runner.invoke(app, ["prune"])
     assert result.exit_code == 0, result.output
-    assert "acme: 0 audit entries and 0 suggestions older than 30 days deleted" in result.output
+    assert "acme: 0 audit entries, 0 suggestions and 0 gap questions older than 30 days deleted" in result.output
     result = runner.invoke(app, ["prune", "--tenant", "nobody"])
     assert result.exit_code == 2 and "no tenant 'nobody'" in result.output
