@@ -21,6 +21,7 @@ from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
 from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
+from .openapi import SERVERS, install_openapi, operation_id
 from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
 from .routes import (
     admin,
@@ -110,7 +111,10 @@ def create_app(
         version=API_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        servers=SERVERS,
     )
+    install_openapi(app)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(rate_limit or RateLimit(settings.rate_limit, settings.rate_burst))

@@ -1,0 +1,88 @@
+"""The OpenAPI document as a client generator reads it: stable, readable operation ids and named schemas.
+
+Generated clients (NSwag or Kiota for the .NET inbox, openapi-python-client, …) name their methods and
+classes after `operationId` and the component schemas, so neither may carry FastAPI's path-derived
+defaults (`upload_documents_v1_documents_post`, `Body_upload_documents_v1_documents_post`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+# Where the route function's own name would read poorly as a client method.
+_OPERATION_IDS = {
+    "suggest": "suggestReplies",
+    "resolve": "resolveConversation",
+    "feedback": "sendFeedback",
+    "search": "searchKnowledge",
+    "policy": "getAutoAnswerPolicy",
+    "assist_mode": "getAssistMode",
+    "gaps": "listKnowledgeGaps",
+    "answer_gap": "answerKnowledgeGap",
+    "conflicts": "listKnowledgeConflicts",
+    "conversation_closed": "conversationClosed",
+    "healthz": "getLiveness",
+    "readyz": "getReadiness",
+    "metrics": "getMetrics",
+}
+# Multipart bodies: FastAPI names them Body_<operation id>.
+_FORM_PREFIX = "Body_"
+
+SERVERS = [{"url": "http://127.0.0.1:7104", "description": "`invekto-knowledge serve` on this machine"}]
+
+
+def operation_id(route: APIRoute) -> str:
+    """Return the route's operationId: lower camel case of its function name (`uploadDocuments`)."""
+    name = _OPERATION_IDS.get(route.name, route.name)
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _form_name(name: str) -> str:
+    """Return the schema name of a multipart body: `Body_importFaq` → `ImportFaqForm`."""
+    op = name[len(_FORM_PREFIX) :]
+    return op[:1].upper() + op[1:] + "Form"
+
+
+def _renamed(node: Any, names: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: (_ref(v, names) if k == "$ref" and isinstance(v, str) else _renamed(v, names))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_renamed(v, names) for v in node]
+    return node
+
+
+def _ref(ref: str, names: dict[str, str]) -> str:
+    prefix = "#/components/schemas/"
+    if ref.startswith(prefix) and ref[len(prefix) :] in names:
+        return prefix + names[ref[len(prefix) :]]
+    return ref
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make `app.openapi()` name every multipart body schema after its operation (`UploadDocumentsForm`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        schemas = spec.get("components", {}).get("schemas", {})
+        names = {n: _form_name(n) for n in schemas if n.startswith(_FORM_PREFIX)}
+        if names:
+            spec = _renamed(spec, names)
+            spec["components"]["schemas"] = {
+                names.get(k, k): v for k, v in spec["components"]["schemas"].items()
+            }
+            for new in names.values():
+                spec["components"]["schemas"][new]["title"] = new
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
