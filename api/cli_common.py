@@ -2,28 +2,62 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
-from retrieval.settings import Settings
+from retrieval.settings import Settings, unknown_variables
 
 console = Console(stderr=True)
 
 
 def load_settings() -> Settings:
-    """Return the settings from INVEKTO_* variables and .env; a bad value exits naming the variable."""
+    """Return the settings from INVEKTO_* variables and .env; a bad value or a setting that cannot work
+    exits with one line naming the variable, an unknown INVEKTO_* variable is reported."""
+    for name, close in unknown_variables(os.environ):
+        hint = f" (did you mean {close}?)" if close else ""
+        console.print(
+            f"[yellow]warning:[/yellow] unknown variable {name}{hint}; it is ignored", soft_wrap=True
+        )
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             name = field if field.isupper() else f"INVEKTO_{field.upper()}"
             console.print(f"[red]error:[/red] {name}={error.get('input')!r}: {error['msg']}", soft_wrap=True)
         raise typer.Exit(2) from exc
+    problems = configuration_problems(settings)
+    for problem in problems:
+        console.print(f"[red]error:[/red] {problem}", soft_wrap=True)
+    if problems:
+        raise typer.Exit(2)
+    return settings
+
+
+def configuration_problems(settings: Settings) -> list[str]:
+    """Return what cannot work in `settings`, one line each: an LLM provider without its key or server, a
+    database URL whose driver is not installed."""
+    from assist.providers import provider_from_settings
+
+    problems = []
+    try:
+        provider_from_settings(settings)
+    except ValueError as exc:
+        problems.append(str(exc))
+    backend = make_url(settings.registry_url).get_backend_name()
+    if backend == "postgresql" and not any(importlib.util.find_spec(m) for m in ("psycopg", "psycopg2")):
+        problems.append(
+            "INVEKTO_DATABASE_URL points at PostgreSQL but no PostgreSQL driver is installed: "
+            "pip install 'psycopg[binary]'"
+        )
+    return problems
 
 
 @contextmanager

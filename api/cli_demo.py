@@ -135,6 +135,12 @@ def demo(
         raise typer.Exit(2) from exc
     bind_host, bind_port = host or settings.host, port or settings.port
     url = base_url(bind_host, bind_port)
+    busy = serve and port_in_use(bind_host, bind_port)
+    if busy:
+        console.print(
+            f"[red]error:[/red] {bind_host}:{bind_port} is in use ({busy}); pick another with --port"
+        )
+        raise typer.Exit(2)
     with open_context(settings) as ctx:
         console.print(f"[dim]seeding the demo tenant in {settings.data_dir.resolve()} ...[/dim]")
         seed, report = _seed(ctx)
@@ -150,6 +156,17 @@ def demo(
             return
         ready = partial(_print_ready, url, seed.api_key, mode_line, serving=True)
         _serve(ctx, bind_host, bind_port, access_log, log_level, ready)
+
+
+def port_in_use(host: str, port: int) -> str:
+    """Return why the server could not listen on host:port ("" when it can), checked before seeding."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ""
 
 
 def _serve(

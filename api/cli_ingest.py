@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from dataclasses import asdict
@@ -24,13 +25,43 @@ ingest_app = typer.Typer(
     help="Ingest tenant knowledge; unchanged files are skipped, changed ones replaced.", no_args_is_help=True
 )
 
-TenantOpt = typer.Option(..., "--tenant", "-t", help="Tenant id (created if it does not exist yet).")
+TenantOpt = typer.Option(
+    ..., "--tenant", "-t", help="Tenant id (a new data dir's first tenant is created by its first ingestion)."
+)
+CreateTenantOpt = typer.Option(
+    False, "--create-tenant", help="Create the tenant if there is none by this id."
+)
 
 
-def _run(tenant: str, kind: JobKind, make_items: Callable[..., list[IngestItem]], as_json: bool) -> None:
+def _tenant_for_ingestion(ctx, tenant: str, create: bool) -> None:  # noqa: ANN001 - a ServiceContext
+    """Make sure `tenant` exists. The first tenant of a new data dir is created on its first ingestion;
+    after that an unknown id (a typo) exits naming the close ones, unless --create-tenant."""
+    if ctx.registry.get_tenant(tenant) is not None:
+        return
+    others = [t.id for t in ctx.registry.list_tenants()]
+    if others and not create:
+        close = difflib.get_close_matches(tenant, others, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        console.print(
+            f"[red]error:[/red] no tenant {tenant!r}{hint}; create it with `invekto-knowledge tenant create "
+            f"{tenant} --name ...`, or pass --create-tenant",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    ctx.ingestor.ensure_tenant(tenant)
+    console.print(f"created tenant {tenant!r}")
+
+
+def _run(
+    tenant: str,
+    kind: JobKind,
+    make_items: Callable[..., list[IngestItem]],
+    as_json: bool,
+    create_tenant: bool = False,
+) -> None:
     with open_context() as ctx:
         _close_interrupted(ctx)
-        ctx.ingestor.ensure_tenant(tenant)
+        _tenant_for_ingestion(ctx, tenant, create_tenant)
         items = make_items()
         if not items:
             console.print("[yellow]nothing to ingest[/yellow]")
@@ -107,6 +138,7 @@ def ingest_files(
     ),
     tenant: str = TenantOpt,
     as_json: bool = typer.Option(False, "--json"),
+    create_tenant: bool = CreateTenantOpt,
 ) -> None:
     """Parse, redact, chunk, embed and index documents."""
     from ingestion.sources import file_items
@@ -116,7 +148,7 @@ def ingest_files(
         console.print(f"[red]error:[/red] no such file or folder: {', '.join(map(str, missing))}")
         raise typer.Exit(2)
     base = paths[0] if len(paths) == 1 and paths[0].is_dir() else None
-    _run(tenant, "files", lambda: file_items(tenant, iter_files(paths), base=base), as_json)
+    _run(tenant, "files", lambda: file_items(tenant, iter_files(paths), base=base), as_json, create_tenant)
 
 
 @ingest_app.command("faq")
@@ -124,11 +156,12 @@ def ingest_faq(
     file: Path = typer.Argument(..., exists=True, dir_okay=False),
     tenant: str = TenantOpt,
     as_json: bool = typer.Option(False, "--json"),
+    create_tenant: bool = CreateTenantOpt,
 ) -> None:
     """A FAQ sheet (CSV/XLSX/JSON with soru/cevap or question/answer columns): one chunk per pair."""
     from ingestion.sources import sheet_item
 
-    _run(tenant, "faq", lambda: [sheet_item(tenant, file, "faq")], as_json)
+    _run(tenant, "faq", lambda: [sheet_item(tenant, file, "faq")], as_json, create_tenant)
 
 
 @ingest_app.command("quick-replies")
@@ -136,11 +169,12 @@ def ingest_quick_replies(
     file: Path = typer.Argument(..., exists=True, dir_okay=False),
     tenant: str = TenantOpt,
     as_json: bool = typer.Option(False, "--json"),
+    create_tenant: bool = CreateTenantOpt,
 ) -> None:
     """Invekto quick replies / templates (title + text columns)."""
     from ingestion.sources import sheet_item
 
-    _run(tenant, "quick_replies", lambda: [sheet_item(tenant, file, "quick_reply")], as_json)
+    _run(tenant, "quick_replies", lambda: [sheet_item(tenant, file, "quick_reply")], as_json, create_tenant)
 
 
 @ingest_app.command("chats")
@@ -148,6 +182,7 @@ def ingest_chats(
     file: Path = typer.Argument(..., exists=True, dir_okay=False),
     tenant: str = TenantOpt,
     as_json: bool = typer.Option(False, "--json"),
+    create_tenant: bool = CreateTenantOpt,
 ) -> None:
     """Past conversations (Invekto JSON/JSONL export, see docs/conversation-format.md): resolved ones only."""
     from ingestion.sources import chat_items
@@ -159,7 +194,7 @@ def ingest_chats(
         console.print(f"{imported.conversations} conversations, {imported.pairs} question/answer pairs")
         return imported.items
 
-    _run(tenant, "chats", items, as_json)
+    _run(tenant, "chats", items, as_json, create_tenant)
 
 
 @ingest_app.command("list")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -75,3 +77,13 @@ class Settings(BaseSettings):
     @property
     def registry_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Return each INVEKTO_* variable of `environ` that no setting reads (a typo such as INVEKTO_DATADIR),
+    with the closest known name, if any."""
+    known = {f"INVEKTO_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(name for name in environ if name.startswith("INVEKTO_") and name not in known)
+    return [
+        (name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.8)), None)) for name in unknown
+    ]

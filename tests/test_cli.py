@@ -221,3 +221,39 @@ def test_index_info_names_backend_and_embedder(cli) -> None:  # noqa: ANN001
         and info["embedder"] == "use-multilingual-v3"
         and info["points"] >= 1
     )
+
+
+def test_configuration_mistakes_are_one_line_not_a_traceback(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("INVEKTO_LLM_PROVIDER", "anthropic")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    code, out = cli("tenant", "list")
+    assert code == 2 and "INVEKTO_LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY" in out
+    assert "Traceback" not in out and len(out.strip().splitlines()) <= 2
+
+    monkeypatch.setenv("INVEKTO_LLM_PROVIDER", "extractive")
+    monkeypatch.setenv("INVEKTO_DATABASE_URL", "postgresql://invekto@localhost/invekto")
+    code, out = cli("tenant", "list")
+    assert code == 2 and "no PostgreSQL driver is installed" in out and "Traceback" not in out
+
+
+def test_an_unknown_invekto_variable_is_reported_with_the_name_meant(
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    monkeypatch.setenv("INVEKTO_DATADIR", "/tmp/elsewhere")
+    code, out = cli("tenant", "list")
+    assert code == 0
+    assert "unknown variable INVEKTO_DATADIR (did you mean INVEKTO_DATA_DIR?)" in " ".join(out.split())
+
+
+def test_ingesting_into_a_mistyped_tenant_is_refused_once_tenants_exist(cli) -> None:  # noqa: ANN001
+    # The first tenant of a new data dir comes with its first ingestion, and says so.
+    code, out = cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
+    assert code == 0 and "created tenant 'acme'" in out
+    code, out = cli("ingest", "files", "--tenant", "acmee", str(DBANK / "kredi.html"))
+    assert code == 2
+    assert "no tenant 'acmee' (did you mean 'acme'?)" in " ".join(out.split())
+    assert "tenant create acmee" in " ".join(out.split())
+    code, out = cli("tenant", "list")
+    assert "acmee" not in out
+    code, out = cli("ingest", "files", "--tenant", "acmee", "--create-tenant", str(DBANK / "kredi.html"))
+    assert code == 0 and "created tenant 'acmee'" in out

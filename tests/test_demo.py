@@ -111,6 +111,24 @@ def test_demo_with_a_broken_llm_configuration_says_what_is_missing(tmp_path: Pat
     assert not (tmp_path / "data").exists()  # refused before touching anything
 
 
+def test_demo_on_a_port_in_use_says_so_before_seeding(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", "demo", "--port", str(port)],
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port} is in use" in " ".join(done.stderr.split())
+    assert not (tmp_path / "data").exists()  # refused before seeding
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
