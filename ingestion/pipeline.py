@@ -39,7 +39,7 @@ from .screening import SCREENING_VERSION, flag_counts, screen_chunks
 log = logging.getLogger(__name__)
 
 # Part of every content hash: changing how text is chunked re-indexes documents on their next ingest.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 # Documents per registry transaction.
 _GROUP = 64
 

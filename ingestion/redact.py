@@ -18,6 +18,11 @@ Built-in detectors, in the order they claim text:
 
 Names and postal addresses are not detected: no offline method measured on Turkish text is used.
 
+A business's contact points are no one's personal data (KVKK protects natural persons) and are kept, so
+a FAQ answer that gives them can still be sent: role mailboxes ("destek@…", "info@…", "kvkk@…") and the
+Turkish non-geographic business numbers 0850 and 0800. A tenant lists its other public values (its IBAN,
+a geographic call-centre number) in `pii_allowed`.
+
 Numbers shaped like an IBAN, TCKN or card that fail the check digits are look-alikes
 (order numbers, tracking codes): they are kept, and they also stop a later detector
 from redacting a piece of them. Digit runs are matched whole, never in part.
@@ -308,6 +313,27 @@ def _cvv_after_cards(text: str, redacted: list[tuple[int, int, str]], claimed: l
     return found
 
 
+# Mailboxes of a role, not of a person (the part before "@").
+_ROLE_MAILBOXES = frozenset(
+    "info bilgi destek support iletisim contact kvkk satis sales kurumsal corporate musteri musterihizmetleri "
+    "hizmet yardim help noreply no-reply muhasebe fatura ik hr insankaynaklari basvuru siparis iade kargo "
+    "pazarlama marketing webmaster hello teklif bayilik basin press".split()  # noqa: SIM905
+)
+# Non-geographic business numbers (0850, 0800): companies' lines, never a person's.
+_BUSINESS_AREAS = ("850", "800")
+
+
+def _is_business_contact(name: str, value: str) -> bool:
+    """Return True for a role mailbox or a Turkish 0850/0800 number: kept, not personal data."""
+    if name == EMAIL:
+        return value.split("@", 1)[0].lower() in _ROLE_MAILBOXES
+    if name == PHONE:
+        digits = _digits(value)
+        national = digits[2:] if digits.startswith("90") and len(digits) == 12 else digits.lstrip("0")
+        return national.startswith(_BUSINESS_AREAS) and len(national) == 10
+    return False
+
+
 def _overlaps(start: int, end: int, spans: Iterable[tuple[int, int]]) -> bool:
     return any(start < s_end and s_start < end for s_start, s_end in spans)
 
@@ -356,6 +382,8 @@ class Redactor:
                 claimed.append((start, end))
                 if detector.check is not None and not detector.check(value):
                     continue  # a look-alike: keep it, and keep other detectors off it
+                if _is_business_contact(detector.name, value):
+                    continue
                 if _match_key(detector.name, value) in self._allowed:
                     continue
                 redacted.append((start, end, detector.name))

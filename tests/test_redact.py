@@ -121,13 +121,32 @@ def test_generated_card_numbers_are_redacted(length: int) -> None:
         "0212 555 12 34",
         "+90 (212) 555 12 34",
         "0(216) 444-12-34",
-        "0850 222 33 44",
     ],
 )
 def test_turkish_phone_spellings_are_redacted(phone: str) -> None:
     result = redact(f"Beni {phone} numarasından arayın lütfen")
     assert result.text == "Beni [TELEFON] numarasından arayın lütfen"
     assert result.counts == {"TELEFON": 1}
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        "0850 222 33 44",
+        "+90 850 222 33 44",
+        "(0800) 211 00 11",
+        "destek@evimmarket.com.tr",
+        "KVKK@firma.com.tr",
+    ],
+)
+def test_a_business_contact_point_is_kept_so_a_faq_answer_giving_it_can_be_sent(contact: str) -> None:
+    text = f"Bize {contact} üzerinden ulaşabilirsiniz."
+    assert redact(text).text == text
+
+
+def test_a_persons_number_and_mailbox_are_still_redacted_beside_a_business_one() -> None:
+    text = "Hat: 0850 222 33 44, yetkili: 0532 123 45 67, ayse.kaya@firma.com.tr veya info@firma.com.tr"
+    assert redact(text).text == "Hat: 0850 222 33 44, yetkili: [TELEFON], [EPOSTA] veya info@firma.com.tr"
 
 
 def test_email_is_redacted_and_turkish_suffix_kept() -> None:
