@@ -27,6 +27,7 @@ MAX_QUERY_CHARS = 600
 MIN_STANDALONE_TERMS = 3
 MAX_CONTEXT_BURSTS = 2
 MAX_SUBJECT_WORDS = 3
+MAX_WHOLE_SUBJECT_WORDS = 8
 # A latest message this short may lean on the earlier subject even without "peki" ("cumartesi kaça
 # kadar açık" after a question about a pick-up point): the subject is added, after it.
 MAX_FOLLOW_UP_TERMS = 6
@@ -93,24 +94,27 @@ def _needs_context(text: str) -> bool:
     return bool(_FOLLOW_UP.match(match_form(text))) or len(content_terms(text)) < MIN_STANDALONE_TERMS
 
 
-def subject_of(question: str, asked: str) -> list[str]:
+def subject_of(question: str, asked: str, whole: bool = False) -> list[str]:
     """Return the subject words of an earlier `question` that the follow-up `asked` does not name itself.
 
     A Turkish question usually opens with its subject ("kargo ücreti ne kadar", "öğrenci indirimi var
     mı"); the words that name what is asked about it (ücret, süre, fiyat) belong to that question, not
     to the follow-up, which asks its own ("peki kaç günde gelir?" is about kargo, not its fee).
+    `whole`: the follow-up names nothing of its own ("o zaman ne yapabiliriz"), so every content word of
+    the earlier question is its subject ("siparişimin adresini değiştirmek").
     """
     known = {t[:PREFIX_LEN] for t in content_terms(asked)}
+    limit = MAX_WHOLE_SUBJECT_WORDS if whole else MAX_SUBJECT_WORDS
     subject: list[str] = []
     for word in normalise_for_match(question).split():
         form = match_form(word)
         if form in FUNCTION_WORDS or (len(form) < 2 and not form.isdigit()):
-            if subject:
+            if subject and not whole:
                 break  # the subject ends where the question words begin ("... var mı")
             continue
         if form[:PREFIX_LEN] not in _ASPECT_STEMS and form[:PREFIX_LEN] not in known:
             subject.append(word)
-        if len(subject) == MAX_SUBJECT_WORDS:
+        if len(subject) == limit:
             break
     return subject
 
@@ -127,10 +131,11 @@ def deterministic_query(bursts: Sequence[str]) -> ConversationQuery:
     latest = substantive[-1]
     parts = [latest]
     used = 1
+    names_nothing = not {t for t in content_terms(latest) if t[:PREFIX_LEN] not in _ASPECT_STEMS}
     if _needs_context(latest) or len(content_terms(latest)) <= MAX_FOLLOW_UP_TERMS:
         for earlier in reversed(substantive[:-1][-MAX_CONTEXT_BURSTS:]):
             used += 1
-            subject = subject_of(earlier, " ".join(parts))
+            subject = subject_of(earlier, " ".join(parts), whole=names_nothing)
             if subject:
                 parts.append(" ".join(subject))
                 if not _needs_context(earlier):

@@ -74,6 +74,13 @@ def test_a_follow_up_asks_the_last_question_with_the_earlier_subject() -> None:
     assert deterministic_query(["öğrenci indirimi var mı", "açıköğretimdeyim edu mailim yok"]).text == (
         "açıköğretimdeyim edu mailim yok öğrenci indirimi"
     )
+    # A follow-up that names nothing of its own carries all the earlier question asked about.
+    assert (
+        deterministic_query(
+            ["EM24830114 nolu siparişimin adresini değiştirmek istiyorum", "o zaman ne yapabiliriz"]
+        ).text
+        == "o zaman ne yapabiliriz em24830114 nolu siparişimin adresini değiştirmek"
+    )
 
 
 def test_a_standalone_question_and_small_talk_are_handled() -> None:
