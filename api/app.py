@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assist.retention import RetentionPruner
 from assist.service import AssistService
+from ingestion.parse_worker import ParseLimits
 from retrieval.settings import Settings
 
 from .context import ServiceContext
@@ -62,7 +63,12 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
     app.state.api_keys = ApiKeys(context.registry)
     app.state.assist = AssistService(settings, context.index, context.registry, ingestor=context.ingestor)
     app.state.jobs = IngestionJobs(
-        context.ingestor, settings.data_dir / "uploads", metrics, single_process=settings.store == "edge"
+        context.ingestor,
+        settings.data_dir / "uploads",
+        metrics,
+        single_process=settings.store == "edge",
+        limits=ParseLimits.of(settings),
+        shutdown_timeout_s=settings.shutdown_timeout_s,
     )
     app.state.retention = RetentionPruner(context.registry, settings.retention_prune_hours * 3600)
     app.state.retention.start()

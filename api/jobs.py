@@ -1,10 +1,14 @@
-"""Background ingestion for the API: uploads are checked and saved, then ingested by one worker thread.
+"""Background ingestion for the API: uploads are checked and saved, then ingested by worker threads.
 
 Every ingestion request becomes a registry job whose input is saved under
-`data_dir/uploads/<tenant>/<job id>/` (the files, plus `manifest.json` written last), then queued on a
-single worker: the index takes one writer, and embedding already uses the cores. The request returns at
-once with the job; `GET /v1/jobs/{id}` shows its progress. A finished job's folder is removed (its
-content is in the index and the registry).
+`data_dir/uploads/<tenant>/<job id>/` (the files, plus `manifest.json` written last), then queued on its
+tenant's queue. Each tenant's jobs run in order on that tenant's worker thread, and the tenants take
+turns: the index takes one writer, so one job at a time holds the turn, and it passes it on at each
+progress step (a file, or a part of a large file) when another tenant's job waits. One tenant's large
+job so slows another's small one by a step, not by the whole job. Files are parsed in a worker process
+with a time and a memory limit (`ingestion.parse_worker`); the turn is free while one parses. The
+request returns at once with the job; `GET /v1/jobs/{id}` shows its progress. A finished job's folder is
+removed (its content is in the index and the registry).
 
 Nothing is lost on a restart: a job that was queued or running when the process stopped still has its
 folder, and `resume_interrupted` runs it again at startup (ingestion is idempotent: unchanged documents
@@ -21,17 +25,18 @@ import os
 import re
 import shutil
 import threading
+import time
 import unicodedata
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 from fastapi import UploadFile
 
 from ingestion.loaders import DEFAULT_MAX_BYTES, is_binary
+from ingestion.parse_worker import ParseCancelled, ParseLimits
 from ingestion.pipeline import IngestItem, Ingestor, IngestProgress
 from ingestion.registry import Registry
 from ingestion.registry_models import Job, JobKind
@@ -304,14 +309,15 @@ def text_documents(documents: list[TextDocumentIn]) -> IngestionInput:
     return IngestionInput("text", ids, write)
 
 
-def items_for(tenant_id: str, job_dir: Path) -> list[IngestItem]:
-    """Return the items of the job saved in `job_dir`, in the order of its job file names."""
+def items_for(tenant_id: str, job_dir: Path, limits: ParseLimits | None = None) -> list[IngestItem]:
+    """Return the items of the job saved in `job_dir`, in the order of its job file names; files are
+    parsed within `limits` when given."""
     manifest = json.loads((job_dir / MANIFEST).read_text(encoding="utf-8"))
     form: InputForm = manifest["form"]
     names: list[str] = manifest["stored"]
     stored = [job_dir / _FILES_DIR / disk_name(n) for n in names]
     if form == "files":
-        return file_items(tenant_id, stored, names=names)
+        return file_items(tenant_id, stored, names=names, limits=limits)
     if form in ("faq", "quick_replies"):
         return [sheet_item(tenant_id, stored[0], "faq" if form == "faq" else "quick_reply", name=names[0])]
     if form == "chats":
@@ -330,7 +336,7 @@ class Accepted:
     problems: list[str]
 
 
-class _Stopping(Exception):
+class _Stopping(BaseException):  # noqa: N818 - not an error: the job resumes at the next start
     """Raised inside a running job when the service shuts down; the job resumes at the next start."""
 
 
@@ -340,10 +346,62 @@ class _Running:
     remaining: int
     chunks: int = 0
     last: str | None = None
+    partial: int = 0  # chunks of the large file being written, not yet counted in the registry
+
+
+class _Turns:
+    """Which tenant's job may use the index now: tenants take turns in the order they asked."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        self._cond = threading.Condition()
+        self._holder: str | None = None
+        self._waiting: deque[str] = deque()
+
+    def take(self, tenant_id: str) -> None:
+        """Wait for the turn; raise `_Stopping` when the service stops meanwhile."""
+        with self._cond:
+            self._waiting.append(tenant_id)
+            self._cond.wait_for(
+                lambda: self._stopping.is_set() or (self._holder is None and self._waiting[0] == tenant_id)
+            )
+            if self._stopping.is_set():
+                self._waiting.remove(tenant_id)
+                self._cond.notify_all()
+                raise _Stopping
+            self._waiting.popleft()
+            self._holder = tenant_id
+
+    def give_back(self, tenant_id: str) -> None:
+        with self._cond:
+            if self._holder == tenant_id:
+                self._holder = None
+                self._cond.notify_all()
+
+    def pass_on(self, tenant_id: str) -> None:
+        """Let the tenants waiting go first, then take the turn again."""
+        with self._cond:
+            if not self._waiting:
+                return
+        self.give_back(tenant_id)
+        self.take(tenant_id)
+
+    @contextlib.contextmanager
+    def released(self, tenant_id: str) -> Iterator[None]:
+        """Free the turn while the caller does no index work (a file is parsed), then take it again."""
+        self.give_back(tenant_id)
+        try:
+            yield
+        finally:
+            self.take(tenant_id)
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
 
 class IngestionJobs:
-    """Accepts ingestion requests as jobs and runs them one at a time on a worker thread."""
+    """Accepts ingestion requests as jobs; runs each tenant's jobs in order, the tenants taking turns."""
 
     def __init__(
         self,
@@ -352,19 +410,27 @@ class IngestionJobs:
         metrics: ServiceMetrics | None = None,
         *,
         single_process: bool = True,
+        limits: ParseLimits | None = None,
+        shutdown_timeout_s: float = 15.0,
     ) -> None:
         """`single_process`: no other process ingests into this registry (true for the edge index),
-        so a job left open without a saved input at startup is dead, not another process's."""
+        so a job left open without a saved input at startup is dead, not another process's.
+        `limits`: how long and with how much memory one file may be parsed (default `ParseLimits()`);
+        `shutdown_timeout_s`: how long `close` waits for the running job to stop."""
         self.ingestor = ingestor
         self.registry = ingestor.registry
         self.uploads_dir = uploads_dir
         self.metrics = metrics
         self.single_process = single_process
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
+        self.limits = limits or ParseLimits()
+        self.shutdown_timeout_s = shutdown_timeout_s
         self._stopping = threading.Event()
+        self._turns = _Turns(self._stopping)
         self._lock = threading.Lock()
         self._jobs: dict[str, _Running] = {}  # queued and running jobs of this process
-        self._current: str | None = None  # the running one
+        self._queues: dict[str, deque[tuple[Job, Path]]] = {}  # per tenant, in the order accepted
+        self._workers: dict[str, threading.Thread] = {}  # per tenant with queued jobs
+        self._current: set[str] = set()  # the running ones (one holds the turn)
 
     def accept(self, tenant_id: str, job_input: IngestionInput, idempotency_key: str | None) -> Accepted:
         """Return the queued job for `job_input`, or the job an earlier request with the same key made."""
@@ -398,7 +464,11 @@ class IngestionJobs:
         if job is None:
             return None
         running = self._jobs.get(job_id)
-        return self.shown(job, running.last if running else None)
+        if running is None:
+            return self.shown(job)
+        if running.partial and job.status == "running":  # a large file's parts written so far
+            job = replace(job, chunks_written=job.chunks_written + running.partial)
+        return self.shown(job, running.last)
 
     def shown(self, job: Job, current: str | None = None) -> JobOut:
         """Return the job as the API shows it: no error names a folder of the server."""
@@ -434,46 +504,89 @@ class IngestionJobs:
         return not self._stopping.is_set()
 
     def close(self) -> None:
-        """Stop: the running job stops at its next progress step, queued ones stay queued for the next start."""
+        """Stop within `shutdown_timeout_s`: the running job stops at its next progress step (a file being
+        parsed is abandoned) and stays open, queued ones stay queued; all resume at the next start."""
         self._stopping.set()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._turns.wake()
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                log.warning(
+                    "ingestion worker %s still busy at shutdown; its job resumes at the next start",
+                    worker.name,
+                )
 
     # --- internals ---
 
     def _submit(self, job: Job, job_dir: Path) -> None:
         if self._stopping.is_set():  # shutting down: the saved job stays queued and resumes at the next start
             return
+        tenant_id = job.tenant_id
         with self._lock:
             self._jobs[job.id] = _Running(job.kind, job.files_total - job.files_done - job.files_failed)
+            self._queues.setdefault(tenant_id, deque()).append((job, job_dir))
+            if tenant_id not in self._workers:
+                worker = threading.Thread(
+                    target=self._work, args=(tenant_id,), name=f"ingest-{len(self._workers)}", daemon=True
+                )
+                self._workers[tenant_id] = worker
+                worker.start()
         self._update_gauges()
-        self._executor.submit(self._run, job, job_dir)
+
+    def _work(self, tenant_id: str) -> None:
+        """Run the tenant's queued jobs in order; the thread ends when its queue is empty."""
+        while True:
+            with self._lock:
+                queue = self._queues.get(tenant_id)
+                if not queue or self._stopping.is_set():
+                    self._queues.pop(tenant_id, None)
+                    self._workers.pop(tenant_id, None)
+                    return
+                job, job_dir = queue.popleft()
+            self._run(job, job_dir)
 
     def _run(self, job: Job, job_dir: Path) -> None:
         if self._stopping.is_set():
             return
-        with self._lock:
-            self._current = job.id
-        self._update_gauges()
         keep_input = False
         try:
+            self._turns.take(job.tenant_id)
+            with self._lock:
+                self._current.add(job.id)
+            self._update_gauges()
             # A resumed job goes on where it stopped: what it already indexed stays counted as indexed.
             finished = {f.name for f in job.files if f.status in ("indexed", "skipped")}
             ids = self.registry.ids  # job file names are stored as ids (a name with personal data, keyed)
-            items = [i for i in items_for(job.tenant_id, job_dir) if ids.id(i.name) not in finished]
-            self.ingestor.run(
-                job.tenant_id, job.kind, items, job=job, progress=lambda p: self._on_progress(job.id, p)
+            limits = replace(
+                self.limits,
+                cancelled=self._stopping.is_set,
+                idle=lambda: self._turns.released(job.tenant_id),
             )
-        except _Stopping:
+            items = [i for i in items_for(job.tenant_id, job_dir, limits) if ids.id(i.name) not in finished]
+            self.ingestor.run(
+                job.tenant_id, job.kind, items, job=job, progress=lambda p: self._on_progress(job, p)
+            )
+        except (_Stopping, ParseCancelled):
             keep_input = True
             log.info("ingestion job %s interrupted by shutdown; it resumes at the next start", job.id)
         except Exception as exc:
+            if self._stopping.is_set():  # the index closed under it at shutdown: resume it next time
+                keep_input = True
+                log.info(
+                    "ingestion job %s stopped at shutdown (%s); it resumes at the next start", job.id, exc
+                )
+                return
             log.exception("ingestion job %s stopped", job.id)
             with contextlib.suppress(LookupError):  # the tenant (and its jobs) was deleted meanwhile
                 self.registry.finish_job(job.id, error=f"ingestion stopped: {self._public(exc)}")
         finally:
+            self._turns.give_back(job.tenant_id)
             with self._lock:
                 self._jobs.pop(job.id, None)
-                self._current = None
+                self._current.discard(job.id)
             self._update_gauges()
             if not keep_input:
                 shutil.rmtree(job_dir, ignore_errors=True)
@@ -482,10 +595,14 @@ class IngestionJobs:
         """Return the error's text without the server's folders (a file under them keeps its name)."""
         return public_text(str(error) or type(error).__name__, self.uploads_dir.parent)
 
-    def _on_progress(self, job_id: str, progress: IngestProgress) -> None:
-        running = self._jobs.get(job_id)
+    def _on_progress(self, job: Job, progress: IngestProgress) -> None:
+        running = self._jobs.get(job.id)
         if running is not None:
-            running.remaining -= 1
+            if progress.partial:
+                running.partial += progress.chunks_written - running.chunks
+            else:
+                running.remaining -= 1
+                running.partial = 0
             running.last = f"{progress.current}: {progress.status}"
             if self.metrics:
                 outcome = progress.status.split(" ", 1)[0].rstrip(":")
@@ -495,12 +612,13 @@ class IngestionJobs:
             self._update_gauges()
         if self._stopping.is_set():
             raise _Stopping
+        self._turns.pass_on(job.tenant_id)  # another tenant's job waiting goes first
 
     def _update_gauges(self) -> None:
         if self.metrics is None:
             return
         with self._lock:
-            running = int(self._current is not None)
+            running = len(self._current)
             queued = len(self._jobs) - running
             pending = sum(max(0, r.remaining) for r in self._jobs.values())
         self.metrics.jobs.labels("running").set(running)

@@ -383,6 +383,8 @@ def _partition(path: Path, kind: DocumentKind, run: Callable[[], list[Element]])
     _use_offline_nlp()
     try:
         return run()
+    except MemoryError:
+        raise  # a parse worker's memory limit: reported as such, not as an unreadable file
     except Exception as exc:  # python-docx, python-pptx, openpyxl and lxml raise many types
         raise DocumentError(path, f"could not be read as {_LABELS[kind]}: {exc}") from exc
 

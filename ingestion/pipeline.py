@@ -64,6 +64,8 @@ class IngestProgress:
     chunks_written: int
     current: str
     status: str
+    # True while one large document is written in parts: `chunks_written` counts its parts written so far.
+    partial: bool = False
 
 
 ProgressFn = Callable[[IngestProgress], None]
@@ -224,12 +226,19 @@ class Ingestor:
 
         def flush() -> None:
             chunks = [c for *_, cs in pending for c in cs]
+
+            def written(n: int) -> None:  # a large document's parts: progress inside the file
+                if progress and len(pending) == 1 and n < len(chunks):
+                    name = pending[0][0].name
+                    status = f"indexing: {n} of {len(chunks)} chunks written"
+                    progress(IngestProgress(state.done, state.total, state.chunks + n, name, status, True))
+
             try:
                 try:
-                    self._write(tenant_id, chunks, pending)
+                    self._write(tenant_id, chunks, pending, written)
                 except StoreError as exc:  # e.g. the index process died mid-call: it starts again on the next
                     log.warning("writing to the index failed (%s); trying once more", exc)
-                    self._write(tenant_id, chunks, pending)
+                    self._write(tenant_id, chunks, pending, written)
             except Exception as exc:  # the engine refused the batch: fail these documents, keep the rest
                 for item, _, indexed_version, _ in pending:
                     self._drop_partial(tenant_id, item.doc_id, indexed_version)
@@ -291,6 +300,8 @@ class Ingestor:
                 except Exception as exc:  # one bad file must not stop the batch
                     self._fail(tenant_id, job.id, item, _describe(exc), state, progress)
                     continue
+                if pending and len(chunks) > self.batch_chunks:
+                    flush()  # a large document is written alone, in parts, reporting each
                 pending.append((item, decision.version, decision.indexed_version, chunks))
                 if sum(len(p[3]) for p in pending) >= self.batch_chunks:
                     flush()
@@ -302,10 +313,18 @@ class Ingestor:
         return finished
 
     def _write(
-        self, tenant_id: str, chunks: list[Chunk], pending: Sequence[tuple[IngestItem, int, int | None, Any]]
+        self,
+        tenant_id: str,
+        chunks: list[Chunk],
+        pending: Sequence[tuple[IngestItem, int, int | None, Any]],
+        written: Callable[[int], None] | None = None,
     ) -> None:
-        """Upsert a batch, then drop the older versions of the documents it updates (idempotent)."""
-        self.index.upsert(chunks, batch_size=64)
+        """Upsert a batch in parts of `batch_chunks` (`written` is told the count after each), then drop
+        the older versions of the documents it updates (idempotent)."""
+        for start in range(0, len(chunks), self.batch_chunks):
+            self.index.upsert(chunks[start : start + self.batch_chunks], batch_size=64)
+            if written:
+                written(min(len(chunks), start + self.batch_chunks))
         for item, version, indexed_version, _ in pending:
             if indexed_version is not None:
                 self.index.delete_stale(tenant_id, item.doc_id, version)

@@ -15,6 +15,7 @@ from .chats import collapse_duplicates, extract_pairs, load_conversations, pairs
 from .chunking import DEFAULT_CHUNK_WORDS, DEFAULT_OVERLAP_WORDS, chunk_document
 from .faq import SheetImport, load_faq, load_quick_replies
 from .loaders import DEFAULT_MAX_BYTES, LoadedDocument, Section, load_document
+from .parse_worker import ParseLimits, run_limited
 from .pipeline import IngestItem, content_hash, doc_id_for
 
 
@@ -53,9 +54,12 @@ def file_items(
     *,
     base: Path | None = None,
     names: Sequence[str] | None = None,
+    limits: ParseLimits | None = None,
 ) -> list[IngestItem]:
     """Return one item per file; doc ids come from the file's path relative to `base` (or its name), or
-    from `names` (one per path: the name the file was uploaded under, when it is stored under another)."""
+    from `names` (one per path: the name the file was uploaded under, when it is stored under another).
+
+    With `limits`, each file is parsed and chunked in a worker process within them (`parse_worker`)."""
     params = params or ChunkingParams()
     items = []
     for n, path in enumerate(paths):
@@ -66,13 +70,23 @@ def file_items(
         def build(path: Path = path, doc_id: str = doc_id, shown: str | None = shown) -> list[Chunk]:
             if not path.exists():
                 raise ValueError(f"{shown or path.name}: no such file")
-            doc = load_document(path, max_bytes=params.max_bytes, name=shown)
-            return chunk_document(
-                doc, tenant_id=tenant_id, doc_id=doc_id, chunk_size=params.chunk_size, overlap=params.overlap
-            )
+            args = (tenant_id, path, shown, doc_id, params)
+            if limits is None:
+                return parse_file(*args)
+            return run_limited(parse_file, args, name=shown or path.name, limits=limits)
 
         items.append(IngestItem(uri, doc_id, "doc", uri, _file_hash(path, params), build))
     return items
+
+
+def parse_file(
+    tenant_id: str, path: Path, shown: str | None, doc_id: str, params: ChunkingParams
+) -> list[Chunk]:
+    """Return the chunks of one file: parsed (`load_document`) and chunked."""
+    doc = load_document(path, max_bytes=params.max_bytes, name=shown)
+    return chunk_document(
+        doc, tenant_id=tenant_id, doc_id=doc_id, chunk_size=params.chunk_size, overlap=params.overlap
+    )
 
 
 def text_items(

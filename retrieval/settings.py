@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     # retention_days; see assist/retention.py). 0: the server never prunes (`invekto-knowledge prune` does).
     retention_prune_hours: float = Field(default=6.0, ge=0.0)
 
+    # Ingestion: each file is parsed and chunked in a worker process that may take this long and use this
+    # much memory beyond its start; a file over either fails alone. 0: no limit.
+    parse_timeout_s: float = Field(default=300.0, ge=0.0)
+    parse_memory_mb: int = Field(default=1024, ge=0)
+    # Seconds the server waits at shutdown for the running ingestion job to stop (it resumes at the next start).
+    shutdown_timeout_s: float = Field(default=15.0, gt=0.0)
+
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
