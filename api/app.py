@@ -22,7 +22,7 @@ from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
 from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
-from .openapi import SERVERS, install_openapi, operation_id
+from .openapi import SERVERS, install_docs, install_openapi, operation_id
 from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
 from .routes import (
     admin,
@@ -119,8 +119,12 @@ def create_app(
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
         servers=SERVERS,
+        # /docs comes from install_docs (Swagger UI from the package); ReDoc would load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_openapi(app)
+    install_docs(app)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter(rate_limit or RateLimit(settings.rate_limit, settings.rate_burst))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
 # Where the route function's own name would read poorly as a client method.
@@ -86,3 +88,22 @@ def install_openapi(app: FastAPI) -> None:
         return spec
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# Swagger UI 5 (swagger-ui-dist, Apache-2.0, api/static/swagger-ui-LICENSE.txt) ships in the package:
+# /docs must work where the service runs without internet.
+SWAGGER_ASSETS = "/playground/static"
+
+
+def install_docs(app: FastAPI) -> None:
+    """Serve the interactive API docs at /docs from the package's own copy of Swagger UI (no CDN)."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — docs",
+            swagger_js_url=f"{SWAGGER_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_ASSETS}/swagger-ui-favicon.png",
+        )

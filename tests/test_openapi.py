@@ -40,3 +40,19 @@ def test_schemas_are_named_after_what_they_are_and_every_operation_has_a_tag(tmp
     assert spec["servers"][0]["url"].startswith("http")
     # The same document twice: generators cache by it.
     assert _spec(tmp_path) == spec
+
+
+def test_the_docs_page_loads_swagger_ui_from_the_service_not_a_cdn(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = Settings(data_dir=tmp_path, admin_token="t" * 40, _env_file=None)  # type: ignore[call-arg]
+    client = TestClient(create_app(settings))  # no startup: the page and its assets need no service
+    page = client.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/playground/static/") for a in assets), assets
+    assert "cdn" not in page.text and "/openapi.json" in page.text
+    for asset in assets:
+        got = client.get(asset)
+        assert got.status_code == 200 and len(got.content) > 500, asset
+    assert client.get("/redoc").status_code == 404

@@ -344,3 +344,21 @@ def test_an_admin_sees_the_knowledge_gaps_and_writes_one_up(
     assert "kripto para hesabı bulunmuyor" in suggested["suggestions"][0]["text"]
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def test_the_api_docs_render_without_internet(served: Served, browser: webdriver.Chrome) -> None:
+    """Swagger UI comes from the service itself: the operations show with the network cut off."""
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*cdn*", "*jsdelivr*", "*unpkg*"]})
+    browser.get(f"{served.url}/docs")
+    ops = wait_for(
+        browser,
+        lambda: browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-operation-id, .opblock"),
+        "the operations render",
+    )
+    assert len(ops) >= 20
+    assert "suggestReplies" in browser.page_source
