@@ -33,6 +33,59 @@ _OPERATION_IDS = {
 # Multipart bodies: FastAPI names them Body_<operation id>.
 _FORM_PREFIX = "Body_"
 
+_CONVERSATION = {
+    "conversation_id": "wa-1001",
+    "messages": [
+        {"role": "customer", "text": "Merhaba, taşıt kredisi için şartlar nelerdir?"},
+    ],
+    "channel": "whatsapp",
+}
+# One example body per JSON operation, shown in /docs and used by client generators; a test posts each one
+# to the running service.
+REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "addTextDocuments": {
+        "documents": [
+            {
+                "id": "kargo-sss",
+                "title": "Kargo",
+                "text": "Kargo ücreti 500 TL ve üzeri siparişlerde ücretsizdir.",
+                "metadata": {"kategori": "kargo"},
+            }
+        ]
+    },
+    "conversationClosed": {
+        "conversation_id": "wa-1002",
+        "channel": "whatsapp",
+        "status": "resolved",
+        "messages": [
+            {"role": "customer", "text": "İade süresi kaç gün?", "ts": "2026-11-30T10:01:10+03:00"},
+            {
+                "role": "agent",
+                "text": "Ürünü teslim aldıktan sonra 14 gün içinde iade edebilirsiniz.",
+                "ts": "2026-11-30T10:03:00+03:00",
+                "agent_id": "a-7",
+            },
+        ],
+    },
+    "eraseCustomer": {"phone": "+90 532 634 54 16"},
+    "searchKnowledge": {"query": "kargo ücreti ne kadar", "limit": 5, "sources": ["faq", "doc"]},
+    "suggestReplies": _CONVERSATION,
+    "resolveConversation": _CONVERSATION,
+    "sendFeedback": {"suggestion_id": "3f2b0c1e-8a4d-4c55-9b1e-2f6d7a9c0e11", "action": "accepted"},
+    "answerKnowledgeGap": {
+        "question": "Öğretmenlere indirim var mı?",
+        "answer": "Öğretmenlere özel bir indirimimiz bulunmuyor.",
+        "asked": ["ogretmen indirimi var mi"],
+    },
+    "createTenant": {
+        "id": "acme-tr",
+        "name": "Acme Kargo",
+        "settings": {"tone": "siz", "retention_days": 180},
+    },
+    "updateTenantSettings": {"settings": {"resolve_thresholds": {"precision_target": 0.95}}},
+    "createApiKey": {"name": "inbox"},
+}
+
 SERVERS = [{"url": "http://127.0.0.1:7104", "description": "`invekto-knowledge serve` on this machine"}]
 
 
@@ -68,7 +121,8 @@ def _ref(ref: str, names: dict[str, str]) -> str:
 
 
 def install_openapi(app: FastAPI) -> None:
-    """Make `app.openapi()` name every multipart body schema after its operation (`UploadDocumentsForm`)."""
+    """Make `app.openapi()` name every multipart body schema after its operation (`UploadDocumentsForm`)
+    and give every JSON request body its example."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -76,6 +130,11 @@ def install_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         spec = build()
         schemas = spec.get("components", {}).get("schemas", {})
+        for ops in spec.get("paths", {}).values():
+            for op in ops.values():
+                body = op.get("requestBody", {}).get("content", {}).get("application/json")
+                if body is not None and op.get("operationId") in REQUEST_EXAMPLES:
+                    body["example"] = REQUEST_EXAMPLES[op["operationId"]]
         names = {n: _form_name(n) for n in schemas if n.startswith(_FORM_PREFIX)}
         if names:
             spec = _renamed(spec, names)
