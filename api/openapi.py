@@ -120,6 +120,27 @@ def _ref(ref: str, names: dict[str, str]) -> str:
     return ref
 
 
+_SCALARS = {"string", "integer", "number", "boolean", "array", "object"}
+
+
+def _simple_nullable(node: Any) -> Any:
+    """Return `node` with each `anyOf: [{type: T, ...}, {type: null}]` of a plain type written as OpenAPI 3.1's
+    `type: [T, "null"]` (one schema, as generators read it best); unions of references stay."""
+    if isinstance(node, list):
+        return [_simple_nullable(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _simple_nullable(v) for k, v in node.items()}
+    options = node.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = next(o for o in options if o != {"type": "null"})
+        if isinstance(other.get("type"), str) and other["type"] in _SCALARS and "$ref" not in other:
+            merged = {k: v for k, v in node.items() if k != "anyOf"}
+            merged.update({**other, "type": [other["type"], "null"]})
+            return merged
+    return node
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make `app.openapi()` name every multipart body schema after its operation (`UploadDocumentsForm`)
     and give every JSON request body its example."""
@@ -135,6 +156,8 @@ def install_openapi(app: FastAPI) -> None:
                 body = op.get("requestBody", {}).get("content", {}).get("application/json")
                 if body is not None and op.get("operationId") in REQUEST_EXAMPLES:
                     body["example"] = REQUEST_EXAMPLES[op["operationId"]]
+        spec = _simple_nullable(spec)
+        schemas = spec.get("components", {}).get("schemas", {})
         names = {n: _form_name(n) for n in schemas if n.startswith(_FORM_PREFIX)}
         if names:
             spec = _renamed(spec, names)
