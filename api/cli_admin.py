@@ -95,6 +95,9 @@ def serve(
             body_timeout_s=body_timeout,
             max_connections=max_connections,
         )
+        # SIGTERM: requests still open get this long before the lifespan stops the ingestion jobs, which
+        # wait at most settings.shutdown_timeout_s (the running one resumes at the next start).
+        config.timeout_graceful_shutdown = int(max(1.0, settings.shutdown_timeout_s))
         uvicorn.Server(config).run()
 
 

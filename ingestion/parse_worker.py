@@ -62,22 +62,23 @@ def _address_space() -> int:
 
 
 def _child(conn: Connection, memory_bytes: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    over_memory = pickle.dumps(("memory", ""))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if memory_bytes:
         limit = _address_space() + memory_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard < 0 else min(limit, hard), hard))
     conn.send_bytes(b"started")
+    message = over_memory
     try:
         message = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
     except MemoryError:
-        message = pickle.dumps(("memory", ""))
+        pass
     except ValueError as exc:  # the loader's clear file errors
         message = pickle.dumps(("error", str(exc)))
     except Exception as exc:
         message = pickle.dumps(("crash", f"{type(exc).__name__}: {exc}"))
-    try:
-        conn.send_bytes(message)
-    except MemoryError:
-        conn.send_bytes(pickle.dumps(("memory", "")))
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))  # the parse is over: room to send its result
+    conn.send_bytes(message)
 
 
 def run_limited(fn: Callable[..., Any], args: tuple[Any, ...], *, name: str, limits: ParseLimits) -> Any:

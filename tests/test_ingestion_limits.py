@@ -32,14 +32,14 @@ def _client(ctx: ServiceContext) -> TestClient:
 
 
 def _slow_writes(ctx: ServiceContext, pause_s: float, on_write: Callable[[], None] | None = None) -> None:
-    """Make every index write take `pause_s` longer (a large file then takes a while to index)."""
+    """Make every index write take `pause_s` longer per chunk (a large file takes a while to index)."""
     upsert = ctx.index.upsert
 
-    def slow(*args: Any, **kwargs: Any) -> Any:
+    def slow(chunks: list[Any], *args: Any, **kwargs: Any) -> Any:
         if on_write:
             on_write()
-        time.sleep(pause_s)
-        return upsert(*args, **kwargs)
+        time.sleep(pause_s * len(chunks))
+        return upsert(chunks, *args, **kwargs)
 
     ctx.index.upsert = slow  # type: ignore[method-assign]
 
@@ -66,7 +66,7 @@ def test_a_file_over_the_parse_memory_or_time_limit_fails_alone_naming_the_limit
         job = wait_for_job(
             client,
             acme,
-            upload_files(client, acme, ("buyuk.txt", _large_text(3000)), FIXTURES / "iade.txt").headers[
+            upload_files(client, acme, ("buyuk.txt", _large_text(20000)), FIXTURES / "iade.txt").headers[
                 "Location"
             ],
         )
@@ -121,7 +121,7 @@ def test_a_large_files_job_shows_the_chunks_written_so_far_while_it_is_indexed(
 def test_another_tenants_small_job_finishes_while_a_large_job_is_still_running(
     small_batches: ServiceContext,
 ) -> None:
-    _slow_writes(small_batches, 0.3)
+    _slow_writes(small_batches, 0.03)
     with _client(small_batches) as client:
         _in_process(client)
         acme, globex = new_tenant(client, "acme"), new_tenant(client, "globex")
@@ -153,7 +153,7 @@ def test_shutdown_stops_within_its_bound_and_the_running_job_resumes_at_the_next
     ctx = open_context(data, use_embedder, shutdown_timeout_s=5)
     ctx.ingestor.batch_chunks = 8
     writes: list[float] = []
-    _slow_writes(ctx, 1.0, lambda: writes.append(time.monotonic()))  # the large file takes 10 s and more
+    _slow_writes(ctx, 0.1, lambda: writes.append(time.monotonic()))  # the large file takes 8 s and more
     client = _client(ctx).__enter__()
     _in_process(client)
     acme = new_tenant(client, "acme")
