@@ -221,6 +221,25 @@ def bench_ingest(
     typer.echo(write_report(out, "ingest", "Ingestion benchmark", report, markdown_table(report)))
 
 
+@bench_app.command("stall")
+def bench_stall(
+    out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for stall.json and stall.md."),
+    large_mb: float = typer.Option(2.0, "--large-mb", help="Size of the large .txt one tenant uploads."),
+    before: Path | None = typer.Option(
+        None, "--before", help="A stall.json of an earlier run, shown beside this one in the table."
+    ),
+) -> None:
+    """Another tenant's one-document job while a large file is ingested, the parse limits, shutdown time."""
+    from retrieval.embedders import load_embedder
+
+    from .bench_stall import markdown_table, run_stall_benchmark
+
+    settings = load_settings()
+    report = run_stall_benchmark(settings, load_embedder(settings.embedder), large_mb=large_mb)
+    earlier = json.loads(before.read_text(encoding="utf-8")) if before else None
+    typer.echo(write_report(out, "stall", "Stall benchmark", report, markdown_table(earlier, report)))
+
+
 @bench_app.command("soak")
 def bench_soak(
     out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for soak.json and soak.md."),
