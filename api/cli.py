@@ -225,6 +225,12 @@ def bench_ingest(
 def bench_stall(
     out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for stall.json and stall.md."),
     large_mb: float = typer.Option(2.0, "--large-mb", help="Size of the large .txt one tenant uploads."),
+    time_limit_s: float = typer.Option(
+        5.0, "--time-limit-s", help="Parse time limit the large file is tried under."
+    ),
+    memory_limit_mb: int = typer.Option(
+        8, "--memory-limit-mb", help="Parse memory limit the large file is tried under."
+    ),
     before: Path | None = typer.Option(
         None, "--before", help="A stall.json of an earlier run, shown beside this one in the table."
     ),
@@ -235,7 +241,13 @@ def bench_stall(
     from .bench_stall import markdown_table, run_stall_benchmark
 
     settings = load_settings()
-    report = run_stall_benchmark(settings, load_embedder(settings.embedder), large_mb=large_mb)
+    report = run_stall_benchmark(
+        settings,
+        load_embedder(settings.embedder),
+        large_mb=large_mb,
+        timeout_limit_s=time_limit_s,
+        memory_limit_mb=memory_limit_mb,
+    )
     earlier = json.loads(before.read_text(encoding="utf-8")) if before else None
     typer.echo(write_report(out, "stall", "Stall benchmark", report, markdown_table(earlier, report)))
 
