@@ -3,19 +3,36 @@ and a shutdown that stops within a bound and leaves the running job to resume.""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.bench import free_port
 from api.context import ServiceContext
 from ingestion.parse_worker import ParseLimits
 from retrieval.embedders import Embedder
-from tests.test_api_env import FIXTURES, UNLIMITED, new_tenant, open_context, upload_files, wait_for_job
+from tests.test_api_env import (
+    ADMIN,
+    ADMIN_TOKEN,
+    FIXTURES,
+    UNLIMITED,
+    new_tenant,
+    open_context,
+    upload_files,
+    wait_for_job,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PARAGRAPH = (
     "Kargo ücreti 59,90 TL olup siparişiniz iki iş günü içinde teslim edilir. İade süresi on dört gündür, "
@@ -178,3 +195,66 @@ def test_shutdown_stops_within_its_bound_and_the_running_job_resumes_at_the_next
     assert job["status"] == "succeeded" and job["files_done"] == 2
     assert docs["buyuk.txt"]["status"] == "indexed" and docs["iade.txt"]["status"] == "indexed"
     assert job["chunks_written"] == sum(d["chunk_count"] for d in docs.values())
+
+
+def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
+    """Start `invekto-knowledge serve` on `port`; return it once it answers /readyz."""
+    env = {
+        **os.environ,
+        "INVEKTO_DATA_DIR": str(data),
+        "INVEKTO_ADMIN_TOKEN": ADMIN_TOKEN,
+        "INVEKTO_LLM_PROVIDER": "extractive",
+        "INVEKTO_STORE": "edge",
+        "INVEKTO_DATABASE_URL": "",
+        "INVEKTO_SHUTDOWN_TIMEOUT_S": "5",
+    }
+    data.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log"]
+    log = (data.parent / "server.log").open("ab")
+    process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, (data.parent / "server.log").read_text(errors="replace")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process
+        assert time.monotonic() < deadline, "the server did not get ready in 120 s"
+        time.sleep(0.2)
+
+
+def test_sigterm_stops_the_server_within_its_bound_while_a_large_file_is_indexed(tmp_path: Path) -> None:
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _serve(data, port)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            created = http.post("/v1/admin/tenants", json={"id": "acme", "name": "Acme"}, headers=ADMIN)
+            assert created.status_code == 201, created.text
+            key = http.post("/v1/admin/tenants/acme/keys", json={"name": "t"}, headers=ADMIN).json()["key"]
+            acme = {"Authorization": f"Bearer {key}"}
+            location = upload_files(
+                http, acme, ("buyuk.txt", _large_text(10000)), FIXTURES / "iade.txt"
+            ).headers["Location"]
+            deadline = time.monotonic() + 120
+            while http.get(location, headers=acme).json()["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            time.sleep(8)  # parsed, and part of its 650 chunks being embedded (half a minute of work)
+            assert http.get(location, headers=acme).json()["status"] == "running"
+        started = time.monotonic()
+        process.terminate()
+        process.wait(timeout=120)
+        stopped_in = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert stopped_in < 20, f"the server took {stopped_in:.1f} s to stop"
+
+    process = _serve(data, port)
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            job = wait_for_job(http, acme, location, timeout_s=300)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    assert job["status"] == "succeeded" and job["files_done"] == 2 and job["files_failed"] == 0
