@@ -6,6 +6,8 @@ temp dir, the session's USE embedder, the ingestion worker thread.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,21 @@ FIXTURES = Path(__file__).parent / "fixtures" / "api"
 ADMIN_TOKEN = "test-admin-token-1f8c-7d2e9a4b0c6f5e13"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 UNLIMITED = RateLimit(rate=0)
+
+
+def served_env(data_dir: Path, **variables: str) -> dict[str, str]:
+    """Return the environment of a `serve` subprocess on `data_dir` (edge, SQLite, offline answers)."""
+    return {
+        **os.environ,
+        "INVEKTO_DATA_DIR": str(data_dir),
+        "INVEKTO_ADMIN_TOKEN": ADMIN_TOKEN,
+        "INVEKTO_LLM_PROVIDER": "extractive",
+        "INVEKTO_STORE": "edge",
+        "INVEKTO_DATABASE_URL": "",
+        # The console script next to this interpreter, for the CLI commands the docs show.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **variables,
+    }
 
 
 def api_settings(data_dir: Path, **overrides: Any) -> Settings:

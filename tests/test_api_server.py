@@ -6,7 +6,6 @@ Also runs every ```bash example of docs/api.md against it, and the admin CLI bes
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import select
 import shutil
@@ -23,7 +22,7 @@ import httpx
 import pytest
 
 from api.bench import free_port
-from tests.test_api_env import ADMIN, ADMIN_TOKEN, FIXTURES, customer_asks, wait_for_job
+from tests.test_api_env import ADMIN, ADMIN_TOKEN, FIXTURES, customer_asks, served_env, wait_for_job
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "api.md"
@@ -40,16 +39,7 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("served") / "data"
     port = free_port()
-    env = {
-        **os.environ,
-        "INVEKTO_DATA_DIR": str(data),
-        "INVEKTO_ADMIN_TOKEN": ADMIN_TOKEN,
-        "INVEKTO_LLM_PROVIDER": "extractive",
-        "INVEKTO_STORE": "edge",
-        "INVEKTO_DATABASE_URL": "",
-        # The console script next to this interpreter, for the CLI commands the docs show.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    env = served_env(data)
     # Short read deadlines, so the slow-client test waits seconds, not the default 10 and 30.
     deadlines = ["--header-timeout", "2", "--body-timeout", "3"]
     cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log", *deadlines]

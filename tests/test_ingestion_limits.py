@@ -4,7 +4,6 @@ and a shutdown that stops within a bound and leaves the running job to resume.""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -23,11 +22,11 @@ from ingestion.parse_worker import ParseLimits
 from retrieval.embedders import Embedder
 from tests.test_api_env import (
     ADMIN,
-    ADMIN_TOKEN,
     FIXTURES,
     UNLIMITED,
     new_tenant,
     open_context,
+    served_env,
     upload_files,
     wait_for_job,
 )
@@ -199,15 +198,7 @@ def test_shutdown_stops_within_its_bound_and_the_running_job_resumes_at_the_next
 
 def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
     """Start `invekto-knowledge serve` on `port`; return it once it answers /readyz."""
-    env = {
-        **os.environ,
-        "INVEKTO_DATA_DIR": str(data),
-        "INVEKTO_ADMIN_TOKEN": ADMIN_TOKEN,
-        "INVEKTO_LLM_PROVIDER": "extractive",
-        "INVEKTO_STORE": "edge",
-        "INVEKTO_DATABASE_URL": "",
-        "INVEKTO_SHUTDOWN_TIMEOUT_S": "5",
-    }
+    env = served_env(data, INVEKTO_SHUTDOWN_TIMEOUT_S="5")
     data.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log"]
     log = (data.parent / "server.log").open("ab")
