@@ -411,7 +411,7 @@ class IngestionJobs:
         *,
         single_process: bool = True,
         limits: ParseLimits | None = None,
-        shutdown_timeout_s: float = 15.0,
+        shutdown_timeout_s: float = 10.0,
     ) -> None:
         """`single_process`: no other process ingests into this registry (true for the edge index),
         so a job left open without a saved input at startup is dead, not another process's.

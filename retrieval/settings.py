@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     parse_timeout_s: float = Field(default=300.0, ge=0.0)
     parse_memory_mb: int = Field(default=1024, ge=0)
     # Seconds the server waits at shutdown for the running ingestion job to stop (it resumes at the next start).
-    shutdown_timeout_s: float = Field(default=15.0, gt=0.0)
+    shutdown_timeout_s: float = Field(default=10.0, gt=0.0)
 
     @property
     def index_dir(self) -> Path:
