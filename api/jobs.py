@@ -48,6 +48,7 @@ from ingestion.sources import (
     sheet_problems,
     text_items,
 )
+from retrieval.models import Source
 
 from .errors import ProblemError
 from .metrics import ServiceMetrics
@@ -310,8 +311,8 @@ def text_documents(documents: list[TextDocumentIn]) -> IngestionInput:
 
 
 def items_for(tenant_id: str, job_dir: Path, limits: ParseLimits | None = None) -> list[IngestItem]:
-    """Return the items of the job saved in `job_dir`, in the order of its job file names; files are
-    parsed within `limits` when given."""
+    """Return the items of the job saved in `job_dir`, in the order of its job file names; files and
+    sheets are parsed within `limits` when given (a chat export is read when its job starts)."""
     manifest = json.loads((job_dir / MANIFEST).read_text(encoding="utf-8"))
     form: InputForm = manifest["form"]
     names: list[str] = manifest["stored"]
@@ -319,7 +320,8 @@ def items_for(tenant_id: str, job_dir: Path, limits: ParseLimits | None = None) 
     if form == "files":
         return file_items(tenant_id, stored, names=names, limits=limits)
     if form in ("faq", "quick_replies"):
-        return [sheet_item(tenant_id, stored[0], "faq" if form == "faq" else "quick_reply", name=names[0])]
+        source: Source = "faq" if form == "faq" else "quick_reply"
+        return [sheet_item(tenant_id, stored[0], source, name=names[0], limits=limits)]
     if form == "chats":
         return chat_items(tenant_id, stored[0]).items
     raw = json.loads((job_dir / _TEXTS_FILE).read_text(encoding="utf-8"))

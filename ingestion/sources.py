@@ -133,25 +133,39 @@ def _sheet_loader(source: Source) -> Callable[..., SheetImport]:
 
 
 def sheet_item(
-    tenant_id: str, path: Path, source: Source, *, doc_id: str | None = None, name: str | None = None
+    tenant_id: str,
+    path: Path,
+    source: Source,
+    *,
+    doc_id: str | None = None,
+    name: str | None = None,
+    limits: ParseLimits | None = None,
 ) -> IngestItem:
     """Return the item for a FAQ sheet (source "faq") or a quick-reply sheet (source "quick_reply");
-    `name` is the name it was uploaded under when it is stored under another."""
+    `name` is the name it was uploaded under when it is stored under another. With `limits`, the sheet is
+    read in a worker process within them, as files are."""
     name = name or path.name
     doc_id = doc_id or _sheet_doc_id(source, name)
-    loader = _sheet_loader(source)
     data = path.read_bytes() if path.exists() else b""
 
     def build() -> list[Chunk]:
         if not path.exists():
             raise ValueError(f"{name}: no such file")
-        result = loader(tenant_id, doc_id, data, filename=name)
-        if not result.chunks:
-            problems = "; ".join(result.problems[:5])
-            raise ValueError(f"{name}: no usable rows" + (f" ({problems})" if problems else ""))
-        return result.chunks
+        args = (tenant_id, doc_id, path, source, name)
+        if limits is None:
+            return sheet_chunks(*args)
+        return run_limited(sheet_chunks, args, name=name, limits=limits)
 
     return IngestItem(name, doc_id, source, name, content_hash(data, source), build, title=Path(name).stem)
+
+
+def sheet_chunks(tenant_id: str, doc_id: str, path: Path, source: Source, name: str) -> list[Chunk]:
+    """Return the chunks of a FAQ or quick-reply sheet; ValueError when no row can be used."""
+    result = _sheet_loader(source)(tenant_id, doc_id, path.read_bytes(), filename=name)
+    if not result.chunks:
+        problems = "; ".join(result.problems[:5])
+        raise ValueError(f"{name}: no usable rows" + (f" ({problems})" if problems else ""))
+    return result.chunks
 
 
 def sheet_problems(tenant_id: str, data: bytes, source: Source, name: str) -> list[str]:

@@ -249,3 +249,27 @@ def test_sigterm_stops_the_server_within_its_bound_while_a_large_file_is_indexed
         process.terminate()
         process.wait(timeout=60)
     assert job["status"] == "succeeded" and job["files_done"] == 2 and job["files_failed"] == 0
+
+
+def test_a_faq_sheet_over_the_parse_memory_limit_fails_naming_the_limit(
+    tmp_path: Path, use_embedder: Embedder
+) -> None:
+    """Sheets are read in the worker too: a huge FAQ sheet cannot take the server's memory."""
+    ctx = open_context(tmp_path / "data", use_embedder, parse_memory_mb=4, parse_timeout_s=60)
+    rows = "".join(f'"Soru {i}: kargo ne zaman gelir?","{PARAGRAPH.strip()} {i}"\n' for i in range(20000))
+    with _client(ctx) as client:
+        acme = new_tenant(client, "acme")
+        big = client.post(
+            "/v1/faq", files={"file": ("sss.csv", ("soru,cevap\n" + rows).encode())}, headers=acme
+        )
+        assert big.status_code == 202, big.text
+        job = wait_for_job(client, acme, big.headers["Location"])
+        assert job["status"] == "failed"
+        assert "4 MB memory limit" in job["files"][0]["error"], job
+        small = client.post(
+            "/v1/faq",
+            files={"file": ("kisa.csv", b"soru,cevap\nKargo ne zaman gelir?,Iki is gunu icinde.\n")},
+            headers=acme,
+        )
+        assert wait_for_job(client, acme, small.headers["Location"])["status"] == "succeeded"
+    ctx.close()
