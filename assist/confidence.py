@@ -71,14 +71,18 @@ def cross_language_probability(hit: SearchHit) -> float:
     return round(CROSS_LANGUAGE_CAP * min(1.0, max(0.0, (cosine - 0.1) / 0.4)), 4)
 
 
-def blocked_reason(hit: SearchHit) -> str | None:
-    """Return why a source may only be suggested to an agent, never sent automatically (None: it may be)."""
+def blocked_reason(hit: SearchHit, conflicted: frozenset[str] = frozenset()) -> str | None:
+    """Return why a source may only be suggested to an agent, never sent automatically (None: it may be).
+
+    `conflicted` holds the refs of the tenant's sources with an open conflict."""
     if hit.metadata.get("flagged"):
         return "flagged"
     if hit.source == "chat" and hit.metadata.get("auto_answer") is False:
         return "needs_context"
     if has_placeholder(source_answer(hit)):
         return "placeholder"
+    if hit.ref in conflicted:
+        return "conflict"
     return None
 
 
@@ -112,7 +116,7 @@ def gather_evidence(
             cosine=max(0.0, hit.dense_score or 0.0),
             probability=p,
             missing=missing_words(question, hit),
-            blocked=blocked_reason(hit) or ("conflict" if hit.ref in conflicted else None),
+            blocked=blocked_reason(hit, conflicted),
         )
         for hit, p in zip(hits, probabilities, strict=True)
     ]

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -132,10 +132,8 @@ class _TenantKnowledge:
     checked: float
     conflicts: tuple[Conflict, ...] = ()
     stale: tuple[StaleSource, ...] = ()
-
-    @property
-    def conflicted(self) -> frozenset[str]:
-        return conflicted_refs(self.conflicts)
+    # The refs of `conflicts`, derived once here: every request checks its hits against them.
+    conflicted: frozenset[str] = frozenset()
 
 
 def _caution(evidence: Evidence, threshold: float | None) -> str | None:
@@ -280,7 +278,14 @@ class AssistService:
         conflicts = tuple(find_conflicts(chunks, vocabulary=vocabulary))
         stale = tuple(stale_sources(chunks))
         unscored = _TenantKnowledge(
-            vocabulary, choose_policy([]), thresholds, stamp, now, conflicts=conflicts, stale=stale
+            vocabulary,
+            choose_policy([]),
+            thresholds,
+            stamp,
+            now,
+            conflicts=conflicts,
+            stale=stale,
+            conflicted=conflicted_refs(conflicts),
         )
         samples = [
             self._probe_sample(tenant, probe, unscored) for probe in knowledge_probes(chunks, vocabulary)
@@ -299,7 +304,7 @@ class AssistService:
             policy.threshold,
             len(samples),
         )
-        return _TenantKnowledge(vocabulary, policy, thresholds, stamp, now, conflicts=conflicts, stale=stale)
+        return replace(unscored, policy=policy)
 
     def _probe_sample(self, tenant: Tenant, probe: Probe, knowledge: _TenantKnowledge) -> EvidenceSample:
         hits, evidence, _ = self._retrieve(tenant, probe.question, knowledge)
