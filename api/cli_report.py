@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import typer
@@ -42,22 +41,9 @@ def gaps(
         _tenant_or_exit(ctx, tenant)
         topics = _service(ctx).knowledge_gaps(tenant, since)
     if as_json:
-        rows = [
-            {
-                "label": t.label,
-                "count": t.count,
-                "examples": list(t.examples),
-                "first_asked": t.first_asked.isoformat(),
-                "last_asked": t.last_asked.isoformat(),
-                "reasons": t.reasons,
-                "off_topic": t.off_topic,
-                "candidate": None
-                if t.candidate is None
-                else {"text": t.candidate.text, "ref": t.candidate.ref, "question": t.candidate.question},
-            }
-            for t in topics
-        ]
-        typer.echo(json.dumps({"since": since.isoformat(), "topics": rows}, ensure_ascii=False, indent=1))
+        from .routes.knowledge import gap_report
+
+        typer.echo(gap_report(since, topics).model_dump_json(indent=1))
         return
     if not topics:
         console.print(f"No question was handed off for want of knowledge in the last {days} days.")
@@ -86,14 +72,9 @@ def conflicts(
         _tenant_or_exit(ctx, tenant)
         found, stale = _service(ctx).knowledge_conflicts(tenant)
     if as_json:
-        body = {
-            "conflicts": [
-                {"kind": c.kind, "reason": c.reason, "first": c.first.__dict__, "second": c.second.__dict__}
-                for c in found
-            ],
-            "stale": [{"ref": s.ref, "replaced_by": s.replaced_by, "reason": s.reason} for s in stale],
-        }
-        typer.echo(json.dumps(body, ensure_ascii=False, indent=1))
+        from .routes.knowledge import conflict_report
+
+        typer.echo(conflict_report(found, stale).model_dump_json(indent=1))
         return
     if not found and not stale:
         console.print("No conflicting sources and no replaced documents.")

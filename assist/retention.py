@@ -40,14 +40,14 @@ def prune(registry: Registry, now: datetime | None = None, tenant_id: str | None
     """Delete every tenant's (or one tenant's) expired audit entries and suggestions; return what went."""
     now = now or utcnow()
     out = []
+    gaps = GapLog(registry)
     for tenant in registry.list_tenants():
         if tenant_id is not None and tenant.id != tenant_id:
             continue
         days = tenant.settings.retention_days
         before = now - timedelta(days=days)
         audit, suggestions = registry.prune_assist_records(tenant.id, before)
-        gaps = GapLog(registry).prune(before, tenant.id)
-        out.append(Pruned(tenant.id, days, audit, suggestions, gaps))
+        out.append(Pruned(tenant.id, days, audit, suggestions, gaps.prune(before, tenant.id)))
     return out
 
 

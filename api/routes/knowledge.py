@@ -136,8 +136,20 @@ async def conflicts(tenant: TenantDep, assist: AssistDep, compute: ComputeDep) -
     """Where the tenant's sources disagree (the FAQ says 14 days, a page 30, an agent 7) and which
     documents a newer one replaced."""
     found, stale = await compute.run(assist.knowledge_conflicts, tenant)
+    return conflict_report(found, stale)
+
+
+def conflict_report(found: list[Conflict], stale: list[StaleSource]) -> ConflictReportOut:
+    """Return the conflicts and stale documents as the API (and `report conflicts --json`) shows them."""
     return ConflictReportOut(
         conflicts=[_conflict_out(c) for c in found], stale=[_stale_out(s) for s in stale]
+    )
+
+
+def gap_report(since: datetime, topics: list[GapTopic]) -> GapReportOut:
+    """Return the gap topics as the API (and `report gaps --json`) shows them."""
+    return GapReportOut(
+        since=since, questions=sum(t.count for t in topics), topics=[GapTopicOut.of(t) for t in topics]
     )
 
 
@@ -156,9 +168,7 @@ async def gaps(
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
     topics = await compute.run(assist.knowledge_gaps, tenant, start)
-    return GapReportOut(
-        since=start, questions=sum(t.count for t in topics), topics=[GapTopicOut.of(t) for t in topics]
-    )
+    return gap_report(start, topics)
 
 
 @router.post("/gaps/answer", response_model=GapAnswerOut, responses=problem_responses(422))
