@@ -13,6 +13,7 @@ from retrieval.settings import Settings
 
 from .cli_admin import bench_api, key_app, serve, tenant_app
 from .cli_common import console, load_settings
+from .cli_db import db_app
 from .cli_demo import demo
 from .cli_ingest import ingest_app
 from .cli_report import report_app
@@ -51,6 +52,7 @@ app.command("demo")(demo)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(report_app, name="report")
+app.add_typer(db_app, name="db")
 bench_app.command("api")(bench_api)
 
 

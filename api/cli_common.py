@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +9,7 @@ from contextlib import contextmanager
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.engine import make_url
+from rich.markup import escape
 
 from retrieval.settings import Settings, unknown_variables
 
@@ -35,7 +34,7 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from exc
     problems = configuration_problems(settings)
     for problem in problems:
-        console.print(f"[red]error:[/red] {problem}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True)
     if problems:
         raise typer.Exit(2)
     return settings
@@ -45,17 +44,21 @@ def configuration_problems(settings: Settings) -> list[str]:
     """Return what cannot work in `settings`, one line each: an LLM provider without its key or server, a
     database URL whose driver is not installed."""
     from assist.providers import provider_from_settings
+    from ingestion.registry import engine_url
 
     problems = []
     try:
         provider_from_settings(settings)
     except ValueError as exc:
         problems.append(str(exc))
-    backend = make_url(settings.registry_url).get_backend_name()
-    if backend == "postgresql" and not any(importlib.util.find_spec(m) for m in ("psycopg", "psycopg2")):
+    url = engine_url(settings.registry_url)
+    try:
+        url.get_dialect().import_dbapi()
+    except ImportError:
+        driver = url.get_dialect().driver
         problems.append(
-            "INVEKTO_DATABASE_URL points at PostgreSQL but no PostgreSQL driver is installed: "
-            "pip install 'psycopg[binary]'"
+            f"INVEKTO_DATABASE_URL points at {url.get_backend_name()} but its driver {driver} is not installed"
+            + (": pip install 'psycopg[binary]'" if driver == "psycopg" else "")
         )
     return problems
 

@@ -33,7 +33,6 @@ from sqlalchemy import (
     event,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import URL, make_url
@@ -41,16 +40,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ingestion import migrations
 from ingestion.pseudonym import IdGuard
 from ingestion.registry_models import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
     ApiKeyInfo,
     ApiKeyRow,
     AuditEntry,
     AuditKind,
     AuditRow,
-    Base,
     Document,
     DocumentDecision,
     DocumentRow,
@@ -67,7 +64,6 @@ from ingestion.registry_models import (
     JobKind,
     JobRow,
     PiiSubjectRow,
-    SchemaVersionRow,
     Suggestion,
     SuggestionRow,
     Tenant,
@@ -136,6 +132,13 @@ def _hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
+def engine_url(url: str) -> URL:
+    """Return `url` parsed, a plain postgresql:// meaning psycopg 3 (the driver this package installs;
+    SQLAlchemy's own default for it is psycopg2)."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+psycopg") if parsed.drivername == "postgresql" else parsed
+
+
 def _is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
@@ -185,7 +188,7 @@ class Registry:
         method takes the id a tenant gave and stores or looks up its guarded form. Without it a random
         secret is used, good for this object's lifetime only (tests, throw-away eval registries)."""
         self.ids = ids or IdGuard(secrets.token_bytes(32))
-        parsed = make_url(url)
+        parsed = engine_url(url)
         self._engine = _create_engine(parsed)
         self._lock: AbstractContextManager[Any] = (
             threading.RLock()
@@ -196,7 +199,9 @@ class Registry:
         self._write_engine = writer
         self._reader = sessionmaker(self._engine, expire_on_commit=False)
         self._writer = sessionmaker(writer, expire_on_commit=False)
-        self._create_schema()
+        # Where the schema stood before this open brought it to head (ingestion.migrations).
+        self.schema_on_open: migrations.SchemaState
+        self._migrate()
 
     def close(self) -> None:
         """Close every pooled connection; the registry is unusable afterwards."""
@@ -208,26 +213,15 @@ class Registry:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def _create_schema(self) -> None:
-        with self._lock, self._writer() as session, session.begin():
-            Base.metadata.create_all(session.connection())
-            stored = session.scalar(select(func.max(SchemaVersionRow.version)))
-            if stored is None:
-                session.add(SchemaVersionRow(version=SCHEMA_VERSION))
-                return
-            migrated = stored
-            # create_all adds missing tables but never columns: older files are brought up step by step.
-            while migrated < SCHEMA_VERSION and migrated in MIGRATIONS:
-                for statement in MIGRATIONS[migrated]:
-                    session.execute(text(statement))
-                migrated += 1
-            if migrated != SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"Registry at {self._engine.url!r} has schema version {stored}, this code expects "
-                    f"{SCHEMA_VERSION}; migrate or point INVEKTO_DATABASE_URL at a new database"
-                )
-            if migrated != stored:
-                session.execute(update(SchemaVersionRow).values(version=migrated))
+    def _migrate(self) -> None:
+        # Inside one write transaction: concurrent openers of a new database migrate it once.
+        with self._lock, self._write_engine.begin() as connection:
+            self.schema_on_open = migrations.upgrade(connection, repr(self._engine.url))
+
+    def schema_state(self) -> migrations.SchemaState:
+        """Return the database's schema revision now (head once the registry is open)."""
+        with self._lock, self._engine.connect() as connection:
+            return migrations.state(connection)
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Session]:

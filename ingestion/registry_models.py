@@ -35,15 +35,9 @@ from ingestion.screening import normalise_domain
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-# Bump when a table changes shape and add the statements that bring the previous version up to it to
-# MIGRATIONS; Registry upgrades older files on open and refuses newer ones.
+# The schema version the registry wrote into schema_version before its schema moved to Alembic migrations
+# (ingestion/migrations): frozen. A table that changes shape now gets a new revision in migrations/versions.
 SCHEMA_VERSION = 3
-# version -> the SQL that turns a database at that version into one at version + 1 (SQLite and PostgreSQL).
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE documents ADD COLUMN flag_reasons JSON NOT NULL DEFAULT '{}'",),
-    # 3 adds the table pii_subjects, which create_all makes before the migrations run: nothing to alter.
-    2: (),
-}
 
 Tone = Literal["siz", "sen"]
 DocumentSource = Literal["doc", "faq", "chat", "quick_reply"]

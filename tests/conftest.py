@@ -19,6 +19,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from retrieval.embedders import UseMultilingualEmbedder  # noqa: E402
 from retrieval.index import KnowledgeIndex  # noqa: E402
 from retrieval.settings import Settings  # noqa: E402
+from tests.postgres_support import empty_postgres, needs_postgres  # noqa: E402
 
 # The datasets ship with the tests (licences in tests/data/README.md), so a fresh clone needs nothing beside it.
 DATA = Path(__file__).resolve().parent / "data"
@@ -35,6 +36,15 @@ def use_embedder() -> UseMultilingualEmbedder:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The registry's database, once on each backend: a SQLite file in the test's temp dir (where
+    Settings puts it by default), and the test PostgreSQL emptied (tests/postgres_support.py)."""
+    if request.param == "postgresql":
+        return empty_postgres()
+    return f"sqlite:///{(tmp_path / 'data' / 'registry.sqlite3').resolve()}"
 
 
 @pytest.fixture(params=["edge", "server-local"])

@@ -232,8 +232,10 @@ def test_configuration_mistakes_are_one_line_not_a_traceback(cli, monkeypatch: p
 
     monkeypatch.setenv("INVEKTO_LLM_PROVIDER", "extractive")
     monkeypatch.setenv("INVEKTO_DATABASE_URL", "postgresql://invekto@localhost/invekto")
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the driver were not installed
     code, out = cli("tenant", "list")
-    assert code == 2 and "no PostgreSQL driver is installed" in out and "Traceback" not in out
+    assert code == 2 and "its driver psycopg is not installed: pip install 'psycopg[binary]'" in out
+    assert "Traceback" not in out and len(out.strip().splitlines()) <= 2
 
 
 def test_an_unknown_invekto_variable_is_reported_with_the_name_meant(

@@ -1,4 +1,4 @@
-"""Registry tests on a real SQLite file (and the same behaviour on an in-memory database)."""
+"""Registry tests on a real SQLite file, and the same behaviour on an in-memory database and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,15 +13,17 @@ import pytest
 from ingestion.registry import Registry, TenantExistsError
 from ingestion.registry_models import SCHEMA_VERSION
 from retrieval.settings import Settings
+from tests.postgres_support import empty_postgres, needs_postgres
 
 
 def _file_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'data' / 'registry.sqlite3'}"
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", pytest.param("postgresql", marks=needs_postgres)])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    url = _file_url(tmp_path) if request.param == "file" else "sqlite://"
+    urls = {"file": lambda: _file_url(tmp_path), "memory": lambda: "sqlite://", "postgresql": empty_postgres}
+    url = urls[request.param]()
     with Registry(url) as reg:
         reg.create_tenant("acme", "Acme Kargo")
         reg.create_tenant("globex", "Globex Market")
@@ -443,8 +445,9 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_documents(tmp_path:
         reg.create_tenant("acme", "Acme")
         reg.begin_document("acme", "a.pdf", "doc", None, None, "h1")
         reg.mark_indexed("acme", "a.pdf", 1, chunk_count=3)
-    # What a registry written before screening looks like: no flag column, schema version 1.
+    # What a registry written before screening (and before Alembic) looks like: no flag column, version 1.
     with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
+        conn.execute("DROP TABLE alembic_version")
         conn.execute("ALTER TABLE documents DROP COLUMN flag_reasons")
         conn.execute("UPDATE schema_version SET version = 1")
 
@@ -462,6 +465,7 @@ def test_a_file_from_another_schema_version_is_refused(tmp_path: Path) -> None:
     url = _file_url(tmp_path)
     Registry(url).close()
     with sqlite3.connect(tmp_path / "data" / "registry.sqlite3") as conn:
+        conn.execute("DROP TABLE alembic_version")  # written before Alembic, by code newer than this
         conn.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(RuntimeError, match="schema version 99"):
         Registry(url)
