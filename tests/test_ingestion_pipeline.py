@@ -1,4 +1,5 @@
-"""Ingestion end to end: real files, real index, real registry; what a tenant admin would notice."""
+"""Ingestion end to end: real files, real index, real registry (SQLite and PostgreSQL); what a tenant admin
+would notice."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import textwrap
 import threading
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -22,14 +24,15 @@ from retrieval.index_process import HostedIndex, open_index
 from retrieval.models import SearchFilters
 from retrieval.settings import Settings
 from tests.conftest import DBANK
+from tests.postgres_support import fresh_postgres_database, needs_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def service(settings: Settings, use_embedder):  # noqa: ANN001, ANN201
+def service(settings: Settings, database_url: str, use_embedder):  # noqa: ANN001, ANN201
     index = KnowledgeIndex(settings, embedder=use_embedder)
-    registry = Registry(settings.registry_url)
+    registry = Registry(database_url)
     ingestor = Ingestor(index, registry)
     ingestor.ensure_tenant("acme")
     yield index, registry, ingestor
@@ -188,9 +191,9 @@ CRASHING_JOB = textwrap.dedent(
     from ingestion.registry import Registry
     from ingestion.pipeline import Ingestor
     from ingestion.sources import ChunkingParams, TextDocument, text_items
-    data_dir, crash_after = Path(sys.argv[1]), int(sys.argv[2])
+    data_dir, crash_after, database_url = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     docs = [TextDocument(f"d{i:02d}", f"Belge {i}: iade ve kargo kuralı numara {i}. " * 30, f"Belge {i}") for i in range(24)]
-    settings = Settings(data_dir=data_dir, _env_file=None)
+    settings = Settings(data_dir=data_dir, database_url=database_url or None, _env_file=None)
     ingestor = Ingestor(KnowledgeIndex(settings), Registry(settings.registry_url), batch_chunks=8)
     ingestor.ensure_tenant("acme")
     def progress(p):
@@ -202,8 +205,8 @@ CRASHING_JOB = textwrap.dedent(
 )
 
 
-def _state(data_dir: Path, use_embedder) -> tuple[set, set]:  # noqa: ANN001
-    settings = Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
+def _state(data_dir: Path, database_url: str, use_embedder) -> tuple[set, set]:  # noqa: ANN001
+    settings = Settings(data_dir=data_dir, database_url=database_url or None, _env_file=None)  # type: ignore[call-arg]
     with KnowledgeIndex(settings, embedder=use_embedder) as index:
         points = {(h.point_id, h.text, h.metadata.get("doc_version")) for h in index.chunks("acme")}
         assert index.count("acme") == len(points) > 24
@@ -214,24 +217,34 @@ def _state(data_dir: Path, use_embedder) -> tuple[set, set]:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_a_killed_job_rerun_ends_like_one_clean_run(tmp_path: Path, use_embedder) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=needs_postgres)])
+def test_a_killed_job_rerun_ends_like_one_clean_run(tmp_path: Path, use_embedder, backend: str) -> None:  # noqa: ANN001
     script = tmp_path / "job.py"
     script.write_text(CRASHING_JOB, encoding="utf-8")
     env_run = [sys.executable, str(script)]
-    crashed = subprocess.run(
-        [*env_run, str(tmp_path / "crashed"), "10"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert crashed.returncode == 137, crashed.stderr
-    rerun = subprocess.run(
-        [*env_run, str(tmp_path / "crashed"), "0"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert rerun.returncode == 0 and rerun.stdout.strip() == "succeeded", rerun.stderr
-    clean = subprocess.run([*env_run, str(tmp_path / "clean"), "0"], cwd=ROOT, capture_output=True, text=True)
-    assert clean.returncode == 0, clean.stderr
-    crashed_state, clean_state = (
-        _state(tmp_path / "crashed", use_embedder),
-        _state(tmp_path / "clean", use_embedder),
-    )
+    with ExitStack() as stack:
+        # "" is the SQLite file in each run's data dir; on PostgreSQL each run gets a database of its own.
+        crashed_db, clean_db = (
+            (stack.enter_context(fresh_postgres_database()) for _ in range(2))
+            if backend == "postgresql"
+            else ("", "")
+        )
+        crashed = subprocess.run(
+            [*env_run, str(tmp_path / "crashed"), "10", crashed_db], cwd=ROOT, capture_output=True, text=True
+        )
+        assert crashed.returncode == 137, crashed.stderr
+        rerun = subprocess.run(
+            [*env_run, str(tmp_path / "crashed"), "0", crashed_db], cwd=ROOT, capture_output=True, text=True
+        )
+        assert rerun.returncode == 0 and rerun.stdout.strip() == "succeeded", rerun.stderr
+        clean = subprocess.run(
+            [*env_run, str(tmp_path / "clean"), "0", clean_db], cwd=ROOT, capture_output=True, text=True
+        )
+        assert clean.returncode == 0, clean.stderr
+        crashed_state, clean_state = (
+            _state(tmp_path / "crashed", crashed_db, use_embedder),
+            _state(tmp_path / "clean", clean_db, use_embedder),
+        )
     assert crashed_state == clean_state
     assert len(clean_state[1]) == 24 and all(status == "indexed" for _, status, _, _ in clean_state[1])
 
