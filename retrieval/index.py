@@ -6,6 +6,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,16 +173,36 @@ class KnowledgeIndex:
     def maintain(self) -> bool:
         """Build the HNSW index when enough points are unindexed (edge only); returns True if it ran.
 
-        Called at the end of an ingestion job, never per batch: optimize() blocks, and below the threshold
-        the engine's exact search over the tenant's points is already fast.
+        Called at the end of an ingestion job, never per batch; below the threshold the engine's exact
+        search over the tenant's points is already fast. Waits for the build (maintain_async does not).
         """
+        return self.maintain_async().result()
+
+    def maintain_async(self) -> Future[bool]:
+        """maintain() without waiting: the build runs aside (edge: a copy optimised in a process of its own,
+        swapped in when built), so searches and writes go on meanwhile; the future says whether it ran."""
         info: dict[str, Any] = getattr(self.store, "info", lambda: {})()
+        done: Future[bool] = Future()
         if info.get("unindexed_dense", 0) < self.settings.optimize_threshold:
-            return False
+            done.set_result(False)
+            return done
         started = time.perf_counter()
-        ran = self.store.optimize()
-        log.info("index optimised: %d points in %.1fs", info.get("points", 0), time.perf_counter() - started)
-        return ran
+        aside: Callable[[], Future[bool]] | None = getattr(self.store, "optimize_aside", None)
+        if aside is None:
+            done.set_result(self.store.optimize())
+            return done
+        future = aside()
+
+        def report(f: Future[bool]) -> None:
+            log.info(
+                "index optimised: %d points in %.1fs (%s)",
+                info.get("points", 0),
+                time.perf_counter() - started,
+                "built" if f.result() else "not built",
+            )
+
+        future.add_done_callback(report)
+        return future
 
     def compact(self) -> int:
         """Rewrite the store without deleted points (edge: a new shard, WAL and segments included); return

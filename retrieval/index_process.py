@@ -109,10 +109,29 @@ def _answer(replies: _Replies, index: KnowledgeIndex, call_id: int, op: str, arg
         replies.send(call_id, _portable(exc), True)
 
 
+def _maintain(replies: _Replies, index: KnowledgeIndex, call_id: int) -> None:
+    """Start maintain() and answer when its build is swapped in; the writer goes on with the next writes
+    meanwhile (they are replayed onto the built copy)."""
+    try:
+        future = index.maintain_async()
+    except Exception as exc:
+        replies.send(call_id, _portable(exc), True)
+        return
+
+    def answer(f: Future[bool]) -> None:
+        error = f.exception()
+        replies.send(call_id, _portable(error) if error else f.result(), error is not None)
+
+    future.add_done_callback(answer)
+
+
 def _write_in_order(writes: queue.SimpleQueue[Any], index: KnowledgeIndex, replies: _Replies) -> None:
     while (call := writes.get()) is not None:
         call_id, op, args, done = call
-        _answer(replies, index, call_id, op, args)
+        if op == "maintain":
+            _maintain(replies, index, call_id)
+        else:
+            _answer(replies, index, call_id, op, args)
         if done is not None:
             done.set()
 

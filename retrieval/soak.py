@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import PointFactory, read_dataset
+from .edge_store import current_shard_dir
 from .embedders import Embedder
 from .index import KnowledgeIndex
 from .index_process import HostedIndex
@@ -121,7 +122,7 @@ def _footprint(index: HostedIndex, index_dir: Path) -> dict[str, Any]:
         "apparent_mib": round(apparent_bytes(index_dir) / 2**20, 1),
         "rss_mib": round(rss_kib(index.pid) / 1024, 1),
         "segments": info.get("segments"),
-        "segment_dirs": len(list((index_dir / "shard" / "segments").glob("*"))),
+        "segment_dirs": len(list((current_shard_dir(index_dir) / "segments").glob("*"))),
         "points": info.get("points"),
     }
 
