@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tests.test_api_env import (
     ADMIN,
     FIXTURES,
+    ON_BOTH_DATABASES,
     customer_asks,
     ingest,
     new_tenant,
@@ -17,6 +18,7 @@ from tests.test_api_env import (
 )
 
 pytest_plugins = ["tests.test_api_env"]  # the api_context and client fixtures
+pytestmark = ON_BOTH_DATABASES  # SQLite and PostgreSQL
 
 
 @pytest.fixture

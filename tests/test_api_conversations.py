@@ -8,11 +8,13 @@ from fastapi.testclient import TestClient
 
 from tests.test_api_env import (
     FIXTURES,
+    ON_BOTH_DATABASES,
     new_tenant,
     wait_for_job,
 )
 
 pytest_plugins = ["tests.test_api_env"]  # the api_context and client fixtures
+pytestmark = ON_BOTH_DATABASES  # SQLite and PostgreSQL
 
 
 def _search_chats(client: TestClient, headers: dict[str, str], query: str) -> list[dict]:

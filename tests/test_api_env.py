@@ -1,7 +1,7 @@
 """Shared builders for the API tests (this module holds no tests).
 
 Everything is real: the app from `create_app` over a ServiceContext with Qdrant Edge and SQLite in a
-temp dir, the session's USE embedder, the ingestion worker thread.
+temp dir (or PostgreSQL, ON_BOTH_DATABASES), the session's USE embedder, the ingestion worker thread.
 """
 
 from __future__ import annotations
@@ -52,9 +52,19 @@ def open_context(data_dir: Path, embedder: Embedder, **overrides: Any) -> Servic
     return ServiceContext.open(api_settings(data_dir, **overrides), embedder=embedder)
 
 
+# A test module that sets `pytestmark = ON_BOTH_DATABASES` runs its tests once on SQLite and once on
+# PostgreSQL (tests/conftest.py `database_url`; skipped without INVEKTO_TEST_POSTGRES_URL).
+ON_BOTH_DATABASES = pytest.mark.usefixtures("database_url")
+
+
 @pytest.fixture
-def api_context(tmp_path: Path, use_embedder: Embedder) -> Iterator[ServiceContext]:
-    ctx = open_context(tmp_path / "data", use_embedder)
+def api_context(
+    request: pytest.FixtureRequest, tmp_path: Path, use_embedder: Embedder
+) -> Iterator[ServiceContext]:
+    overrides = {}
+    if "database_url" in request.fixturenames:
+        overrides["database_url"] = request.getfixturevalue("database_url")
+    ctx = open_context(tmp_path / "data", use_embedder, **overrides)
     yield ctx
     ctx.close()
 

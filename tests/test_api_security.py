@@ -21,6 +21,7 @@ from retrieval.embedders import Embedder
 from tests.test_api_env import (
     ADMIN,
     FIXTURES,
+    ON_BOTH_DATABASES,
     UNLIMITED,
     customer_asks,
     ingest,
@@ -31,6 +32,7 @@ from tests.test_api_env import (
 )
 
 pytest_plugins = ["tests.test_api_env"]  # the api_context and client fixtures
+pytestmark = ON_BOTH_DATABASES  # SQLite and PostgreSQL
 
 # Text only tenant B's document holds (A's questions name ZEBRAKOD-77, so that word alone proves nothing).
 B_ONLY = "B şirketinin gizli indirimi"
