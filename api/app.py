@@ -14,13 +14,13 @@ from starlette.concurrency import run_in_threadpool
 
 from assist.retention import RetentionPruner
 from assist.service import AssistService
+from ingestion.jobs import UPLOADS_DIR, IngestionJobs
 from ingestion.parse_worker import ParseLimits
 from retrieval.settings import Settings
 
 from .context import ServiceContext
 from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
-from .jobs import MAX_JSON_BYTES, IngestionJobs
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .openapi import SERVERS, install_docs, install_openapi, operation_id
 from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
@@ -38,6 +38,7 @@ from .routes import (
     search,
 )
 from .server import admin_token_problem
+from .uploads import MAX_JSON_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
     app.state.assist = AssistService(settings, context.index, context.registry, ingestor=context.ingestor)
     app.state.jobs = IngestionJobs(
         context.ingestor,
-        settings.data_dir / "uploads",
+        settings.data_dir / UPLOADS_DIR,
         metrics,
         single_process=settings.store == "edge",
         limits=ParseLimits.of(settings),

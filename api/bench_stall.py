@@ -18,13 +18,14 @@ from typing import Any
 
 from fastapi import UploadFile
 
+from ingestion.jobs import IngestionJobs
 from ingestion.pipeline import Ingestor
 from ingestion.registry import Registry
 from retrieval.embedders import Embedder
 from retrieval.index import KnowledgeIndex
 from retrieval.settings import Settings
 
-from .jobs import IngestionJobs, file_uploads
+from .uploads import file_uploads
 
 PARAGRAPH = (
     "Kargo ücreti 59,90 TL olup siparişiniz iki iş günü içinde teslim edilir. İade süresi on dört gündür, "

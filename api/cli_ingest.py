@@ -98,7 +98,7 @@ def _close_interrupted(ctx: ServiceContext) -> None:
     Only with the edge index: holding its lock, this command is the one process ingesting."""
     if ctx.settings.store != "edge":
         return
-    from .jobs import UPLOADS_DIR, close_interrupted
+    from ingestion.jobs import UPLOADS_DIR, close_interrupted
 
     waiting, closed = close_interrupted(ctx.registry, ctx.settings.data_dir / UPLOADS_DIR)
     for job in closed:

@@ -17,13 +17,13 @@ from fastapi import Depends, Header, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from assist.service import AssistService
+from ingestion.jobs import IngestionJobs
 from ingestion.registry import Registry
 from ingestion.registry_models import Tenant
 from retrieval.settings import Settings
 
 from .context import ServiceContext
 from .errors import ProblemError
-from .jobs import IngestionJobs
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter, retry_after_header
 

@@ -160,7 +160,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and str(exc.detail).startswith("Too many files"):
         # Starlette's form parser stops at 1,000 files with a bare 400; it is our too-many-files 413.
-        from .jobs import too_many_files  # jobs uses this module
+        from .uploads import too_many_files  # uploads uses this module
 
         limit = re.search(r"\d+", str(exc.detail))
         return await _on_problem(request, too_many_files(f"Over {limit[0] if limit else 'the'} files sent"))

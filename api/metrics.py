@@ -75,6 +75,17 @@ class ServiceMetrics:
             registry=r,
         )
 
+    def file_processed(self, kind: str, outcome: str, chunks: int) -> None:
+        """Count one file an ingestion job processed (`ingestion.jobs.JobMetrics`)."""
+        self.ingest_files.labels(kind, outcome).inc()
+        self.ingest_chunks.labels(kind).inc(chunks)
+
+    def jobs_now(self, running: int, queued: int, files_pending: int) -> None:
+        """Set the ingestion job gauges (`ingestion.jobs.JobMetrics`)."""
+        self.jobs.labels("running").set(running)
+        self.jobs.labels("queued").set(queued)
+        self.files_pending.set(files_pending)
+
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in _METHODS else "OTHER"
         self.requests.labels(method, route, str(status)).inc()

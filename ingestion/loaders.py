@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import filetype
+
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element
 
@@ -193,13 +195,10 @@ def _sniff(path: Path, data: bytes) -> DocumentKind:
         return "pdf"
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _package_kind(path, data)
-    if data.startswith(bytes.fromhex("D0CF11E0A1B11AE1")):
-        raise DocumentError(
-            path, "unsupported type: legacy Office file (.doc/.xls/.ppt); save it as DOCX, XLSX or PPTX"
-        )
-    text = _decode_text(data)
+    problem = unsupported_content(data[:SNIFF_BYTES])
+    text = None if problem else _decode_text(data)
     if text is None:
-        raise DocumentError(path, "unsupported type: binary content that is not PDF, DOCX, PPTX or XLSX")
+        raise DocumentError(path, f"unsupported type: {problem or _NOT_A_DOCUMENT}")
     stripped = text.lstrip()
     if stripped[:1] in ("{", "[") and _is_json(stripped):
         return "json"
@@ -278,6 +277,36 @@ def _decode_text(data: bytes) -> str | None:
     if broken <= len(text) * 0.01:
         return text  # ASCII text with a stray byte or two
     return None
+
+
+SNIFF_BYTES = 8192  # how much of a file's start the type checks read
+_OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+_NOT_A_DOCUMENT = "binary content that is not PDF, DOCX, PPTX or XLSX"
+_KIND_LABELS = {"image": "image", "video": "video", "audio": "audio file", "font": "font"}
+
+
+def unsupported_content(head: bytes) -> str | None:
+    """Return what a file's first bytes show it is when that can never become a document ("a PNG image",
+    "a Windows program", "a legacy Office file …"), or None when the loader may try it.
+
+    Binary formats are named by their magic bytes (the `filetype` package), and only when the bytes are
+    binary: a text that happens to start with "MZ" or "GIF8" is text.
+    """
+    if head.startswith(_OLE_MAGIC):
+        return "a legacy Office file (.doc, .xls or .ppt); save it as DOCX, XLSX or PPTX"
+    if b"%PDF-" in head[:1024] or head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\xff\xfe", b"\xfe\xff")):
+        return None  # PDF, Office package or UTF-16 text: the loader decides
+    if not is_binary(head) and b"\x00" not in head:
+        return None  # text in some encoding
+    kind = filetype.guess(head)
+    if kind is None:
+        return _NOT_A_DOCUMENT
+    if kind.extension == "exe":
+        return "a Windows program"
+    major = kind.mime.split("/", 1)[0]
+    if major in _KIND_LABELS:
+        return f"a {kind.extension.upper()} {_KIND_LABELS[major]}"
+    return f"a .{kind.extension} file ({kind.mime})"
 
 
 def is_binary(data: bytes) -> bool:

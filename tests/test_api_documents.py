@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import api.jobs
+import api.uploads
 from api.app import create_app
-from api.jobs import items_for
+from ingestion.jobs import items_for
 from ingestion.pipeline import IngestProgress
 from retrieval.embedders import Embedder
 from tests.conftest import DBANK
@@ -129,7 +129,7 @@ def test_size_count_and_name_limits_answer_413_and_422(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     acme = new_tenant(client, "acme")
-    monkeypatch.setattr(api.jobs, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(api.uploads, "MAX_FILE_BYTES", 1000)
     too_big = upload_files(client, acme, ("buyuk.txt", b"kargo " * 300))
     assert too_big.status_code == 413 and too_big.json()["title"] == "File too large"
     assert "buyuk.txt is 0.0 MiB, over the 0 MiB limit per file" in too_big.json()["detail"]
@@ -141,7 +141,7 @@ def test_size_count_and_name_limits_answer_413_and_422(
         ("buyuk.txt", "failed"),
         ("iade.txt", "indexed"),
     ]
-    monkeypatch.setattr(api.jobs, "MAX_FILES", 2)
+    monkeypatch.setattr(api.uploads, "MAX_FILES", 2)
     many = upload_files(client, acme, *[(f"d{i}.txt", b"metin") for i in range(3)])
     assert many.status_code == 413 and many.json()["title"] == "Too many files"
     twice = upload_files(client, acme, ("a/sss.txt", b"bir"), ("b/sss.txt", b"iki"))
@@ -159,7 +159,7 @@ def test_thousands_of_files_in_one_upload_are_refused_with_413_in_the_problem_sh
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["title"] == "Too many files" and problem["type"].endswith("/too-many-files")
-    assert f"at most {api.jobs.MAX_FILES} per request" in problem["detail"]
+    assert f"at most {api.uploads.MAX_FILES} per request" in problem["detail"]
 
 
 def test_a_file_name_too_long_for_the_disk_is_kept_as_the_documents_name(client: TestClient) -> None:

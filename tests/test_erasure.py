@@ -246,7 +246,7 @@ def test_log_lines_lose_personal_data_but_keep_their_shape(caplog: pytest.LogCap
         try:
             raise ValueError(f"uploads/acme/1/files/{FILE_NAME}: bozuk")
         except ValueError:
-            logging.getLogger("api.jobs").exception("ingestion job %s stopped", "1")
+            logging.getLogger("ingestion.jobs").exception("ingestion job %s stopped", "1")
     access, error, crash = caplog.records[-3:]
     assert formatter.format(access) == '"GET /v1/documents/musteri-[TCKN].txt HTTP/1.1" 200 OK'
     assert error.getMessage() == "ingestion of musteri-[TCKN].txt failed: [EPOSTA]: bad"

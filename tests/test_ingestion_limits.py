@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.bench import free_port
 from api.context import ServiceContext
+from api.schemas import JobOut
 from ingestion.parse_worker import ParseLimits
 from retrieval.embedders import Embedder
 from tests.test_api_env import (
@@ -121,7 +122,8 @@ def test_a_large_files_job_shows_the_chunks_written_so_far_while_it_is_indexed(
 
         def look() -> None:  # the job as the API shows it, before each part is written
             if location:
-                seen.append(client.app.state.jobs.job("acme", location[0].rsplit("/", 1)[1]).model_dump())
+                found = client.app.state.jobs.progress("acme", location[0].rsplit("/", 1)[1])
+                seen.append(JobOut.of(*found).model_dump())
 
         _slow_writes(small_batches, 0.0, look)
         response = upload_files(client, acme, ("buyuk.txt", _large_text(600)))

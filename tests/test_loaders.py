@@ -320,6 +320,8 @@ BLANK_PDF = (
         ),
         ("taranmis.pdf", BLANK_PDF, "no text could be extracted from this PDF file (a scanned PDF?"),
         ("bozuk.docx", b"PK\x03\x04 not really a zip", "corrupt ZIP/Office file"),
+        ("logo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64), "unsupported type: a PNG image"),
+        ("yedek.txt", b"\x1f\x8b\x08\x00" + bytes(64), "unsupported type: a .gz file (application/gzip)"),
     ],
 )
 def test_bad_files_are_reported_by_name(
@@ -487,3 +489,10 @@ def test_loading_and_chunking_work_offline_without_downloads(tmp_path: Path) -> 
     assert "network attempts: []" in lines
     assert list(empty["nltk_data"].iterdir()) == []
     assert list(empty["tiktoken"].iterdir()) == []
+
+
+def test_text_that_starts_like_a_binary_format_is_still_text(tmp_path: Path) -> None:
+    doc = load_document(
+        write(tmp_path / "urun.txt", "MZ-200 kodlu ürün stokta, GIF8 kampanyası bitti.".encode())
+    )
+    assert doc.kind == "text" and "MZ-200 kodlu ürün" in " ".join(s.text for s in doc.sections)

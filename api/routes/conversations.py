@@ -10,8 +10,8 @@ from ingestion.chats import Conversation
 
 from ..deps import IdempotencyKey, JobsDep, TenantDep
 from ..errors import TENANT_ERRORS, ProblemError, problem_responses
-from ..jobs import MAX_UPLOAD_BYTES, chat_export
 from ..schemas import ConversationClosedOut, JobAccepted
+from ..uploads import MAX_UPLOAD_BYTES, chat_export
 from .jobs import job_accepted
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"], responses=TENANT_ERRORS)

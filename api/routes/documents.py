@@ -10,14 +10,14 @@ from ingestion.registry_models import DocumentSource, DocumentStatus
 
 from ..deps import ContextDep, IdempotencyKey, JobsDep, TenantDep
 from ..errors import TENANT_ERRORS, not_found, problem_responses
-from ..jobs import (
+from ..schemas import ChunkOut, DocumentDetail, DocumentOut, JobAccepted, TextDocumentsIn
+from ..uploads import (
     MAX_TEXT_DOCUMENTS_BYTES,
     MAX_UPLOAD_BYTES,
     file_uploads,
     sheet_upload,
     text_documents,
 )
-from ..schemas import ChunkOut, DocumentDetail, DocumentOut, JobAccepted, TextDocumentsIn
 from .jobs import job_accepted
 
 router = APIRouter(prefix="/v1", tags=["documents"], responses=TENANT_ERRORS)

@@ -1,4 +1,4 @@
-"""Background ingestion for the API: uploads are checked and saved, then ingested by worker threads.
+"""The ingestion job runner: saved inputs ingested by worker threads, tenants taking turns.
 
 Every ingestion request becomes a registry job whose input is saved under
 `data_dir/uploads/<tenant>/<job id>/` (the files, plus `manifest.json` written last), then queued on its
@@ -26,49 +26,26 @@ import re
 import shutil
 import threading
 import time
-import unicodedata
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
-from fastapi import UploadFile
-
-from ingestion.loaders import DEFAULT_MAX_BYTES, is_binary
-from ingestion.parse_worker import ParseCancelled, ParseLimits
-from ingestion.pipeline import IngestItem, Ingestor, IngestProgress
-from ingestion.registry import Registry
-from ingestion.registry_models import Job, JobKind
-from ingestion.sources import (
-    TextDocument,
-    chat_items,
-    file_items,
-    sheet_item,
-    sheet_problems,
-    text_items,
-)
 from retrieval.models import Source
 
-from .errors import ProblemError
-from .metrics import ServiceMetrics
-from .schemas import JobOut, TextDocumentIn
+from .parse_worker import ParseCancelled, ParseLimits
+from .pipeline import IngestItem, Ingestor, IngestProgress
+from .registry import Registry
+from .registry_models import Job, JobKind
+from .sources import TextDocument, chat_items, file_items, sheet_item, text_items
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
-# Limits; they move to Settings once it has fields for them.
-MAX_FILE_BYTES = DEFAULT_MAX_BYTES  # per file, the loader's own limit
-MAX_FILES = 100  # per upload request
-MAX_UPLOAD_BYTES = 256 * MiB  # a whole multipart upload request, counted while it streams in
-MAX_TEXT_DOCUMENTS_BYTES = 32 * MiB  # a JSON request of text documents
-MAX_JSON_BYTES = 2 * MiB  # every other request body (assist: 200 messages of 4,000 characters fit)
-
 UPLOADS_DIR = "uploads"  # under the data dir: uploads/<tenant>/<job id>/
 MANIFEST = "manifest.json"
-_FILES_DIR = "files"
-_TEXTS_FILE = "documents.json"
-_SNIFF_BYTES = 8192
+FILES_DIR = "files"
+TEXTS_FILE = "documents.json"
 
 InputForm = Literal["files", "faq", "quick_replies", "chats", "text"]
 _JOB_KIND: dict[InputForm, JobKind] = {
@@ -79,44 +56,16 @@ _JOB_KIND: dict[InputForm, JobKind] = {
     "text": "files",
 }
 
-# Content that can never become a document. Everything else goes to the job, whose loader sniffs the
-# type properly and reports a mislabelled or unreadable file by name.
-_OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
-_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"GIF8", "a GIF image"),
-    (b"RIFF", "a media file (WebP, WAV or AVI)"),
-    (b"MZ", "a Windows program"),
-    (b"\x7fELF", "a Linux program"),
-    (b"\x1f\x8b", "a gzip archive"),
-    (b"Rar!", "a RAR archive"),
-    (b"7z\xbc\xaf", "a 7-Zip archive"),
-    (b"ID3", "an MP3 file"),
-    (b"OggS", "an Ogg audio file"),
-)
-_SUPPORTED = "PDF, DOCX, PPTX, XLSX, HTML, Markdown, TXT, CSV or JSON"
+
+class JobMetrics(Protocol):
+    """What the runner reports to a metrics registry (the API's Prometheus metrics implement it)."""
+
+    def file_processed(self, kind: str, outcome: str, chunks: int) -> None: ...
+
+    def jobs_now(self, running: int, queued: int, files_pending: int) -> None: ...
 
 
-# --- Checking uploads -------------------------------------------------------------------------
-
-
-def clean_filename(raw: str | None) -> str:
-    """Return the upload's base name without directories, control characters or leading dots."""
-    name = unicodedata.normalize("NFC", (raw or "").replace("\\", "/").rsplit("/", 1)[-1])
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip().lstrip(". ")
-    if len(name) > 200:
-        stem, suffix = os.path.splitext(name)
-        name = stem[: 200 - len(suffix)] + suffix
-    if not name:
-        raise ProblemError(
-            422,
-            "unnamed-file",
-            "File without a name",
-            "Every uploaded file needs a file name; its extension is checked against its content.",
-        )
-    return name
-
+# --- A job's saved input --------------------------------------------------------------------------
 
 _MAX_DISK_NAME_BYTES = 240  # file systems allow 255 bytes per name; Turkish letters take 2 in UTF-8
 
@@ -132,60 +81,6 @@ def disk_name(name: str) -> str:
     tag = "~" + hashlib.sha256(name.encode()).hexdigest()[:12]
     room = _MAX_DISK_NAME_BYTES - len(tag.encode()) - len(suffix.encode())
     return stem.encode()[:room].decode(errors="ignore") + tag + suffix
-
-
-def binary_kind(head: bytes) -> str | None:
-    """Return what unsupported binary content the first bytes show (e.g. "a PNG image"), or None."""
-    if head.startswith(_OLE_MAGIC):
-        return "a legacy Office file (.doc, .xls or .ppt); save it as DOCX, XLSX or PPTX"
-    if b"%PDF-" in head[:1024] or head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\xff\xfe", b"\xfe\xff")):
-        return None  # PDF, Office package or UTF-16 text: the loader decides
-    for magic, label in _BINARY_SIGNATURES:
-        if head.startswith(magic) and b"\x00" in head:
-            return label
-    return "binary content" if is_binary(head) else None  # else text in some encoding
-
-
-def _check(name: str, size: int, head: bytes) -> None:
-    """Refuse a file over the per-file limit (413) or one whose first bytes show it is no document (415)."""
-    if size > MAX_FILE_BYTES:
-        raise ProblemError(
-            413,
-            "file-too-large",
-            "File too large",
-            f"{name} is {size / MiB:.1f} MiB, over the {MAX_FILE_BYTES / MiB:.0f} MiB limit per file.",
-        )
-    found = binary_kind(head)
-    if found:
-        raise ProblemError(
-            415,
-            "unsupported-file-type",
-            "Unsupported file type",
-            f"{name} is {found}, not a document; upload {_SUPPORTED} files.",
-            file=name,
-        )
-
-
-def _checked(upload: UploadFile, name: str) -> None:
-    size = upload.size if upload.size is not None else upload.file.seek(0, os.SEEK_END)
-    upload.file.seek(0)
-    head = upload.file.read(_SNIFF_BYTES)
-    upload.file.seek(0)
-    _check(name, size, head)
-
-
-def _repeated(values: list[str]) -> list[str]:
-    return sorted(value for value, n in Counter(values).items() if n > 1)
-
-
-def _save(upload: UploadFile, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    upload.file.seek(0)
-    with target.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, MiB)
-
-
-# --- What a request asks to ingest ---------------------------------------------------------------
 
 
 @dataclass
@@ -204,119 +99,13 @@ class IngestionInput:
         return _JOB_KIND[self.form]
 
 
-def file_uploads(uploads: list[UploadFile]) -> IngestionInput:
-    """Return documents to ingest; 413/422 problems for too many or clashing files.
-
-    A file too large or binary fails alone (it is listed failed in the job and in `problems`); only when
-    every file is refused is the request refused, with the first file's 413/415 problem.
-    """
-    if not uploads:
-        raise ProblemError(422, "no-files", "No files", "Send one or more files in the `files` form field.")
-    if len(uploads) > MAX_FILES:
-        raise too_many_files(f"{len(uploads)} files sent")
-    names = [clean_filename(u.filename) for u in uploads]
-    clashes = _repeated(names)
-    if clashes:
-        raise ProblemError(
-            422,
-            "duplicate-file-names",
-            "Duplicate file names",
-            f"File names must be unique in one upload (they become document ids): {', '.join(clashes)}.",
-        )
-    refused: dict[str, ProblemError] = {}
-    for upload, name in zip(uploads, names, strict=True):
-        try:
-            _checked(upload, name)
-        except ProblemError as problem:
-            refused[name] = problem
-    if len(refused) == len(uploads):
-        first = refused[names[0]]
-        if len(refused) > 1:
-            first.extensions["problems"] = [p.detail or p.title for p in refused.values()]
-        raise first
-    kept = [(upload, name) for upload, name in zip(uploads, names, strict=True) if name not in refused]
-
-    def write(job_dir: Path) -> None:
-        for upload, name in kept:
-            _save(upload, job_dir / _FILES_DIR / disk_name(name))
-
-    reasons = {name: problem.detail or problem.title for name, problem in refused.items()}
-    return IngestionInput(
-        "files",
-        names,
-        write,
-        stored=[name for _, name in kept],
-        problems=list(reasons.values()),
-        refused=reasons,
-    )
-
-
-def too_many_files(sent: str) -> ProblemError:
-    return ProblemError(413, "too-many-files", "Too many files", f"{sent}; at most {MAX_FILES} per request.")
-
-
-def sheet_upload(tenant_id: str, upload: UploadFile, form: Literal["faq", "quick_replies"]) -> IngestionInput:
-    """Return a FAQ or quick-reply sheet (CSV, XLSX or JSON) to import; rows that cannot be used are
-    listed in `problems` (the job indexes the rest)."""
-    name = clean_filename(upload.filename)
-    _checked(upload, name)
-    upload.file.seek(0)
-    problems = sheet_problems(tenant_id, upload.file.read(), "faq" if form == "faq" else "quick_reply", name)
-    return IngestionInput(
-        form,
-        [name],
-        lambda job_dir: _save(upload, job_dir / _FILES_DIR / disk_name(name)),
-        stored=[name],
-        problems=problems,
-    )
-
-
-def chat_export(tenant_id: str, data: bytes, filename: str | None) -> IngestionInput:
-    """Return the resolved conversations of an export (JSONL, JSON list or one conversation) to import.
-
-    `names` is empty when no conversation is resolved with a customer question and an agent answer.
-    """
-    name = clean_filename(filename)
-    _check(name, len(data), data[:_SNIFF_BYTES])
-    try:
-        imported = chat_items(tenant_id, data, filename=name)
-    except ValueError as exc:
-        raise ProblemError(422, "unreadable-export", "Unreadable conversation export", str(exc)) from exc
-
-    def write(job_dir: Path) -> None:
-        target = job_dir / _FILES_DIR / disk_name(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-    return IngestionInput("chats", [i.name for i in imported.items], write, [name], imported.problems)
-
-
-def text_documents(documents: list[TextDocumentIn]) -> IngestionInput:
-    """Return documents that are already text; their ids are their document ids."""
-    ids = [d.id for d in documents]
-    clashes = _repeated(ids)
-    if clashes:
-        raise ProblemError(
-            422,
-            "duplicate-document-ids",
-            "Duplicate document ids",
-            f"Ids repeated: {', '.join(clashes[:10])}.",
-        )
-    payload = [d.model_dump() for d in documents]
-
-    def write(job_dir: Path) -> None:
-        (job_dir / _TEXTS_FILE).write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-
-    return IngestionInput("text", ids, write)
-
-
 def items_for(tenant_id: str, job_dir: Path, limits: ParseLimits | None = None) -> list[IngestItem]:
     """Return the items of the job saved in `job_dir`, in the order of its job file names; files and
     sheets are parsed within `limits` when given (a chat export is read when its job starts)."""
     manifest = json.loads((job_dir / MANIFEST).read_text(encoding="utf-8"))
     form: InputForm = manifest["form"]
     names: list[str] = manifest["stored"]
-    stored = [job_dir / _FILES_DIR / disk_name(n) for n in names]
+    stored = [job_dir / FILES_DIR / disk_name(n) for n in names]
     if form == "files":
         return file_items(tenant_id, stored, names=names, limits=limits)
     if form in ("faq", "quick_replies"):
@@ -324,7 +113,7 @@ def items_for(tenant_id: str, job_dir: Path, limits: ParseLimits | None = None) 
         return [sheet_item(tenant_id, stored[0], source, name=names[0], limits=limits)]
     if form == "chats":
         return chat_items(tenant_id, stored[0]).items
-    raw = json.loads((job_dir / _TEXTS_FILE).read_text(encoding="utf-8"))
+    raw = json.loads((job_dir / TEXTS_FILE).read_text(encoding="utf-8"))
     return text_items(tenant_id, [TextDocument(**d) for d in raw])
 
 
@@ -409,7 +198,7 @@ class IngestionJobs:
         self,
         ingestor: Ingestor,
         uploads_dir: Path,
-        metrics: ServiceMetrics | None = None,
+        metrics: JobMetrics | None = None,
         *,
         single_process: bool = True,
         limits: ParseLimits | None = None,
@@ -460,28 +249,18 @@ class IngestionJobs:
         self._submit(job, job_dir)
         return Accepted(job, False, job_input.problems)
 
-    def job(self, tenant_id: str, job_id: str) -> JobOut | None:
-        """Return the tenant's job with live progress, or None (also for another tenant's job)."""
+    def progress(self, tenant_id: str, job_id: str) -> tuple[Job, str | None] | None:
+        """Return the tenant's job with its live progress and the step it is at, or None (also for another
+        tenant's job)."""
         job = self.registry.get_job(tenant_id, job_id)
         if job is None:
             return None
         running = self._jobs.get(job_id)
         if running is None:
-            return self.shown(job)
+            return job, None
         if running.partial and job.status == "running":  # a large file's parts written so far
             job = replace(job, chunks_written=job.chunks_written + running.partial)
-        return self.shown(job, running.last)
-
-    def shown(self, job: Job, current: str | None = None) -> JobOut:
-        """Return the job as the API shows it: no error names a folder of the server."""
-        out = JobOut.of(job, current)
-        data_dir = self.uploads_dir.parent
-        files = [
-            f.model_copy(update={"error": public_text(f.error, data_dir)}) if f.error else f
-            for f in out.files
-        ]
-        error = public_text(out.error, data_dir) if out.error else None
-        return out.model_copy(update={"error": error, "files": files})
+        return job, running.last
 
     def resume_interrupted(self) -> int:
         """Queue again the jobs a previous process left queued or running; return how many.
@@ -608,8 +387,7 @@ class IngestionJobs:
             running.last = f"{progress.current}: {progress.status}"
             if self.metrics:
                 outcome = progress.status.split(" ", 1)[0].rstrip(":")
-                self.metrics.ingest_files.labels(running.kind, outcome).inc()
-                self.metrics.ingest_chunks.labels(running.kind).inc(progress.chunks_written - running.chunks)
+                self.metrics.file_processed(running.kind, outcome, progress.chunks_written - running.chunks)
             running.chunks = progress.chunks_written
             self._update_gauges()
         if self._stopping.is_set():
@@ -623,9 +401,7 @@ class IngestionJobs:
             running = len(self._current)
             queued = len(self._jobs) - running
             pending = sum(max(0, r.remaining) for r in self._jobs.values())
-        self.metrics.jobs.labels("running").set(running)
-        self.metrics.jobs.labels("queued").set(queued)
-        self.metrics.files_pending.set(pending)
+        self.metrics.jobs_now(running, queued, pending)
 
 
 # --- Jobs a stopped process left open ------------------------------------------------------------
