@@ -1,4 +1,10 @@
-"""The one settings object of the service, read once from the environment (prefix INVEKTO_) or `.env`."""
+"""The one settings object of the whole service, read once from the environment (prefix INVEKTO_) or `.env`.
+
+It lives in `retrieval/`, the bottom layer, because every layer reads it: besides the index and the
+embedder it holds the settings of ingestion (parse limits), assist (LLM provider, precision target) and
+the API (limits, timeouts, retention). One object, one list of variables, one check for typos
+(`unknown_variables`); each layer reads only its own fields.
+"""
 
 from __future__ import annotations
 
