@@ -6,8 +6,9 @@ in one child process (it owns the edge shard and its lock) and forwards every ca
 work runs on the second core. Searches that arrive together are answered together: their queries are
 encoded as one batch (`KnowledgeIndex.search_many`), which costs far less per query than one by one.
 Writes run in order in a writer thread of the child, so searches are answered while chunks are encoded
-(`bench soak`: searches during 1k-chunk jobs at 20k points, p99 890 -> 124 ms); the engine holds the GIL
-while it optimises, so searches do wait for an optimize.
+(`bench soak`: searches during 1k-chunk jobs at 20k points, p99 890 -> 124 ms). The engine holds the GIL
+while it optimises, so `maintain` builds the HNSW index aside (EdgeStore.optimize_aside: a copy optimised
+in a process of its own, swapped in when built): searches go on meanwhile, and so do later writes.
 
 The child is started with `spawn` (never fork a process that runs threads) and exits with its parent.
 If it dies, the calls in flight fail with a StoreError (the API answers 503) and the next call starts a
@@ -141,9 +142,8 @@ def _serve(conn: Connection, index: KnowledgeIndex) -> None:
 
     Writes (encoding and storing chunks, deletes, maintain) run one after another in a writer thread, in
     the order they came; searches and reads are answered here meanwhile. Encoding spends most of its time
-    in numpy, which releases the GIL, so a search no longer waits for a whole write batch to be encoded
-    (the engine holds the GIL while it optimises, so a search does wait for an optimize: with the merge
-    policy of EdgeStore that only indexes the new tail).
+    in numpy, which releases the GIL, so a search no longer waits for a whole write batch to be encoded;
+    maintain only starts a build aside, answered when it is swapped in.
     """
     replies = _Replies(conn)
     writes: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -399,7 +399,8 @@ class HostedIndex:
         return int(self._call("count", tenant_id, filters))
 
     def maintain(self) -> bool:
-        """Build the HNSW index when enough points are unindexed; blocks the child's searches, not the server."""
+        """Build the HNSW index when enough points are unindexed; returns once the build (aside, in a process
+        of its own) serves. The child's searches and other writes go on meanwhile."""
         return bool(self._call("maintain"))
 
     def compact(self) -> int:

@@ -92,6 +92,23 @@ def test_a_search_is_answered_while_a_long_write_is_still_encoding(hosted: Hoste
     assert hosted.count("long") == len(long_write)
 
 
+def test_maintain_builds_aside_while_searches_and_writes_go_on(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "data").model_copy(update={"optimize_threshold": 1})
+    with HostedIndex(settings) as index:
+        index.upsert(_chunks("acme"))
+        best = [_ranking(index, "acme", q)[0][0] for q in QUESTIONS]
+        building = index._submit("maintain")
+        # The writer is not held by the build (a process of its own): a write and a search are answered
+        # while the build runs, and the write is in the index that is swapped in.
+        assert index.upsert([Chunk("acme", "yeni", "0", "Yeni şubemiz Kadıköy'de açıldı.")]) == 1
+        assert _ranking(index, "acme", QUESTIONS[1])[0][0] == best[1] == "kart"
+        assert not building.done()
+        assert building.result(timeout=120) is True
+        assert index.count("acme") == len(FAQ) + 1 and index.store_info()["building"] == 0
+        assert index.search("acme", "Kadıköy şubesi").hits[0].doc_id == "yeni"
+        assert [_ranking(index, "acme", q)[0][0] for q in QUESTIONS] == best
+
+
 def test_searches_sent_during_a_compact_are_answered_from_the_rewritten_index(hosted: HostedIndex) -> None:
     before = [_ranking(hosted, "acme", q) for q in QUESTIONS]
     compacting = hosted._submit("compact")
