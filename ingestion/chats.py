@@ -88,7 +88,8 @@ class Conversation(BaseModel):
     # Exports carry more fields (customer name, phone); they are ignored, not stored.
     model_config = ConfigDict(extra="ignore")
 
-    conversation_id: str = Field(min_length=1)
+    # The limit assist requests have: its chunks' doc id "chat:<id>" and guarded id fit the registry's columns.
+    conversation_id: str = Field(min_length=1, max_length=200)
     channel: Channel
     status: Status
     messages: list[Message]

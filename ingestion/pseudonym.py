@@ -32,6 +32,8 @@ from .redact import EMAIL, IBAN, PHONE, TCKN, Redactor
 
 SECRET_FILE = "id_secret"
 _TAG_LETTERS = 16
+# A guarded id may grow to this length even when the raw id is shorter (placeholder and tag).
+_MIN_GUARDED = 64
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 # The kinds of personal value a customer's erasure request can name.
 SUBJECT_KINDS = (PHONE, EMAIL, TCKN, IBAN)
@@ -73,11 +75,18 @@ class IdGuard:
         return _letters(digest, _TAG_LETTERS)
 
     def id(self, raw: str) -> str:
-        """Return `raw` unchanged if it carries no personal data, else its redacted form and keyed tag."""
+        """Return `raw` unchanged if it carries no personal data, else its redacted form and keyed tag, no
+        longer than `raw` (or _MIN_GUARDED characters): an id the API accepts fits its registry column
+        after guarding too (PostgreSQL enforces the length). The tag alone keeps distinct ids distinct."""
         redacted = _BUILT_IN(raw)
         if redacted == raw:
             return raw
-        return f"{redacted}~{self.tag(raw)}"
+        tag = self.tag(raw)
+        room = max(len(raw), _MIN_GUARDED) - len(tag) - 1
+        if len(redacted) > room:
+            cut = redacted[:room]
+            redacted = cut if _BUILT_IN(cut) == cut else ""
+        return f"{redacted}~{tag}"
 
     def maybe_id(self, raw: str | None) -> str | None:
         return None if raw is None else self.id(raw)

@@ -116,3 +116,8 @@ def test_the_webhook_names_the_invalid_field(client: TestClient) -> None:
     response = client.post("/v1/conversations/closed", json=conversation, headers=acme)
     assert response.status_code == 422
     assert response.json()["errors"][0]["location"] == "body.channel"
+    # An id longer than an assist request may name (PostgreSQL would refuse its document id, SQLite not).
+    conversation["channel"], conversation["conversation_id"] = "whatsapp", "c" * 2000
+    response = client.post("/v1/conversations/closed", json=conversation, headers=acme)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["location"] == "body.conversation_id"

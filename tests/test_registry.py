@@ -400,6 +400,22 @@ def test_audit_and_its_suggestions_are_stored_together(registry: Registry) -> No
     assert [e.id for e in registry.list_audit("acme", limit=10)] == [audit_id]
 
 
+def test_a_conversation_id_full_of_personal_data_still_fits_its_column_once_guarded(
+    registry: Registry,
+) -> None:
+    # 200 characters (the API's limit) of short e-mail addresses, each redacted into a longer placeholder:
+    # PostgreSQL refuses a guarded id longer than the column, SQLite would have stored it.
+    conversation = ("a@b.co " * 40)[:200]
+    [sid] = registry.record_suggestions("acme", conversation, [{"text": "Merhaba", "strategy": "llm"}])
+    registry.record_audit("acme", conversation, "suggest", retrieved_ids=[], decision="suggest")
+    stored = registry.get_suggestion("acme", sid)
+    assert stored is not None and stored.conversation_id == registry.ids.id(conversation)
+    assert len(stored.conversation_id) <= 200 and "@" not in stored.conversation_id
+    assert registry.ids.id(stored.conversation_id) == stored.conversation_id  # still a fixed point
+    assert registry.ids.id(conversation + "x") != stored.conversation_id
+    assert registry.erase_conversation("acme", conversation) == ([sid], 1)
+
+
 def test_deleting_a_tenant_removes_its_rows(registry: Registry) -> None:
     _, key = registry.create_api_key("acme", "k")
     registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
