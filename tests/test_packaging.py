@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from retrieval.settings import Settings
 
@@ -218,9 +219,17 @@ def test_compose_runs_the_service_beside_qdrant_and_postgres() -> None:
     assert set(k for k in env if k.startswith("INVEKTO_")) <= _settings_variables()
     assert env["INVEKTO_STORE"] == "server" and env["INVEKTO_QDRANT_URL"] == "http://qdrant:6333"
     assert env["INVEKTO_DATA_DIR"] == "/data" and env["INVEKTO_HOST"] == "0.0.0.0"
-    # The registry stays on SQLite in the data volume until the PostgreSQL driver lands.
-    assert "INVEKTO_DATABASE_URL" not in env
+    # The registry is in the postgres service, under the database and user that service creates.
+    database = make_url(env["INVEKTO_DATABASE_URL"].replace("${POSTGRES_PASSWORD:-invekto}", "secret"))
+    postgres_env = services["postgres"]["environment"]
+    assert (database.get_backend_name(), database.host, database.port) == ("postgresql", "postgres", 5432)
+    assert (database.database, database.username) == (
+        postgres_env["POSTGRES_DB"],
+        postgres_env["POSTGRES_USER"],
+    )
+    assert "${POSTGRES_PASSWORD:-invekto}" in postgres_env["POSTGRES_PASSWORD"]
     assert knowledge["depends_on"]["qdrant"]["condition"] == "service_healthy"
+    assert knowledge["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert any(v.endswith(":/data") for v in knowledge["volumes"])
 
     assert any(p.endswith(":6333:6333") for p in services["qdrant"]["ports"])
