@@ -5,6 +5,7 @@ database newer than the code is refused in one line."""
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,46 @@ def test_a_database_made_before_migrations_is_stamped_and_keeps_its_data(
     assert _execute(empty_url, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
     with Registry(empty_url) as reopened:  # and the next open has nothing to do
         assert [t.id for t in reopened.list_tenants()] == ["acme"]
+
+
+NEXT_RELEASE = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_next"
+down_revision = {down!r}
+branch_labels = depends_on = None
+
+
+def upgrade():
+    op.add_column("tenants", sa.Column("note", sa.Text(), nullable=True))
+
+
+def downgrade():
+    op.drop_column("tenants", "note")
+"""
+
+
+def test_a_database_at_an_older_revision_is_upgraded_and_the_log_says_so(
+    empty_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Registry(empty_url) as registry:
+        registry.create_tenant("acme", "Acme")
+    # The next release: this code's revisions and one more on top.
+    scripts = tmp_path / "next-release"
+    shutil.copytree(Path(migrations.__file__).parent, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_next.py").write_text(NEXT_RELEASE.format(down=migrations.head()))
+    monkeypatch.setattr(migrations, "SCRIPT_LOCATION", str(scripts))
+
+    with caplog.at_level(logging.INFO, logger="ingestion.migrations"), Registry(empty_url) as registry:
+        assert (registry.schema_on_open.current, registry.schema_on_open.head) == (
+            migrations.BASELINE,
+            "0002_next",
+        )
+        assert [t.id for t in registry.list_tenants()] == ["acme"]
+    assert f"is at revision {migrations.BASELINE}: upgrading to 0002_next" in caplog.text
+    assert _alembic_revision(empty_url) == "0002_next"
+    assert _execute(empty_url, "SELECT id, note FROM tenants") == [("acme", None)]
 
 
 def test_a_database_newer_than_the_code_is_refused_in_one_line(empty_url: str) -> None:

@@ -26,6 +26,8 @@ from sqlalchemy import Connection, inspect, text
 log = logging.getLogger(__name__)
 
 BASELINE = "0001_baseline"
+# Where Alembic finds env.py and versions/ (a package resource, so it works from the installed wheel).
+SCRIPT_LOCATION = "ingestion:migrations"
 # Any fixed 64-bit number: the key of the PostgreSQL advisory lock migrations hold.
 _ADVISORY_LOCK_KEY = 0x1A7E_C70D_B5C3_0001
 
@@ -47,19 +49,21 @@ class SchemaState:
     @property
     def newer(self) -> bool:
         """True when the database is at a revision this code does not know: newer code wrote it."""
-        return self.current is not None and self.current not in _revisions()[1]
+        return self.current is not None and self.current not in _revisions(SCRIPT_LOCATION)[1]
 
 
 def _config(connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", "ingestion:migrations")
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     config.attributes["connection"] = connection
     return config
 
 
 @cache
-def _revisions() -> tuple[str, frozenset[str]]:
-    script = ScriptDirectory.from_config(_config())
+def _revisions(location: str) -> tuple[str, frozenset[str]]:
+    config = Config()
+    config.set_main_option("script_location", location)
+    script = ScriptDirectory.from_config(config)
     head = script.get_current_head()
     assert head is not None, "the registry's migrations have more than one head"
     return head, frozenset(s.revision for s in script.walk_revisions())
@@ -67,7 +71,7 @@ def _revisions() -> tuple[str, frozenset[str]]:
 
 def head() -> str:
     """Return the newest revision this code knows."""
-    return _revisions()[0]
+    return _revisions(SCRIPT_LOCATION)[0]
 
 
 def state(connection: Connection) -> SchemaState:
