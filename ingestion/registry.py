@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Select,
@@ -223,6 +224,11 @@ class Registry:
         with self._lock, self._engine.connect() as connection:
             return migrations.state(connection)
 
+    def _by_id(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        """Return `column` to order by, compared character by character as SQLite does: PostgreSQL's default
+        collation is usually linguistic (en_US in the postgres image: "a-c" < "A." < "ab")."""
+        return column.collate("C") if self._engine.dialect.name == "postgresql" else column
+
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Session]:
         factory = self._writer if write else self._reader
@@ -263,7 +269,8 @@ class Registry:
     def list_tenants(self) -> list[Tenant]:
         """Return every tenant, ordered by id."""
         with self._transaction(write=False) as session:
-            return [_tenant(row) for row in session.scalars(select(TenantRow).order_by(TenantRow.id))]
+            rows = session.scalars(select(TenantRow).order_by(self._by_id(TenantRow.id)))
+            return [_tenant(row) for row in rows]
 
     def update_tenant_settings(self, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
         """Return the tenant with `patch` merged into its settings; a None value resets that key to its default.
@@ -373,7 +380,8 @@ class Registry:
         if source is not None:
             query = query.where(DocumentRow.source == source)
         with self._transaction(write=False) as session:
-            return [to_record(Document, row) for row in session.scalars(query.order_by(DocumentRow.doc_id))]
+            rows = session.scalars(query.order_by(self._by_id(DocumentRow.doc_id)))
+            return [to_record(Document, row) for row in rows]
 
     def begin_document(
         self,

@@ -416,6 +416,18 @@ def test_a_conversation_id_full_of_personal_data_still_fits_its_column_once_guar
     assert registry.erase_conversation("acme", conversation) == ([sid], 1)
 
 
+def test_ids_are_listed_in_the_same_order_on_every_database(registry: Registry) -> None:
+    # By their characters, as SQLite compares them; a PostgreSQL server with a linguistic default collation
+    # (en_US in the postgres image) would put "a-c" before "A." before "ab".
+    names = ["b.pdf", "A.pdf", "a-c.pdf", "ab.pdf", "Çay.pdf", "z.pdf", "a_c.pdf"]
+    for name in names:
+        registry.begin_document("acme", name, "doc", None, None, "h1")
+    assert [d.doc_id for d in registry.list_documents("acme")] == sorted(names)
+    for tenant in ("ab-x", "ab_x", "abx", "ab0"):
+        registry.create_tenant(tenant, tenant)
+    assert [t.id for t in registry.list_tenants()] == sorted(["acme", "globex", "ab-x", "ab_x", "abx", "ab0"])
+
+
 def test_deleting_a_tenant_removes_its_rows(registry: Registry) -> None:
     _, key = registry.create_api_key("acme", "k")
     registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
