@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from .cli_common import console, load_settings
+from .common import console, load_settings
 
 db_app = typer.Typer(
     help="The registry database's schema: upgrade it, show its revision.", no_args_is_help=True

@@ -16,10 +16,10 @@ from rich.table import Table
 from ingestion.pipeline import IngestItem, IngestProgress, iter_files
 from ingestion.registry_models import Job, JobKind
 
-from .cli_common import console, open_context
+from .common import console, open_context
 
 if TYPE_CHECKING:
-    from .context import ServiceContext
+    from ..context import ServiceContext
 
 ingest_app = typer.Typer(
     help="Ingest tenant knowledge; unchanged files are skipped, changed ones replaced.", no_args_is_help=True
@@ -241,12 +241,13 @@ def ingest_erase(
     so nothing of them stays in its files. Prints what went (stored ids: no personal data)."""
     from assist.learning import learned_doc_id
     from ingestion.erasure import Eraser, ErasureResult
+    from ingestion.jobs import UPLOADS_DIR
 
     if not (phone or email or conversation or document):
         console.print("[red]error:[/red] name at least one --phone, --email, --conversation or --document")
         raise typer.Exit(2)
     with open_context() as ctx:
-        eraser = Eraser(ctx.ingestor, ctx.settings.data_dir / "uploads", learned_doc_id)
+        eraser = Eraser(ctx.ingestor, ctx.settings.data_dir / UPLOADS_DIR, learned_doc_id)
         results = [eraser.subject(tenant, value) for value in [*phone, *email]]
         results += [eraser.conversation(tenant, cid) for cid in conversation]
         results += [r for r in (eraser.document(tenant, doc_id) for doc_id in document) if r is not None]
@@ -258,7 +259,8 @@ def ingest_guard_ids() -> None:
     """Once after upgrading: ids an older release stored raw (file names, conversation ids with personal
     data) are written again guarded, in the index and the registry, and the index is rewritten."""
     from ingestion.erasure import Eraser
+    from ingestion.jobs import UPLOADS_DIR
 
     with open_context() as ctx:
-        moved, changed = Eraser(ctx.ingestor, ctx.settings.data_dir / "uploads").guard_stored_ids()
+        moved, changed = Eraser(ctx.ingestor, ctx.settings.data_dir / UPLOADS_DIR).guard_stored_ids()
     typer.echo(f"{moved} index points and {changed} registry rows rewritten")

@@ -20,12 +20,12 @@ import typer
 
 from retrieval.settings import Settings
 
-from .cli_common import console, load_settings, open_context
-from .server import admin_token_problem, uvicorn_config
+from ..server import admin_token_problem, uvicorn_config
+from .common import console, load_settings, open_context
 
 if TYPE_CHECKING:
-    from .context import ServiceContext
-    from .demo import DemoSeed
+    from ..context import ServiceContext
+    from ..demo import DemoSeed
 
 EXAMPLE_QUESTION = "Taşıt kredisi için şartlar nelerdir?"
 
@@ -75,7 +75,7 @@ def suggest_curl(url: str, key: str) -> str:
 
 
 def _seed(ctx: ServiceContext) -> tuple[DemoSeed, SeedReport]:
-    from .demo import DEMO_TENANT, seed_demo
+    from ..demo import DEMO_TENANT, seed_demo
 
     before = {job.id for job in ctx.registry.list_jobs(DEMO_TENANT)}
     seed = seed_demo(ctx, DEMO_TENANT)
@@ -175,7 +175,7 @@ def _serve(
     """Run uvicorn over the already open context (one process holds the index lock) until Ctrl+C."""
     import uvicorn
 
-    from .app import create_app
+    from ..app import create_app
 
     class _DemoServer(uvicorn.Server):
         # Print the URL and key once the socket listens, not before: a click on it must work.

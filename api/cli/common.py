@@ -69,7 +69,7 @@ def open_context(settings: Settings | None = None) -> Iterator:
     from retrieval.embedders import EmbedderError
     from retrieval.store import StoreError
 
-    from .context import ServiceContext
+    from ..context import ServiceContext
 
     try:
         ctx = ServiceContext.open(settings or load_settings())
@@ -80,3 +80,9 @@ def open_context(settings: Settings | None = None) -> Iterator:
         yield ctx
     finally:
         ctx.close()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print `message` as an error and return the exit to raise."""
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)

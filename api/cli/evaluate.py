@@ -1,35 +1,20 @@
-"""The `invekto-knowledge` command: one entry point, a subcommand per job."""
+"""`invekto-knowledge eval …`: offline evaluation of retrieval and answer quality, reports, comparisons
+and CI gates (the one command group that needs the `eval` extra)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from retrieval.settings import Settings
+from .common import console, load_settings
 
-from .cli_admin import bench_api, key_app, serve, tenant_app
-from .cli_common import console, load_settings
-from .cli_db import db_app
-from .cli_demo import demo
-from .cli_ingest import ingest_app
-from .cli_report import report_app
-
-app = typer.Typer(
-    help="Invekto knowledge and agent-assist service.", no_args_is_help=True, add_completion=False
-)
-bench_app = typer.Typer(help="Benchmarks that write JSON and a Markdown table.", no_args_is_help=True)
-index_app = typer.Typer(help="Inspect and maintain the index.", no_args_is_help=True)
 eval_app = typer.Typer(
     help="Offline evaluation: retrieval and answer quality, reports, comparisons, CI gates.",
     no_args_is_help=True,
 )
-app.add_typer(bench_app, name="bench")
-app.add_typer(index_app, name="index")
-app.add_typer(eval_app, name="eval")
 
 
 @eval_app.callback()
@@ -43,248 +28,6 @@ def _eval_needs_its_extra() -> None:
     except MissingExtraError as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
-
-
-DEFAULT_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev"
-app.add_typer(ingest_app, name="ingest")
-app.command()(serve)
-app.command("demo")(demo)
-app.add_typer(tenant_app, name="tenant")
-app.add_typer(key_app, name="key")
-app.add_typer(report_app, name="report")
-app.add_typer(db_app, name="db")
-bench_app.command("api")(bench_api)
-
-
-def _open_index(settings: Settings):  # noqa: ANN202 - KnowledgeIndex, imported lazily to keep --help fast
-    from retrieval.index import KnowledgeIndex
-    from retrieval.store import StoreError
-
-    try:
-        return KnowledgeIndex(settings)
-    except StoreError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-@app.command()
-def search(
-    tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant whose knowledge is searched."),
-    query: str = typer.Argument(..., help="Question or customer message."),
-    limit: int = typer.Option(5, "--limit", "-k"),
-    source: list[str] = typer.Option(
-        [], "--source", help="Only these sources (doc, faq, chat, quick_reply)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
-    """Search one tenant's knowledge (hybrid dense + Turkish BM25)."""
-    from retrieval.index import QueryOptions
-    from retrieval.models import SearchFilters
-
-    with _open_index(load_settings()) as index:
-        try:
-            result = index.search(
-                tenant, query, QueryOptions(limit=limit), SearchFilters(sources=tuple(source))
-            )
-        except ValueError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "note": result.note,
-                    "timings_ms": result.timings_ms,
-                    "hits": [h.__dict__ for h in result.hits],
-                },
-                ensure_ascii=False,
-                indent=2,
-            )
-        )
-        return
-    if result.note:
-        console.print(f"[yellow]{result.note}[/yellow]")
-    for rank, hit in enumerate(result.hits, 1):
-        typer.echo(
-            f"{rank}. [{hit.source}] {hit.title} › {hit.section}  ({hit.doc_id}#{hit.chunk_id}, score {hit.score:.3f})"
-        )
-        typer.echo(f"   {hit.text[:200]}")
-
-
-@index_app.command("info")
-def index_info() -> None:
-    """Print the index location, backend, embedder and point counts."""
-    settings = load_settings()
-    with _open_index(settings) as index:
-        info = getattr(index.store, "info", lambda: {})()
-        typer.echo(
-            json.dumps(
-                {
-                    "backend": index.store.backend,
-                    "data_dir": str(settings.data_dir),
-                    **index.meta.as_dict(),
-                    **info,
-                },
-                indent=2,
-            )
-        )
-
-
-@index_app.command("optimize")
-def index_optimize() -> None:
-    """Build the HNSW index now (edge backend; blocks, about 3 min per 200k chunks on 2 cores)."""
-    with _open_index(load_settings()) as index:
-        ran = index.store.optimize()
-        typer.echo("optimized" if ran else "already optimal")
-
-
-def write_report(out: Path, name: str, title: str, report: dict, table: str) -> str:
-    """Write a benchmark's `<name>.json` and `<name>.md` into `out`; return the Markdown table."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    (out / f"{name}.md").write_text(f"# {title}\n\n" + table, encoding="utf-8")
-    return table
-
-
-@app.command()
-def prune(
-    tenant: str | None = typer.Option(
-        None, "--tenant", "-t", help="Only this tenant (default: every tenant)."
-    ),
-) -> None:
-    """Delete audit entries and suggestions older than each tenant's retention_days (the server also
-    does this in the background); replies that were learned stay."""
-    from assist.retention import prune as prune_expired
-    from ingestion.registry import Registry
-
-    with Registry(load_settings().registry_url) as registry:
-        pruned = prune_expired(registry, tenant_id=tenant)
-    if tenant is not None and not pruned:
-        console.print(f"[red]error:[/red] no tenant {tenant!r}")
-        raise typer.Exit(2)
-    for p in pruned:
-        typer.echo(
-            f"{p.tenant_id}: {p.audit_entries} audit entries, {p.suggestions} suggestions and "
-            f"{p.gap_questions} gap questions older than {p.retention_days} days deleted"
-        )
-
-
-@bench_app.command("retrieval")
-def bench_retrieval(
-    out: Path = typer.Option(
-        Path("bench-results"), "--out", help="Folder for retrieval.json and retrieval.md."
-    ),
-    dataset: Path = typer.Option(
-        DEFAULT_DEV, "--dataset", help="Dataset folder whose texts seed the points."
-    ),
-    sizes: str = typer.Option("10000,20000,100000", help="Edge index sizes, comma separated."),
-    local_sizes: str = typer.Option("10000,20000", help="qdrant-client local-mode sizes (slow: keep small)."),
-    tenants: int = typer.Option(50),
-    queries: int = typer.Option(300, help="Queries per edge measurement."),
-) -> None:
-    """Engine p50/p95 (edge vs qdrant-client local mode) and end-to-end query latency."""
-    from retrieval.bench import markdown_table, run_benchmark
-    from retrieval.embedders import load_embedder
-
-    settings = load_settings()
-    if not (dataset / "corpus.jsonl").exists():
-        console.print(f"[red]error:[/red] no corpus.jsonl in {dataset}")
-        raise typer.Exit(2)
-    report = run_benchmark(
-        settings,
-        load_embedder(settings.embedder),
-        dataset,
-        sizes=tuple(int(s) for s in sizes.split(",") if s),
-        local_sizes=tuple(int(s) for s in local_sizes.split(",") if s),
-        tenants=tenants,
-        queries=queries,
-        progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
-    )
-    typer.echo(write_report(out, "retrieval", "Retrieval benchmark", report, markdown_table(report)))
-    typer.echo(f"wrote {out / 'retrieval.json'} and {out / 'retrieval.md'}")
-
-
-@bench_app.command("ingest")
-def bench_ingest(
-    out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for ingest.json and ingest.md."),
-    dataset: Path = typer.Option(
-        DEFAULT_DEV, "--dataset", help="Dataset folder whose passages are ingested."
-    ),
-    chunks: int = typer.Option(3000, help="How many documents (passages repeated under distinct ids)."),
-) -> None:
-    """Ingestion throughput vs the raw encoder on the same texts, in one run."""
-    from ingestion.bench import markdown_table, run_ingest_benchmark
-    from retrieval.embedders import load_embedder
-
-    settings = load_settings()
-    report = run_ingest_benchmark(
-        settings, load_embedder(settings.embedder), dataset / "corpus.jsonl", chunks=chunks
-    )
-    typer.echo(write_report(out, "ingest", "Ingestion benchmark", report, markdown_table(report)))
-
-
-@bench_app.command("stall")
-def bench_stall(
-    out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for stall.json and stall.md."),
-    large_mb: float = typer.Option(2.0, "--large-mb", help="Size of the large .txt one tenant uploads."),
-    time_limit_s: float = typer.Option(
-        5.0, "--time-limit-s", help="Parse time limit the large file is tried under."
-    ),
-    memory_limit_mb: int = typer.Option(
-        8, "--memory-limit-mb", help="Parse memory limit the large file is tried under."
-    ),
-    before: Path | None = typer.Option(
-        None, "--before", help="A stall.json of an earlier run, shown beside this one in the table."
-    ),
-) -> None:
-    """Another tenant's one-document job while a large file is ingested, the parse limits, shutdown time."""
-    from retrieval.embedders import load_embedder
-
-    from .bench_stall import markdown_table, run_stall_benchmark
-
-    settings = load_settings()
-    report = run_stall_benchmark(
-        settings,
-        load_embedder(settings.embedder),
-        large_mb=large_mb,
-        timeout_limit_s=time_limit_s,
-        memory_limit_mb=memory_limit_mb,
-    )
-    earlier = json.loads(before.read_text(encoding="utf-8")) if before else None
-    typer.echo(write_report(out, "stall", "Stall benchmark", report, markdown_table(earlier, report)))
-
-
-@bench_app.command("soak")
-def bench_soak(
-    out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for soak.json and soak.md."),
-    dataset: Path = typer.Option(
-        DEFAULT_DEV, "--dataset", help="Dataset folder whose texts seed the points and the jobs."
-    ),
-    base: int = typer.Option(20_000, help="Points in the index before the jobs."),
-    jobs: int = typer.Option(10, help="Ingestion jobs, each ending with maintain()."),
-    job_chunks: int = typer.Option(1_000, "--job-chunks", help="Chunks per job (real passages, encoded)."),
-    clients: int = typer.Option(4, help="Search clients querying during the jobs."),
-    pause_ms: int = typer.Option(
-        20, "--pause-ms", help="Each client's pause between an answer and its next search."
-    ),
-) -> None:
-    """Ingestion and searching at the same time: search stalls, index disk and RSS over time."""
-    from retrieval.embedders import load_embedder
-    from retrieval.soak import markdown_table, run_soak
-
-    settings = load_settings()
-    report = run_soak(
-        settings,
-        load_embedder(settings.embedder),
-        dataset,
-        base=base,
-        jobs=jobs,
-        job_chunks=job_chunks,
-        clients=clients,
-        pause_ms=pause_ms,
-        progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
-    )
-    typer.echo(write_report(out, "soak", "Soak benchmark", report, markdown_table(report)))
 
 
 FailOverOpt = typer.Option(
@@ -525,7 +268,3 @@ def eval_compare(
         raise typer.Exit(2) from exc
     typer.echo(format_comparison(deltas, run_a.name, run_b.name))
     _gate(load_metrics(run_b), fail_under, fail_over)
-
-
-if __name__ == "__main__":
-    app()

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli_common import console, open_context
+from .common import console, open_context
 
 report_app = typer.Typer(
     help="Knowledge reports for a tenant's admin: gaps and conflicts.", no_args_is_help=True
@@ -41,7 +41,7 @@ def gaps(
         _tenant_or_exit(ctx, tenant)
         topics = _service(ctx).knowledge_gaps(tenant, since)
     if as_json:
-        from .routes.knowledge import gap_report
+        from ..routes.knowledge import gap_report
 
         typer.echo(gap_report(since, topics).model_dump_json(indent=1))
         return
@@ -72,7 +72,7 @@ def conflicts(
         _tenant_or_exit(ctx, tenant)
         found, stale = _service(ctx).knowledge_conflicts(tenant)
     if as_json:
-        from .routes.knowledge import conflict_report
+        from ..routes.knowledge import conflict_report
 
         typer.echo(conflict_report(found, stale).model_dump_json(indent=1))
         return

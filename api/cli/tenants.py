@@ -1,0 +1,113 @@
+"""`invekto-knowledge tenant …` and `key …`: tenant and API key administration.
+
+The commands open only the registry database, so they work while the server runs (the server holds the
+edge index lock, not the database).
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from .common import console, fail, load_settings, open_context
+
+tenant_app = typer.Typer(help="Tenants: create and list (works while the server runs).", no_args_is_help=True)
+key_app = typer.Typer(help="Tenant API keys: create, list and revoke.", no_args_is_help=True)
+
+
+def _registry():  # noqa: ANN202 - Registry, imported lazily to keep --help fast
+    from ingestion.registry import Registry
+
+    return Registry(load_settings().registry_url)
+
+
+@tenant_app.command("create")
+def tenant_create(
+    tenant_id: str = typer.Argument(..., help="Slug: 2-64 of a-z, 0-9, '-', '_' (e.g. acme-tr)."),
+    name: str | None = typer.Option(None, "--name", help="Display name (default: the id)."),
+    tone: str = typer.Option("siz", help="How replies address customers: siz (formal) or sen."),
+) -> None:
+    """Create a tenant; then `key create` gives it an API key."""
+    from ingestion.registry import TenantExistsError
+
+    with _registry() as registry:
+        try:
+            tenant = registry.create_tenant(tenant_id, name or tenant_id, {"tone": tone})
+        except TenantExistsError as exc:
+            raise fail(str(exc)) from exc
+        except ValueError as exc:
+            raise fail(str(exc), 2) from exc
+    typer.echo(f"created tenant {tenant.id} ({tenant.name})")
+
+
+@tenant_app.command("list")
+def tenant_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List tenants."""
+    with _registry() as registry:
+        tenants = registry.list_tenants()
+    if as_json:
+        rows = [{"id": t.id, "name": t.name, "created_at": t.created_at.isoformat()} for t in tenants]
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for t in tenants:
+        typer.echo(f"{t.id}\t{t.name}\t{t.created_at:%Y-%m-%d}")
+
+
+@tenant_app.command("delete")
+def tenant_delete(
+    tenant_id: str = typer.Argument(..., help="The tenant to delete with everything it has."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+) -> None:
+    """Delete a tenant: its index points (the index is rewritten without them), documents, jobs, keys,
+    suggestions, audit and uploads."""
+    from ingestion.erasure import Eraser
+    from ingestion.jobs import UPLOADS_DIR
+
+    if not yes:
+        raise fail(f"deleting {tenant_id!r} cannot be undone; run again with --yes", 2)
+    with open_context() as ctx:
+        if not Eraser(ctx.ingestor, ctx.settings.data_dir / UPLOADS_DIR).tenant(tenant_id):
+            raise fail(f"no tenant {tenant_id!r}")
+    typer.echo(f"deleted tenant {tenant_id}")
+
+
+@key_app.command("create")
+def key_create(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="Tenant the key belongs to."),
+    name: str = typer.Option("default", "--name", help="What the key is for."),
+) -> None:
+    """Create an API key and print it (stdout, alone, so scripts can capture it). It is shown only once."""
+    with _registry() as registry:
+        try:
+            info, key = registry.create_api_key(tenant, name)
+        except LookupError as exc:
+            raise fail(
+                f"no tenant {tenant!r}; create it with `invekto-knowledge tenant create {tenant}`"
+            ) from exc
+    console.print(
+        f"key {info.id} ({info.key_prefix}...) for tenant {tenant}; store it now, it is not shown again"
+    )
+    typer.echo(key)
+
+
+@key_app.command("list")
+def key_list(tenant: str = typer.Option(..., "--tenant", "-t")) -> None:
+    """List a tenant's keys by id and prefix (the keys themselves are not stored)."""
+    with _registry() as registry:
+        keys = registry.list_api_keys(tenant)
+    for k in keys:
+        state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+        typer.echo(f"{k.id}\t{k.key_prefix}...\t{k.name}\t{state}")
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: str = typer.Argument(..., help="The key's id (from `key list`)."),
+    tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only if the key is this tenant's."),
+) -> None:
+    """Revoke an API key: requests with it are refused from now on."""
+    with _registry() as registry:
+        if not registry.revoke_api_key(key_id, tenant_id=tenant):
+            raise fail(f"no API key {key_id!r}" + (f" for tenant {tenant!r}" if tenant else ""))
+    typer.echo(f"revoked {key_id}")
