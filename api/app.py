@@ -16,11 +16,13 @@ from assist.retention import RetentionPruner
 from assist.service import AssistService
 from ingestion.jobs import UPLOADS_DIR, IngestionJobs
 from ingestion.parse_worker import ParseLimits
+from retrieval import tracing
 from retrieval.settings import Settings
 
 from .context import ServiceContext
 from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
+from .logs import RequestContextMiddleware
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .openapi import SERVERS, install_docs, install_openapi, operation_id
 from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
@@ -134,6 +136,9 @@ def create_app(
     app.state.compute = ComputeSlots(compute_slots or settings.compute_slots or default_slots)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outermost of ours: the request id and log context cover the other middlewares' lines too.
+    app.add_middleware(RequestContextMiddleware)
+    tracing.configure(settings)
     for module in (
         documents,
         jobs,

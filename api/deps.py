@@ -24,6 +24,7 @@ from retrieval.settings import Settings
 
 from .context import ServiceContext
 from .errors import ProblemError
+from .logs import set_tenant
 from .metrics import ServiceMetrics
 from .ratelimit import RateLimiter, retry_after_header
 
@@ -154,6 +155,7 @@ async def current_tenant(
             "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    set_tenant(tenant.id)
     limiter: RateLimiter = request.app.state.rate_limiter
     wait = limiter.acquire(tenant.id)
     if wait:

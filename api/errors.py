@@ -26,6 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retrieval.store import StoreError
 
+from .logs import REQUEST_ID_HEADER, current_request
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -224,12 +226,15 @@ async def _on_database_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # This handler answers outside the request id middleware: the id goes into the response here.
+    context = current_request()
     return problem_response(
         request,
         500,
         "internal-error",
         "Internal server error",
         "The server hit an unexpected error; it has been logged.",
+        {REQUEST_ID_HEADER: context.request_id} if context else None,
     )
 
 

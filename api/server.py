@@ -109,10 +109,21 @@ def uvicorn_config(
     header_timeout_s: float = HEADER_TIMEOUT_S,
     body_timeout_s: float = BODY_TIMEOUT_S,
     max_connections: int = MAX_CONNECTIONS,
+    log_format: str | None = None,
 ) -> uvicorn.Config:
-    """Return the uvicorn settings of the service: one worker, h11 with read deadlines, a connection cap."""
+    """Return the uvicorn settings of the service: one worker, h11 with read deadlines, a connection cap,
+    and the log format (`log_format`, else the app's INVEKTO_LOG_FORMAT; see api/logs.py)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
+    from .logs import json_log_config, resolve_format
+
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    if resolve_format(log_format or getattr(settings, "log_format", None)) == "json":
+        # One JSON line per request from api.logs replaces uvicorn's access log.
+        log_config, access_log = json_log_config(log_level, access_log), False
+    else:
+        log_config = LOGGING_CONFIG
     return uvicorn.Config(
         app,
         host=host,
@@ -120,6 +131,7 @@ def uvicorn_config(
         workers=1,
         log_level=log_level,
         access_log=access_log,
+        log_config=log_config,
         http=_deadline_protocol(header_timeout_s, body_timeout_s),
         limit_concurrency=max_connections,
         timeout_keep_alive=KEEP_ALIVE_S,

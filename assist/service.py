@@ -30,6 +30,7 @@ from retrieval.index import QueryOptions, encoder_text
 from retrieval.index_process import AnyIndex
 from retrieval.models import SearchHit, SearchResult
 from retrieval.settings import Settings
+from retrieval.tracing import set_attribute, span, traced
 
 from .confidence import BLOCK_REASONS, Evidence, gather_evidence
 from .conflicts import Conflict, StaleSource, conflicted_refs, find_conflicts, stale_sources
@@ -229,12 +230,20 @@ class AssistService:
     def _retrieve(
         self, tenant: Tenant, query: str, knowledge: _TenantKnowledge | None = None
     ) -> tuple[list[SearchHit], list[Evidence], str | None]:
-        result = self.index.search(tenant.id, query, _SEARCH)
+        result = self._search(tenant.id, query)
         knowledge = knowledge or self._tenant_knowledge(tenant)
-        hits, evidence = gather_evidence(
-            query, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
-        )
+        with span("assist.verify"):
+            hits, evidence = gather_evidence(
+                query, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
+            )
         return hits, evidence, result.note
+
+    def _search(self, tenant_id: str, query: str) -> SearchResult:
+        with span("retrieval.search", **{"invekto.tenant_id": tenant_id}) as current:
+            result = self.index.search(tenant_id, query, _SEARCH)
+            if current is not None:
+                current.set_attribute("retrieval.hits", len(result.hits))
+            return result
 
     # ----- auto-answer policy -----
 
@@ -366,7 +375,7 @@ class AssistService:
         `tenant`: an id, or the Tenant record a caller already holds (saves a registry read).
         """
         step = self._prepare_suggest(tenant, request)
-        return self._finish_suggest(step, self.index.search(step.tenant_id, step.query.text, _SEARCH))
+        return self._finish_suggest(step, self._search(step.tenant_id, step.query.text))
 
     async def suggest_async(
         self, tenant: str | Tenant, request: AssistRequest, run: Callable[..., Awaitable[Any]]
@@ -380,32 +389,39 @@ class AssistService:
         step: _SuggestStep = await run(self._prepare_suggest, tenant, request)
         submit = getattr(self.index, "submit_search", None)
         if submit is None:
-            result = await run(self.index.search, step.tenant_id, step.query.text, _SEARCH)
+            result = await run(self._search, step.tenant_id, step.query.text)
         else:
-            result = await asyncio.wrap_future(submit(step.tenant_id, step.query.text, _SEARCH))
+            with span("retrieval.search", **{"invekto.tenant_id": step.tenant_id}) as current:
+                result = await asyncio.wrap_future(submit(step.tenant_id, step.query.text, _SEARCH))
+                if current is not None:
+                    current.set_attribute("retrieval.hits", len(result.hits))
         response: SuggestResponse = await run(self._finish_suggest, step, result)
         return response
 
+    @traced("assist.query")
     def _prepare_suggest(self, tenant: str | Tenant, request: AssistRequest) -> _SuggestStep:
         started = time.perf_counter()
         conv = self._conversation(self._tenant(tenant), request)
         return _SuggestStep(conv, build_query(conv.messages, self.provider), request.conversation_id, started)
 
+    @traced("assist.answer")
     def _finish_suggest(self, step: _SuggestStep, result: SearchResult) -> SuggestResponse:
         conv, query, tenant_id = step.conv, step.query, step.tenant_id
         knowledge = self._tenant_knowledge(conv.tenant)
-        hits, evidence = gather_evidence(
-            query.text, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
-        )
+        with span("assist.verify"):
+            hits, evidence = gather_evidence(
+                query.text, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
+            )
         note = result.note
         threshold = knowledge.policy.threshold
         caution = {h.point_id: _caution(e, threshold) for h, e in zip(hits, evidence, strict=True)}
         drafts: list[_Draft] = []
         mode, failure = EXTRACTIVE, None
         if self.provider and hits and evidence[0].confidence >= MIN_SUGGEST_CONFIDENCE:
-            generation = generate_answer(
-                self.provider, "suggest", hits, evidence, conv.messages, conv.language, conv.tone
-            )
+            with span("assist.generate", **{"llm.provider": self.provider.name}):
+                generation = generate_answer(
+                    self.provider, "suggest", hits, evidence, conv.messages, conv.language, conv.tone
+                )
             if generation.answer:
                 a = generation.answer
                 weakest = next((caution[h.point_id] for h in a.cited if caution.get(h.point_id)), None)
@@ -477,6 +493,8 @@ class AssistService:
             note = "Bu soruya yeterince yakın bilgi bulunamadı; öneri yok."
         if conv.foreign:
             note = f"Müşteri başka bir dilde yazdı ({conv.foreign}); öneriler çevrilmeden gönderilmemeli."
+        set_attribute("assist.suggestions", len(suggestions))
+        set_attribute("assist.mode", mode)
         return SuggestResponse(
             suggestions=suggestions, mode=mode, language=conv.language, query=query.text, note=note
         )
@@ -505,17 +523,18 @@ class AssistService:
             request_text = query.text
             knowledge = self._tenant_knowledge(conv.tenant)
             hits, evidence, _ = self._retrieve(conv.tenant, query.text, knowledge)
-            decision = knowledge_decision(
-                query.text,
-                hits,
-                evidence,
-                thresholds,
-                knowledge.policy,
-                self.provider,
-                conv.messages,
-                conv.language,
-                conv.tone,
-            )
+            with span("assist.answer"):
+                decision = knowledge_decision(
+                    query.text,
+                    hits,
+                    evidence,
+                    thresholds,
+                    knowledge.policy,
+                    self.provider,
+                    conv.messages,
+                    conv.language,
+                    conv.tone,
+                )
         self._audit(
             tenant_id,
             request.conversation_id,

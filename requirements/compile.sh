@@ -3,6 +3,7 @@
 #   runtime.lock  the service alone (serve, demo, ingest, search; default numpy-only embedder)
 #   st.lock       + sentence-transformers models (torch==2.13.0, the CPU wheel)
 #   eval.lock     + `invekto-knowledge eval` (ragas, ranx, matplotlib, scikit-learn)
+#   otel.lock     + OpenTelemetry tracing (INVEKTO_OTEL=1: SDK and OTLP/HTTP exporter)
 #   test.lock     + what the tests import (runs every test that needs no other extra; Python 3.11 and 3.12)
 #   dev.lock      everything: the whole test suite, ruff, mypy
 # Versions already pinned in dev.lock are kept (it is the constraint), so the sets never disagree:
@@ -35,6 +36,7 @@ grep -E '^[A-Za-z0-9]' requirements/dev.lock | sed 's/ .*//' >"$CONSTRAINT"
 compile runtime
 compile st --extra st --emit-find-links
 compile eval --extra eval
+compile otel --extra otel
 compile test --extra test
 # The runtime and test sets must resolve the same on Python 3.12 (CI installs test.lock there too).
 for name in runtime test; do

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # Seconds the server waits at shutdown for the running ingestion job to stop (it resumes at the next start).
     shutdown_timeout_s: float = Field(default=10.0, gt=0.0)
 
+    # Logs and tracing (api/logs.py, retrieval/tracing.py): one JSON object a line or uvicorn's text lines;
+    # None: text when stderr is a terminal, JSON otherwise. INVEKTO_OTEL=1: OpenTelemetry spans over OTLP
+    # (needs the otel extra).
+    log_format: Literal["json", "text"] | None = None
+    otel: bool = False
+
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"

