@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import json
 import logging
@@ -91,6 +93,13 @@ def edge_filter(tenant_id: str, filters: SearchFilters | None = None, doc_id: st
         for key, value in filters.metadata.items():
             must.append(qe.FieldCondition(key=f"metadata.{key}", match=qe.MatchValue(value)))
     return qe.Filter(must=must)  # type: ignore[arg-type]
+
+
+def _trim_heap() -> None:
+    """Give the heap the closed shard freed back to the system (glibc keeps it otherwise: at 20k points
+    the index process grew 414 -> 566 MiB over five swaps, 1.31x a fresh open). ctypes releases the GIL."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 class EdgeStore:
@@ -240,6 +249,7 @@ class EdgeStore:
         time.sleep(0)  # searches waiting for the GIL run first: closing holds it (0.1 s at 20k points)
         old.close()
         shutil.rmtree(old_dir, ignore_errors=True)
+        _trim_heap()
 
     @contextmanager
     def _reading(self) -> Iterator[qe.EdgeShard]:
