@@ -134,10 +134,13 @@ def test_tracing_off_costs_no_opentelemetry_sdk_import(tmp_path: Path) -> None:
 
 
 def test_otel_without_its_extra_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(otel=True, _env_file=None)  # type: ignore[call-arg]
+    from api.cli.common import configuration_problems
+
+    settings = Settings(otel=True, llm_provider="extractive", _env_file=None)  # type: ignore[call-arg]
     monkeypatch.setattr(tracing.importlib.util, "find_spec", lambda name: None)
     problem = tracing.tracing_problem(settings)
     assert problem == "INVEKTO_OTEL=1 needs the otel extra: pip install 'invekto-knowledge[otel]'"
+    assert configuration_problems(settings) == [problem]  # what the CLI prints before it exits
     with pytest.raises(ValueError, match="otel extra"):
         tracing.configure(settings)
 

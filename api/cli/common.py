@@ -42,9 +42,10 @@ def load_settings() -> Settings:
 
 def configuration_problems(settings: Settings) -> list[str]:
     """Return what cannot work in `settings`, one line each: an LLM provider without its key or server, a
-    database URL whose driver is not installed."""
+    database URL whose driver is not installed, tracing without the otel extra."""
     from assist.providers import provider_from_settings
     from ingestion.registry import engine_url
+    from retrieval.tracing import tracing_problem
 
     problems = []
     try:
@@ -60,6 +61,9 @@ def configuration_problems(settings: Settings) -> list[str]:
             f"INVEKTO_DATABASE_URL points at {url.get_backend_name()} but its driver {driver} is not installed"
             + (": pip install 'psycopg[binary]'" if driver == "psycopg" else "")
         )
+    tracing = tracing_problem(settings)
+    if tracing:
+        problems.append(tracing)
     return problems
 
 
