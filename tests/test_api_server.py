@@ -6,6 +6,7 @@ Also runs every ```bash example of docs/api.md against it, and the admin CLI bes
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import select
 import shutil
@@ -62,6 +63,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert process.wait(timeout=60) in (0, -15)
     output = log.read_text(encoding="utf-8", errors="replace")
     assert "Application shutdown complete." in output and "Traceback" not in output, output[-3000:]
+    # Not a terminal: the log lines are JSON (INVEKTO_LOG_FORMAT unset), uvicorn's own included.
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    messages = {r["message"] for r in records}
+    assert {"Application startup complete.", "Application shutdown complete."} <= messages
 
 
 def test_silent_slow_and_stalled_clients_are_disconnected_at_the_read_deadlines(server: Server) -> None:
@@ -103,6 +108,7 @@ def test_silent_slow_and_stalled_clients_are_disconnected_at_the_read_deadlines(
 def test_a_tenant_is_served_end_to_end_over_http(server: Server) -> None:
     with httpx.Client(base_url=server.url, timeout=60) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
+        assert http.get("/healthz", headers={"X-Request-ID": "inbox-7"}).headers["X-Request-ID"] == "inbox-7"
         assert http.get("/readyz").json()["status"] == "ready"
         assert (
             http.post("/v1/admin/tenants", json={"id": "acme", "name": "Acme"}, headers=ADMIN).status_code
