@@ -144,10 +144,38 @@ def _is_memory_sqlite(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
 
 
+def _without_nul(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _scrub_parameters(parameters: Any) -> Any:
+    """Return statement parameters (a dict or tuple, or a list of them) with NUL characters in strings
+    replaced by U+FFFD: PostgreSQL text cannot hold NUL, so neither database stores one, and a lookup by an
+    id that had one finds the row (its parameter is scrubbed the same way)."""
+    if isinstance(parameters, dict):
+        return {key: _without_nul(value) for key, value in parameters.items()}
+    if isinstance(parameters, list | tuple):
+        if parameters and isinstance(parameters[0], dict | list | tuple):  # executemany
+            return type(parameters)(_scrub_parameters(p) for p in parameters)
+        return type(parameters)(_without_nul(value) for value in parameters)
+    return parameters
+
+
 def _create_engine(url: URL) -> Engine:
-    if url.get_backend_name() != "sqlite":
-        # pre_ping drops connections the PostgreSQL server closed while the pool held them.
-        return create_engine(url, pool_pre_ping=True)
+    # pre_ping drops connections the PostgreSQL server closed while the pool held them.
+    sqlite = url.get_backend_name() == "sqlite"
+    engine = _create_sqlite_engine(url) if sqlite else create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _no_nul(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> tuple[str, Any]:
+        return statement, _scrub_parameters(parameters)
+
+    return engine
+
+
+def _create_sqlite_engine(url: URL) -> Engine:
     memory = _is_memory_sqlite(url)
     if not memory and url.database and url.query.get("uri") != "true":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)

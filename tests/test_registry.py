@@ -428,6 +428,19 @@ def test_ids_are_listed_in_the_same_order_on_every_database(registry: Registry) 
     assert [t.id for t in registry.list_tenants()] == sorted(["acme", "globex", "ab-x", "ab_x", "abx", "ab0"])
 
 
+def test_nul_characters_are_stored_as_replacement_characters_and_still_found(registry: Registry) -> None:
+    # PostgreSQL text cannot hold NUL (SQLite can): a request carrying one must not end in a 500 there.
+    registry.begin_document("acme", "a\x00.pdf", "doc", None, "Başlık\x00", "h1")
+    doc = registry.mark_indexed("acme", "a\x00.pdf", 1, chunk_count=1)
+    assert (doc.doc_id, doc.title) == ("a\ufffd.pdf", "Başlık\ufffd")
+    assert registry.get_document("acme", "a\x00.pdf") == doc
+    [sid] = registry.record_suggestions("acme", "c\x00", [{"text": "Merhaba\x00", "strategy": "llm"}])
+    registry.record_feedback("acme", sid, "edited", "Merhaba efendim\x00")
+    suggestion = registry.get_suggestion("acme", sid)
+    assert suggestion is not None and suggestion.text == "Merhaba\ufffd"
+    assert registry.erase_conversation("acme", "c\x00") == ([sid], 0)
+
+
 def test_deleting_a_tenant_removes_its_rows(registry: Registry) -> None:
     _, key = registry.create_api_key("acme", "k")
     registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
