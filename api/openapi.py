@@ -14,6 +14,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
+from .errors import PROBLEM_JSON
+from .openapi_examples import PROBLEM_EXAMPLES, RESPONSE_EXAMPLES
+
 # Where the route function's own name would read poorly as a client method.
 _OPERATION_IDS = {
     "suggest": "suggestReplies",
@@ -141,9 +144,20 @@ def _simple_nullable(node: Any) -> Any:
     return node
 
 
+def _add_response_examples(op: dict[str, Any]) -> None:
+    """Give each JSON response of `op` its example, and each problem+json response the problem's."""
+    examples = RESPONSE_EXAMPLES.get(op.get("operationId", ""), {})
+    for status, response in op.get("responses", {}).items():
+        content = response.get("content", {})
+        if "application/json" in content and status in examples:
+            content["application/json"]["example"] = examples[status]
+        if PROBLEM_JSON in content and status in PROBLEM_EXAMPLES:
+            content[PROBLEM_JSON]["example"] = PROBLEM_EXAMPLES[status]
+
+
 def install_openapi(app: FastAPI) -> None:
     """Make `app.openapi()` name every multipart body schema after its operation (`UploadDocumentsForm`)
-    and give every JSON request body its example."""
+    and give every JSON request body and every response body its example (api/openapi_examples.py)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -156,6 +170,7 @@ def install_openapi(app: FastAPI) -> None:
                 body = op.get("requestBody", {}).get("content", {}).get("application/json")
                 if body is not None and op.get("operationId") in REQUEST_EXAMPLES:
                     body["example"] = REQUEST_EXAMPLES[op["operationId"]]
+                _add_response_examples(op)
         spec = _simple_nullable(spec)
         schemas = spec.get("components", {}).get("schemas", {})
         names = {n: _form_name(n) for n in schemas if n.startswith(_FORM_PREFIX)}

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -93,3 +94,53 @@ def test_every_json_request_body_has_an_example_the_service_accepts(client: Test
             assert response.status_code in (200, 201, 202, 404, 409), (method, path, response.text)
             assert response.status_code != 422
     assert tried >= 11
+
+
+def _closed(node: object) -> object:
+    """Return a schema in which every object with listed properties allows no others (catches a misspelt
+    key in an example; the service's response models add none)."""
+    if isinstance(node, list):
+        return [_closed(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    closed = {k: (v if k == "example" else _closed(v)) for k, v in node.items()}
+    if "properties" in closed and "additionalProperties" not in closed:
+        closed["additionalProperties"] = False
+    return closed
+
+
+def test_every_response_body_has_an_example_that_matches_its_schema(tmp_path: Path) -> None:
+    jsonschema_rs = pytest.importorskip("jsonschema_rs", reason="installed with the test extra")
+    spec = _spec(tmp_path)
+    components = _closed(spec["components"])
+    checked: list[str] = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for status, response in op["responses"].items():
+                for media, content in response.get("content", {}).items():
+                    if "json" not in media:
+                        continue
+                    where = f"{op['operationId']} ({method.upper()} {path}) {status} {media}"
+                    assert "example" in content, f"{where} has no example"
+                    schema = {**_closed(content["schema"]), "components": components}
+                    validator = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+                    errors = [
+                        f"{e.instance_path}: {e.message}" for e in validator.iter_errors(content["example"])
+                    ]
+                    assert not errors, f"{where}: {errors}"
+                    checked.append(where)
+    assert any(w.startswith("suggestReplies") and " 200 " in w for w in checked)
+    assert sum("problem+json" in w for w in checked) > 50
+    # Every 2xx answer of every operation is JSON with an example, but for SSE and Prometheus text.
+    for ops in spec["paths"].values():
+        for op in ops.values():
+            for status, response in op["responses"].items():
+                if status.startswith("2") and status != "204":
+                    media = set(response.get("content", {}))
+                    assert "application/json" in media or media <= {
+                        "text/plain; version=0.0.4; charset=utf-8"
+                    }, (
+                        op["operationId"],
+                        status,
+                        media,
+                    )
