@@ -23,6 +23,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
+from ingestion.registry_models import SCHEMA_VERSION
+
 log = logging.getLogger(__name__)
 
 BASELINE = "0001_baseline"
@@ -52,18 +54,16 @@ class SchemaState:
         return self.current is not None and self.current not in _revisions(SCRIPT_LOCATION)[1]
 
 
-def _config(connection: Connection | None = None) -> Config:
+def _config(connection: Connection | None = None, location: str | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.set_main_option("script_location", location or SCRIPT_LOCATION)
     config.attributes["connection"] = connection
     return config
 
 
 @cache
 def _revisions(location: str) -> tuple[str, frozenset[str]]:
-    config = Config()
-    config.set_main_option("script_location", location)
-    script = ScriptDirectory.from_config(config)
+    script = ScriptDirectory.from_config(_config(location=location))
     head = script.get_current_head()
     assert head is not None, "the registry's migrations have more than one head"
     return head, frozenset(s.revision for s in script.walk_revisions())
@@ -86,8 +86,6 @@ def state(connection: Connection) -> SchemaState:
 def upgrade(connection: Connection, where: str) -> SchemaState:
     """Bring the database behind `connection` (inside its transaction) to head and return the state it was
     in before; SchemaError if it is newer than this code. `where` names the database in messages."""
-    from ingestion.registry_models import SCHEMA_VERSION
-
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
     before = state(connection)
