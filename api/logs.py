@@ -183,6 +183,7 @@ def json_log_config(log_level: str, access_log: bool) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False},
-            request_log.name: {"level": "INFO" if access_log else "WARNING"},
+            # Like uvicorn's access log: on unless --no-access-log, and only at --log-level info or below.
+            request_log.name: {"level": log_level.upper() if access_log else "WARNING"},
         },
     }

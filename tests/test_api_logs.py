@@ -108,6 +108,7 @@ def test_the_log_format_setting_and_its_default() -> None:
     assert unknown_variables({"INVEKTO_LOGFORMAT": "json"}) == [("INVEKTO_LOGFORMAT", "INVEKTO_LOG_FORMAT")]
     config = json_log_config("info", access_log=False)
     assert config["loggers"]["api.request"]["level"] == "WARNING"
+    assert json_log_config("info", access_log=True)["loggers"]["api.request"]["level"] == "INFO"
     assert config["loggers"]["uvicorn.access"]["propagate"] is False
 
 
