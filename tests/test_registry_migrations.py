@@ -184,6 +184,14 @@ def test_db_upgrade_and_current_report_the_revision(tmp_path: Path, monkeypatch:
         "UPDATE alembic_version SET version_num = '9999_from_the_future'",
     )
     assert "newer than this code" in runner.invoke(app, ["db", "current"]).output
-    refused = runner.invoke(app, ["db", "upgrade"])
-    assert refused.exit_code == 2 and "newer than this code" in refused.output
-    assert "Traceback" not in refused.output
+    for command in (["db", "upgrade"], ["tenant", "list"]):
+        refused = runner.invoke(app, command)
+        assert refused.exit_code == 2 and "newer than this code" in " ".join(refused.output.split())
+        assert "Traceback" not in refused.output and refused.output.count("error:") == 1
+
+    # A PostgreSQL server that is not there: one line too.
+    monkeypatch.setenv("INVEKTO_DATABASE_URL", f"postgresql://nobody@/invekto?host={tmp_path / 'no-server'}")
+    unreachable = runner.invoke(app, ["tenant", "list"])
+    assert unreachable.exit_code == 2
+    assert "cannot open the registry database" in " ".join(unreachable.output.split())
+    assert "Traceback" not in unreachable.output and unreachable.output.count("error:") == 1

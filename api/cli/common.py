@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -70,6 +71,8 @@ def configuration_problems(settings: Settings) -> list[str]:
 @contextmanager
 def open_context(settings: Settings | None = None) -> Iterator:
     """Yield a ServiceContext; a locked, corrupt or unreachable index exits with its message."""
+    from sqlalchemy.exc import OperationalError
+
     from retrieval.embedders import EmbedderError
     from retrieval.store import StoreError
 
@@ -80,10 +83,34 @@ def open_context(settings: Settings | None = None) -> Iterator:
     except (StoreError, EmbedderError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    except OperationalError as exc:
+        raise fail(_unreachable(exc), 2) from exc
     try:
         yield ctx
     finally:
         ctx.close()
+
+
+def open_registry():  # noqa: ANN201 - Registry, imported lazily to keep --help fast
+    """Return the registry at INVEKTO_DATABASE_URL (migrated to the code's schema); a database written by
+    newer code, or one that cannot be reached, exits with one line."""
+    from sqlalchemy.exc import OperationalError
+
+    from ingestion.migrations import SchemaError
+    from ingestion.registry import Registry
+
+    url = load_settings().registry_url
+    try:
+        return Registry(url)
+    except SchemaError as exc:
+        raise fail(str(exc), 2) from exc
+    except OperationalError as exc:
+        raise fail(_unreachable(exc), 2) from exc
+
+
+def _unreachable(exc: Any) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"cannot open the registry database (INVEKTO_DATABASE_URL): {reason[0] if reason else exc}"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

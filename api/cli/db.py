@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from .common import console, load_settings
+from .common import console, load_settings, open_registry
 
 db_app = typer.Typer(
     help="The registry database's schema: upgrade it, show its revision.", no_args_is_help=True
@@ -18,15 +18,8 @@ db_app = typer.Typer(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring INVEKTO_DATABASE_URL's schema to the newest revision (a new database gets every table)."""
-    from ingestion.migrations import SchemaError
-    from ingestion.registry import Registry
-
-    try:
-        with Registry(load_settings().registry_url) as registry:
-            before = registry.schema_on_open
-    except SchemaError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+    with open_registry() as registry:
+        before = registry.schema_on_open
     if before.up_to_date:
         typer.echo(f"already at {before.head}")
     else:

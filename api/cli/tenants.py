@@ -10,16 +10,10 @@ import json
 
 import typer
 
-from .common import console, fail, load_settings, open_context
+from .common import console, fail, open_context, open_registry
 
 tenant_app = typer.Typer(help="Tenants: create and list (works while the server runs).", no_args_is_help=True)
 key_app = typer.Typer(help="Tenant API keys: create, list and revoke.", no_args_is_help=True)
-
-
-def _registry():  # noqa: ANN202 - Registry, imported lazily to keep --help fast
-    from ingestion.registry import Registry
-
-    return Registry(load_settings().registry_url)
 
 
 @tenant_app.command("create")
@@ -31,7 +25,7 @@ def tenant_create(
     """Create a tenant; then `key create` gives it an API key."""
     from ingestion.registry import TenantExistsError
 
-    with _registry() as registry:
+    with open_registry() as registry:
         try:
             tenant = registry.create_tenant(tenant_id, name or tenant_id, {"tone": tone})
         except TenantExistsError as exc:
@@ -44,7 +38,7 @@ def tenant_create(
 @tenant_app.command("list")
 def tenant_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List tenants."""
-    with _registry() as registry:
+    with open_registry() as registry:
         tenants = registry.list_tenants()
     if as_json:
         rows = [{"id": t.id, "name": t.name, "created_at": t.created_at.isoformat()} for t in tenants]
@@ -78,7 +72,7 @@ def key_create(
     name: str = typer.Option("default", "--name", help="What the key is for."),
 ) -> None:
     """Create an API key and print it (stdout, alone, so scripts can capture it). It is shown only once."""
-    with _registry() as registry:
+    with open_registry() as registry:
         try:
             info, key = registry.create_api_key(tenant, name)
         except LookupError as exc:
@@ -94,7 +88,7 @@ def key_create(
 @key_app.command("list")
 def key_list(tenant: str = typer.Option(..., "--tenant", "-t")) -> None:
     """List a tenant's keys by id and prefix (the keys themselves are not stored)."""
-    with _registry() as registry:
+    with open_registry() as registry:
         keys = registry.list_api_keys(tenant)
     for k in keys:
         state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
@@ -107,7 +101,7 @@ def key_revoke(
     tenant: str | None = typer.Option(None, "--tenant", "-t", help="Only if the key is this tenant's."),
 ) -> None:
     """Revoke an API key: requests with it are refused from now on."""
-    with _registry() as registry:
+    with open_registry() as registry:
         if not registry.revoke_api_key(key_id, tenant_id=tenant):
             raise fail(f"no API key {key_id!r}" + (f" for tenant {tenant!r}" if tenant else ""))
     typer.echo(f"revoked {key_id}")
