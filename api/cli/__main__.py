@@ -2,4 +2,6 @@
 
 from . import app
 
-app()
+# Only when run: a walk over the package that imports every module must not start the CLI.
+if __name__ == "__main__":
+    app()
