@@ -231,23 +231,44 @@ class EdgeStore:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, pointer)
-        dir_fd = os.open(self.index_dir, os.O_RDONLY)
+        # Once renamed the pointer holds: a failure to sync the folder must not undo the swap.
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            dir_fd = os.open(self.index_dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            log.warning("could not sync %s after switching the shard: %s", self.index_dir, exc)
+
+    def _remove_unless_current(self, shard_dir: Path) -> None:
+        """Remove a generation that did not become current (the pointer file decides, as on open)."""
+        try:
+            current = current_shard_dir(self.index_dir)
+        except (OSError, StoreError):
+            return  # the next open decides
+        if shard_dir != current:
+            shutil.rmtree(shard_dir, ignore_errors=True)
 
     def _swap(self, new: qe.EdgeShard, new_dir: Path) -> None:
         """Called with the write lock held and every write in `new` (its write-ahead log at least): make it
         current, on disk then for readers; close and remove the old shard once no search uses it."""
         old, old_dir = self._shard, self.shard_dir
-        self._point_to(new_dir)
+        try:
+            self._point_to(new_dir)
+        except BaseException:
+            new.close()  # the old generation stays current; the caller removes the new one
+            raise
+        # From here on the new generation is the index: nothing below may fail the swap.
         with self._readers:
             self._shard, self.shard_dir = new, new_dir
             while self._using.get(id(old)):
                 self._readers.wait()
         time.sleep(0)  # searches waiting for the GIL run first: closing holds it (0.1 s at 20k points)
-        old.close()
+        try:
+            old.close()
+        except Exception as exc:  # its files go below either way; the next open would remove them too
+            log.warning("closing the replaced shard %s failed: %s", old_dir, exc)
         shutil.rmtree(old_dir, ignore_errors=True)
         _trim_heap()
 
@@ -409,7 +430,11 @@ class EdgeStore:
                 new.close()
                 shutil.rmtree(new_dir, ignore_errors=True)
                 raise
-            self._swap(new, new_dir)
+            try:
+                self._swap(new, new_dir)
+            except BaseException:
+                self._remove_unless_current(new_dir)
+                raise
         return copied
 
     def optimize(self) -> bool:
@@ -491,8 +516,12 @@ class EdgeStore:
                     raise StoreError("stopped")
                 # The replayed writes are in the copy's write-ahead log, as the live shard's are in its
                 # own: no flush here (it holds the GIL, 0.2 s at 20k points, and searches would wait).
-                for operation in build.journal:
-                    new.update(operation)
+                try:
+                    for operation in build.journal:
+                        new.update(operation)
+                except BaseException:
+                    new.close()
+                    raise
                 self._build = None
                 self._swap(new, build.dir)
             log.info(
@@ -506,7 +535,7 @@ class EdgeStore:
             with self._write_lock:
                 if self._build is build:
                     self._build = None
-            shutil.rmtree(build.dir, ignore_errors=True)
+            self._remove_unless_current(build.dir)
             if not build.aborted:
                 log.error(
                     "building the index aside failed (%s); the index is unchanged, the next "

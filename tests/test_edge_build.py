@@ -184,3 +184,23 @@ def test_compaction_stops_a_build_and_is_a_generation_too(tmp_path: Path) -> Non
         assert store.count() == BASE + TAIL - 1 and np.isfinite(store.info()["unindexed_dense"])
     finally:
         store.close()
+
+
+def test_a_pointer_that_cannot_be_written_keeps_the_old_generation(tmp_path: Path) -> None:
+    index_dir = tmp_path / "index"
+    store = _store(index_dir)
+    try:
+
+        def full_disk(shard_dir: Path) -> None:
+            raise OSError(28, "No space left on device")
+
+        store._point_to = full_disk  # type: ignore[method-assign]
+        assert store.optimize_aside().result(timeout=120) is False
+        assert store.shard_dir == index_dir / "shard" and _shard_dirs(index_dir) == ["shard"]
+        store.upsert(_points(10_000, 40))
+        assert store.count() == BASE + TAIL + 40 and _finds_itself(store, _made(BASE + 5))
+        del store._point_to
+        assert store.optimize_aside().result(timeout=120) is True
+        assert store.count() == BASE + TAIL + 40 and _shard_dirs(index_dir) == ["shard-1"]
+    finally:
+        store.close()
