@@ -36,7 +36,7 @@ class GapLog:
         if reason not in GAP_REASONS or not question:
             return False
         guarded = self.registry.ids.id(conversation_id)
-        with self.registry._transaction() as session:
+        with self.registry.transaction() as session:
             same = session.scalar(
                 select(GapQuestionRow.id).where(
                     GapQuestionRow.tenant_id == tenant_id,
@@ -65,7 +65,7 @@ class GapLog:
         if since is not None:
             query = query.where(GapQuestionRow.created_at >= since)
         query = query.order_by(GapQuestionRow.created_at.desc(), GapQuestionRow.id.desc()).limit(limit)
-        with self.registry._transaction(write=False) as session:
+        with self.registry.transaction(write=False) as session:
             rows = session.scalars(query).all()
         return [GapQuestion(r.question, r.reason, r.created_at, r.conversation_id) for r in rows]
 
@@ -73,7 +73,7 @@ class GapLog:
         """Delete the tenant's rows holding these question texts (a gap that was written up); return how many."""
         if not questions:
             return 0
-        with self.registry._transaction() as session:
+        with self.registry.transaction() as session:
             result = session.execute(
                 delete(GapQuestionRow).where(
                     GapQuestionRow.tenant_id == tenant_id, GapQuestionRow.question.in_(list(questions))
@@ -86,6 +86,6 @@ class GapLog:
         query = delete(GapQuestionRow).where(GapQuestionRow.created_at < before)
         if tenant_id is not None:
             query = query.where(GapQuestionRow.tenant_id == tenant_id)
-        with self.registry._transaction() as session:
+        with self.registry.transaction() as session:
             result = session.execute(query)
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -18,6 +18,7 @@ from ingestion.registry import Registry
 from ingestion.registry_models import utcnow
 
 from .gap_log import GapLog
+from .records import AssistRecords
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def prune(registry: Registry, now: datetime | None = None, tenant_id: str | None
             continue
         days = tenant.settings.retention_days
         before = now - timedelta(days=days)
-        audit, suggestions = registry.prune_assist_records(tenant.id, before)
+        audit, suggestions = AssistRecords(registry).prune_assist_records(tenant.id, before)
         out.append(Pruned(tenant.id, days, audit, suggestions, gaps.prune(before, tenant.id)))
     return out
 

@@ -57,6 +57,7 @@ from .models import (
 from .policy import MIN_SUGGEST_PROBABILITY, AutoAnswerPolicy, EvidenceSample, choose_policy
 from .providers import LLMProvider, provider_from_settings
 from .query import ConversationQuery, build_query, customer_bursts, deterministic_query
+from .records import AssistRecords
 from .resolve import EXTRACTIVE, Decision, knowledge_decision, safety_handoff
 from .safety import assess
 from .self_test import Probe, answers_probe, knowledge_probes
@@ -184,6 +185,7 @@ class AssistService:
         self.settings = settings
         self.index = index
         self.registry = registry
+        self.records = AssistRecords(registry)
         self.ingestor = ingestor or Ingestor(index, registry)
         self.provider = provider if provider is not None else provider_from_settings(settings)
         self._knowledge: dict[str, _TenantKnowledge] = {}
@@ -259,12 +261,12 @@ class AssistService:
         if cached and same_settings:
             if now - cached.checked < POLICY_RECHECK_S:
                 return cached
-            stamp = (self.index.count(tenant.id), self.registry.count_feedback(tenant.id))
+            stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
             if cached.stamp == stamp:
                 cached.checked = now
                 return cached
         with self._knowledge_lock:
-            stamp = (self.index.count(tenant.id), self.registry.count_feedback(tenant.id))
+            stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
             knowledge = self._derive(tenant, stamp, now)
             self._knowledge[tenant.id] = knowledge
         return knowledge
@@ -301,7 +303,7 @@ class AssistService:
         ]
         samples += [
             EvidenceSample(confidence, action != "rejected", "feedback")
-            for confidence, action in self.registry.feedback_evidence(tenant.id)
+            for confidence, action in self.records.feedback_evidence(tenant.id)
         ]
         policy = choose_policy(
             samples, thresholds.precision_target, manual_threshold=thresholds.auto_threshold
@@ -338,7 +340,7 @@ class AssistService:
     ) -> list[str]:
         """Store the audit row (and the suggestions, in the same transaction); return the suggestion ids."""
         latency_ms = int((time.perf_counter() - started) * 1000)
-        _, ids = self.registry.record_audit(
+        _, ids = self.records.record_audit(
             tenant_id,
             conversation_id,
             kind,  # type: ignore[arg-type]
@@ -631,11 +633,11 @@ class AssistService:
         """
         tenant = self._tenant(tenant_id)
         redactor = _redactor(tuple(tenant.settings.pii_patterns), tuple(tenant.settings.pii_allowed))
-        suggestion = self.registry.get_suggestion(tenant_id, suggestion_id)
+        suggestion = self.records.get_suggestion(tenant_id, suggestion_id)
         if suggestion is None:
             raise LookupError(f"No suggestion {suggestion_id!r} for tenant {tenant_id!r}")
         final = redactor(final_text) if final_text and final_text.strip() else None
-        stored = self.registry.record_feedback(tenant_id, suggestion_id, action, final)
+        stored = self.records.record_feedback(tenant_id, suggestion_id, action, final)
         self.forget_knowledge(tenant_id)  # feedback is evidence: the next request recomputes the policy
         learned = None
         answer = final if action == "edited" else suggestion.text if action == "accepted" else None

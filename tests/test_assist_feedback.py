@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from assist.learning import QUERY_KEY, citations_of, query_of
+from assist.records import AssistRecords
 from ingestion.sources import TextDocument, chat_items
 from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.models import SearchFilters
@@ -110,7 +111,7 @@ def test_suggestions_store_only_redacted_text_and_audit_holds_no_message_text(sh
     )
     response = service.suggest(SHOP, chat)
     assert "10000000146" not in response.query and "0532" not in response.query
-    stored = shop.registry.get_suggestion(SHOP, response.suggestions[0].id)
+    stored = AssistRecords(shop.registry).get_suggestion(SHOP, response.suggestions[0].id)
     assert stored is not None
     assert (
         query_of(stored.citations) == response.query
@@ -118,8 +119,8 @@ def test_suggestions_store_only_redacted_text_and_audit_holds_no_message_text(sh
     )
     assert "10000000146" not in repr(stored)
     service.resolve(SHOP, chat)
-    for entry in shop.registry.list_audit(SHOP):
+    for entry in AssistRecords(shop.registry).list_audit(SHOP):
         assert entry.conversation_id == "c-pii"
         assert "Kargo" not in repr(entry) and "10000000146" not in repr(entry) and "0532" not in repr(entry)
-    kinds = {e.kind for e in shop.registry.list_audit(SHOP)}
+    kinds = {e.kind for e in AssistRecords(shop.registry).list_audit(SHOP)}
     assert kinds == {"suggest", "resolve"}

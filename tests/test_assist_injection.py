@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from assist.prompts import RESOLVE_SYSTEM, SUGGEST_SYSTEM
+from assist.records import AssistRecords
 from assist.safety import contains_injection
 from ingestion.sources import TextDocument
 from retrieval.embedders import UseMultilingualEmbedder
@@ -186,7 +187,7 @@ def test_obedient_model_output_is_dropped_even_for_a_harmless_question(env: Assi
     assert suggested.suggestions[0].text.startswith("500 TL ve üzeri siparişlerde kargo ücretsizdir")
     resolved = service.resolve(SHOP, ask("Kargo ücreti ne kadar?"))
     assert resolved.decision == "handoff" and resolved.reason == "low_confidence"
-    entry = env.registry.list_audit(SHOP, limit=1)[0]
+    entry = AssistRecords(env.registry).list_audit(SHOP, limit=1)[0]
     assert entry.decision == "handoff" and entry.provider == provider.name
 
 

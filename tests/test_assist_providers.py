@@ -21,6 +21,7 @@ from assist.providers import (
     ProviderError,
     provider_from_settings,
 )
+from assist.records import AssistRecords
 from retrieval.embedders import UseMultilingualEmbedder
 from retrieval.settings import Settings
 from tests.assist_env import (
@@ -297,7 +298,7 @@ def test_customer_pii_is_redacted_before_it_reaches_the_model(shop: AssistEnv) -
     for secret in ("0532 123 45 67", "10000000146", "ali.veli@example.com"):
         assert secret not in sent
     assert "[TELEFON]" in sent and "[TCKN]" in sent and "[EPOSTA]" in sent
-    stored = shop.registry.list_audit(SHOP, limit=5)
+    stored = AssistRecords(shop.registry).list_audit(SHOP, limit=5)
     assert all("0532" not in repr(e) for e in stored)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from assist.handoff import ResolveThresholds
 from assist.models import ResolveResponse
+from assist.records import AssistRecords
 from ingestion.sources import sheet_item
 from retrieval.embedders import UseMultilingualEmbedder
 from tests.assist_env import (
@@ -172,7 +173,9 @@ def test_sen_tone_and_english_customers_get_their_own_handoff_message(shop: Assi
 def test_resolve_is_audited_with_reason_and_without_text(shop: AssistEnv) -> None:
     service = shop.service()
     service.resolve(SHOP, ask("Fenerbahçe dün akşamki maçı kaç kaç bitirdi?", conversation_id="audit-1"))
-    entry = next(e for e in shop.registry.list_audit(SHOP, limit=500) if e.conversation_id == "audit-1")
+    entry = next(
+        e for e in AssistRecords(shop.registry).list_audit(SHOP, limit=500) if e.conversation_id == "audit-1"
+    )
     assert entry.kind == "resolve" and entry.decision == "handoff"
     assert entry.reason in ("no_knowledge", "low_confidence") and entry.provider == "extractive"
     assert entry.retrieved_ids and entry.latency_ms is not None and entry.confidence is not None

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from assist.models import SuggestResponse
+from assist.records import AssistRecords
 from eval.metrics import contains_reference
 from ingestion.sources import TextDocument
 from retrieval.embedders import UseMultilingualEmbedder
@@ -81,7 +82,7 @@ def test_extractive_suggestions_are_sentences_of_the_cited_chunk_not_whole_passa
 def test_every_suggestion_is_audited_without_text(
     answers: list[tuple[dict, SuggestResponse]], xquad_env: AssistEnv
 ) -> None:
-    entries = xquad_env.registry.list_audit(TENANT, limit=1000)
+    entries = AssistRecords(xquad_env.registry).list_audit(TENANT, limit=1000)
     assert len(entries) == len(answers)
     question = answers[-1][0]
     latest = entries[0]
@@ -95,5 +96,5 @@ def test_suggestions_are_stored_for_feedback(
     answers: list[tuple[dict, SuggestResponse]], xquad_env: AssistEnv
 ) -> None:
     _, response = answers[0]
-    stored = xquad_env.registry.get_suggestion(TENANT, response.suggestions[0].id)
+    stored = AssistRecords(xquad_env.registry).get_suggestion(TENANT, response.suggestions[0].id)
     assert stored is not None and stored.text == response.suggestions[0].text

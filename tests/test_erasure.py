@@ -19,6 +19,7 @@ from uvicorn.logging import AccessFormatter
 
 from api.app import create_app
 from api.context import ServiceContext
+from assist.records import AssistRecords
 from ingestion.erasure import subject_kind
 from ingestion.pseudonym import IdGuard, install_log_redaction, load_id_secret
 from retrieval.edge_store import current_shard_dir
@@ -180,8 +181,8 @@ def test_each_erasure_leaves_no_raw_value_in_any_file_of_the_data_dir(service) -
     assert erased.status_code == 200, erased.text
     body = erased.json()
     assert ids.id(f"chat:{CONVERSATION}") in body["documents"] and body["suggestions"] >= 1
-    assert ctx.registry.list_audit("acme") and all(
-        a.conversation_id != ids.id(CONVERSATION) for a in ctx.registry.list_audit("acme")
+    assert AssistRecords(ctx.registry).list_audit("acme") and all(
+        a.conversation_id != ids.id(CONVERSATION) for a in AssistRecords(ctx.registry).list_audit("acme")
     )
     assert client.delete("/v1/erasure/conversations/yok-1", headers=acme).status_code == 404
 
@@ -190,7 +191,7 @@ def test_each_erasure_leaves_no_raw_value_in_any_file_of_the_data_dir(service) -
     assert erased.status_code == 200, erased.text
     assert ids.id(f"chat:{OTHER_CONVERSATION}") in erased.json()["documents"]
     assert ids.id(OTHER_CONVERSATION) in erased.json()["conversations"]
-    assert not ctx.registry.list_audit("acme")
+    assert not AssistRecords(ctx.registry).list_audit("acme")
     # By phone: the text document that named the customer in its id goes too.
     erased = client.post(
         "/v1/erasure/customer", json={"email": EMAIL, "phone": "+90 532 634 54 16"}, headers=acme

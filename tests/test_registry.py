@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from assist.records import AssistRecords
 from ingestion.registry import Registry, TenantExistsError
 from ingestion.registry_models import SCHEMA_VERSION
 from retrieval.settings import Settings
@@ -312,23 +313,23 @@ def test_concurrent_requests_with_one_idempotency_key_make_one_job(registry: Reg
 
 def test_other_tenants_rows_are_invisible(registry: Registry) -> None:
     job = registry.create_job("acme", "files", ["a.pdf"])
-    [suggestion_id] = registry.record_suggestions(
+    [suggestion_id] = AssistRecords(registry).record_suggestions(
         "acme", "conv-1", [{"text": "Siparişiniz yola çıktı.", "strategy": "llm", "confidence": 0.9}]
     )
     registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
 
     assert registry.get_job("globex", job.id) is None
     assert registry.get_job("acme", job.id) is not None
-    assert registry.get_suggestion("globex", suggestion_id) is None
+    assert AssistRecords(registry).get_suggestion("globex", suggestion_id) is None
     with pytest.raises(LookupError):
-        registry.record_feedback("globex", suggestion_id, "accepted")
+        AssistRecords(registry).record_feedback("globex", suggestion_id, "accepted")
     assert registry.get_document("globex", "a.pdf") is None
     assert registry.list_documents("globex") == [] and registry.list_jobs("globex") == []
 
 
 def test_suggestions_and_feedback(registry: Registry) -> None:
     citations = [{"doc_id": "iade.pdf", "chunk_id": "c-3", "score": 0.71}]
-    ids = registry.record_suggestions(
+    ids = AssistRecords(registry).record_suggestions(
         "acme",
         "conv-7",
         [
@@ -337,22 +338,24 @@ def test_suggestions_and_feedback(registry: Registry) -> None:
         ],
     )
     assert len(ids) == 2 and len(set(ids)) == 2
-    first = registry.get_suggestion("acme", ids[0])
+    first = AssistRecords(registry).get_suggestion("acme", ids[0])
     assert first is not None and first.citations == citations and first.conversation_id == "conv-7"
 
-    feedback = registry.record_feedback("acme", ids[0], "edited", final_text="İade süresi 14 gün.")
+    feedback = AssistRecords(registry).record_feedback(
+        "acme", ids[0], "edited", final_text="İade süresi 14 gün."
+    )
     assert (feedback.action, feedback.suggestion_id) == ("edited", ids[0])
     with pytest.raises(LookupError):
-        registry.record_feedback("acme", "no-such-id", "accepted")
+        AssistRecords(registry).record_feedback("acme", "no-such-id", "accepted")
     with pytest.raises(ValueError):
-        registry.record_feedback("acme", ids[1], "liked")  # type: ignore[arg-type]
+        AssistRecords(registry).record_feedback("acme", ids[1], "liked")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        registry.record_suggestions("acme", "conv-7", [{"strategy": "llm"}])
+        AssistRecords(registry).record_suggestions("acme", "conv-7", [{"strategy": "llm"}])
 
 
 def test_audit_is_listed_newest_first_per_tenant(registry: Registry) -> None:
     for i in range(3):
-        registry.record_audit(
+        AssistRecords(registry).record_audit(
             "acme",
             f"conv-{i}",
             "resolve",
@@ -363,15 +366,15 @@ def test_audit_is_listed_newest_first_per_tenant(registry: Registry) -> None:
             confidence=0.3,
             latency_ms=120,
         )
-    registry.record_audit("globex", "conv-x", "suggest", retrieved_ids=[], decision="suggest")
-    entries = registry.list_audit("acme", limit=2)
+    AssistRecords(registry).record_audit("globex", "conv-x", "suggest", retrieved_ids=[], decision="suggest")
+    entries = AssistRecords(registry).list_audit("acme", limit=2)
     assert [e.conversation_id for e in entries] == ["conv-2", "conv-1"]
     assert entries[0].retrieved_ids == ["c-2"] and entries[0].reason == "low_confidence"
-    assert [e.tenant_id for e in registry.list_audit("globex", limit=10)] == ["globex"]
+    assert [e.tenant_id for e in AssistRecords(registry).list_audit("globex", limit=10)] == ["globex"]
 
 
 def test_audit_and_its_suggestions_are_stored_together(registry: Registry) -> None:
-    audit_id, ids = registry.record_audit(
+    audit_id, ids = AssistRecords(registry).record_audit(
         "acme",
         "conv-9",
         "suggest",
@@ -380,14 +383,14 @@ def test_audit_and_its_suggestions_are_stored_together(registry: Registry) -> No
         provider="extractive",
         suggestions=[{"text": "Faiz oranı %2,5'tir.", "strategy": "extractive", "confidence": 0.7}],
     )
-    [entry] = registry.list_audit("acme", limit=1)
+    [entry] = AssistRecords(registry).list_audit("acme", limit=1)
     assert entry.id == audit_id and entry.decision == "suggested"
     [sid] = ids
-    stored = registry.get_suggestion("acme", sid)
+    stored = AssistRecords(registry).get_suggestion("acme", sid)
     assert stored is not None and stored.text == "Faiz oranı %2,5'tir." and stored.confidence == 0.7
 
     with pytest.raises(LookupError, match="nobody"):
-        registry.record_audit(
+        AssistRecords(registry).record_audit(
             "nobody",
             "conv-9",
             "suggest",
@@ -396,8 +399,10 @@ def test_audit_and_its_suggestions_are_stored_together(registry: Registry) -> No
             suggestions=[{"text": "x", "strategy": "extractive"}],
         )
     with pytest.raises(LookupError, match="nobody"):
-        registry.record_suggestions("nobody", "conv-9", [{"text": "x", "strategy": "extractive"}])
-    assert [e.id for e in registry.list_audit("acme", limit=10)] == [audit_id]
+        AssistRecords(registry).record_suggestions(
+            "nobody", "conv-9", [{"text": "x", "strategy": "extractive"}]
+        )
+    assert [e.id for e in AssistRecords(registry).list_audit("acme", limit=10)] == [audit_id]
 
 
 def test_a_conversation_id_full_of_personal_data_still_fits_its_column_once_guarded(
@@ -406,9 +411,13 @@ def test_a_conversation_id_full_of_personal_data_still_fits_its_column_once_guar
     # 200 characters (the API's limit) of short e-mail addresses, each redacted into a longer placeholder:
     # PostgreSQL refuses a guarded id longer than the column, SQLite would have stored it.
     conversation = ("a@b.co " * 40)[:200]
-    [sid] = registry.record_suggestions("acme", conversation, [{"text": "Merhaba", "strategy": "llm"}])
-    registry.record_audit("acme", conversation, "suggest", retrieved_ids=[], decision="suggest")
-    stored = registry.get_suggestion("acme", sid)
+    [sid] = AssistRecords(registry).record_suggestions(
+        "acme", conversation, [{"text": "Merhaba", "strategy": "llm"}]
+    )
+    AssistRecords(registry).record_audit(
+        "acme", conversation, "suggest", retrieved_ids=[], decision="suggest"
+    )
+    stored = AssistRecords(registry).get_suggestion("acme", sid)
     assert stored is not None and stored.conversation_id == registry.ids.id(conversation)
     assert len(stored.conversation_id) <= 200 and "@" not in stored.conversation_id
     assert registry.ids.id(stored.conversation_id) == stored.conversation_id  # still a fixed point
@@ -434,9 +443,11 @@ def test_nul_characters_are_stored_as_replacement_characters_and_still_found(reg
     doc = registry.mark_indexed("acme", "a\x00.pdf", 1, chunk_count=1)
     assert (doc.doc_id, doc.title) == ("a\ufffd.pdf", "Başlık\ufffd")
     assert registry.get_document("acme", "a\x00.pdf") == doc
-    [sid] = registry.record_suggestions("acme", "c\x00", [{"text": "Merhaba\x00", "strategy": "llm"}])
-    registry.record_feedback("acme", sid, "edited", "Merhaba efendim\x00")
-    suggestion = registry.get_suggestion("acme", sid)
+    [sid] = AssistRecords(registry).record_suggestions(
+        "acme", "c\x00", [{"text": "Merhaba\x00", "strategy": "llm"}]
+    )
+    AssistRecords(registry).record_feedback("acme", sid, "edited", "Merhaba efendim\x00")
+    suggestion = AssistRecords(registry).get_suggestion("acme", sid)
     assert suggestion is not None and suggestion.text == "Merhaba\ufffd"
     assert registry.erase_conversation("acme", "c\x00") == ([sid], 0)
 
@@ -445,16 +456,19 @@ def test_deleting_a_tenant_removes_its_rows(registry: Registry) -> None:
     _, key = registry.create_api_key("acme", "k")
     registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
     job = registry.create_job("acme", "files", ["a.pdf"])
-    [sid] = registry.record_suggestions("acme", "c", [{"text": "Merhaba", "strategy": "llm"}])
-    registry.record_feedback("acme", sid, "accepted")
-    registry.record_audit("acme", "c", "suggest", retrieved_ids=["x"], decision="suggest")
+    [sid] = AssistRecords(registry).record_suggestions("acme", "c", [{"text": "Merhaba", "strategy": "llm"}])
+    AssistRecords(registry).record_feedback("acme", sid, "accepted")
+    AssistRecords(registry).record_audit("acme", "c", "suggest", retrieved_ids=["x"], decision="suggest")
 
     assert registry.delete_tenant("acme") is True
     assert registry.delete_tenant("acme") is False
     registry.create_tenant("acme", "Acme Again")
     assert registry.authenticate(key) is None
     assert registry.list_documents("acme") == [] and registry.get_job("acme", job.id) is None
-    assert registry.get_suggestion("acme", sid) is None and registry.list_audit("acme", 10) == []
+    assert (
+        AssistRecords(registry).get_suggestion("acme", sid) is None
+        and AssistRecords(registry).list_audit("acme", 10) == []
+    )
     assert registry.get_tenant("globex") is not None
 
 

@@ -144,7 +144,7 @@ def bench_soak(
 def bench_api(
     out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for api.json and api.md."),
     dataset: Path = typer.Option(
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-tr-dev",
+        DEFAULT_DEV,
         "--dataset",
         help="corpus.jsonl passages are indexed (repeated), queries.jsonl questions are asked.",
     ),

@@ -177,7 +177,7 @@ def eval_answers(
 def eval_train_verifier(
     bundle: list[Path] = typer.Option(..., "--bundle", help="Labelled tenant bundle (repeatable)."),
     out: Path = typer.Option(
-        Path(__file__).resolve().parents[1] / "assist" / "data" / "answer_verifier.json",
+        Path(__file__).resolve().parents[2] / "assist" / "data" / "answer_verifier.json",
         "--out",
         help="Model file to write (default: the one the package ships).",
     ),
