@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
@@ -33,7 +32,7 @@ from retrieval.settings import Settings
 from retrieval.tracing import set_attribute, span, traced
 
 from .confidence import BLOCK_REASONS, Evidence, gather_evidence
-from .conflicts import Conflict, StaleSource, conflicted_refs, find_conflicts, stale_sources
+from .conflicts import Conflict, StaleSource
 from .extractive import SNIPPET_CHARS, extractive_replies
 from .gap_log import GapLog
 from .gaps import CandidateAnswer, GapTopic, gap_topics
@@ -54,14 +53,15 @@ from .models import (
     SuggestResponse,
     Tone,
 )
-from .policy import MIN_SUGGEST_PROBABILITY, AutoAnswerPolicy, EvidenceSample, choose_policy
+from .policy import MIN_SUGGEST_PROBABILITY, AutoAnswerPolicy, EvidenceSample
 from .providers import LLMProvider, provider_from_settings
 from .query import ConversationQuery, build_query, customer_bursts, deterministic_query
 from .records import AssistRecords
 from .resolve import EXTRACTIVE, Decision, knowledge_decision, safety_handoff
 from .safety import assess
-from .self_test import Probe, answers_probe, knowledge_probes
-from .verify import TenantVocabulary, ready_answer, source_key
+from .self_test import Probe, answers_probe
+from .tenant_knowledge import TenantKnowledge, TenantKnowledgeCache
+from .verify import ready_answer, source_key
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,6 @@ CENTROID_SAMPLE = 400
 SECONDARY_SHARE = 0.5
 # Without a certified threshold (suggest-only), a suggestion this probable needs no caution.
 STRONG_SUGGESTION = 0.7
-# How often a tenant's knowledge is checked for changes that call for a new auto-answer policy.
-POLICY_RECHECK_S = 30.0
 
 
 @lru_cache(maxsize=1024)
@@ -121,21 +119,6 @@ class _Draft:
     strategy: Strategy
     confidence: float
     caution: str | None = None
-
-
-@dataclass
-class _TenantKnowledge:
-    """What assist derives from a tenant's whole knowledge: word rarity and the auto-answer policy."""
-
-    vocabulary: TenantVocabulary
-    policy: AutoAnswerPolicy
-    thresholds: ResolveThresholds  # the tenant's settings it was derived with
-    stamp: tuple[int, int]  # (indexed chunks, feedback rows) when it was derived
-    checked: float
-    conflicts: tuple[Conflict, ...] = ()
-    stale: tuple[StaleSource, ...] = ()
-    # The refs of `conflicts`, derived once here: every request checks its hits against them.
-    conflicted: frozenset[str] = frozenset()
 
 
 def _caution(evidence: Evidence, threshold: float | None) -> str | None:
@@ -188,8 +171,7 @@ class AssistService:
         self.records = AssistRecords(registry)
         self.ingestor = ingestor or Ingestor(index, registry)
         self.provider = provider if provider is not None else provider_from_settings(settings)
-        self._knowledge: dict[str, _TenantKnowledge] = {}
-        self._knowledge_lock = threading.Lock()
+        self.knowledge = TenantKnowledgeCache(index, self.records, self._probe_sample)
         self.gap_log = GapLog(registry)
         # New or removed knowledge changes word rarity and the policy's evidence: derive both again.
         self.ingestor.on_change.append(self.forget_knowledge)
@@ -230,10 +212,10 @@ class AssistService:
         )
 
     def _retrieve(
-        self, tenant: Tenant, query: str, knowledge: _TenantKnowledge | None = None
+        self, tenant: Tenant, query: str, knowledge: TenantKnowledge | None = None
     ) -> tuple[list[SearchHit], list[Evidence], str | None]:
         result = self._search(tenant.id, query)
-        knowledge = knowledge or self._tenant_knowledge(tenant)
+        knowledge = knowledge or self.knowledge.get(tenant)
         with span("assist.verify"):
             hits, evidence = gather_evidence(
                 query, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
@@ -251,73 +233,19 @@ class AssistService:
 
     def policy(self, tenant: str | Tenant) -> AutoAnswerPolicy:
         """Return the tenant's auto-answer policy, recomputed when its knowledge or feedback changed."""
-        return self._tenant_knowledge(self._tenant(tenant)).policy
-
-    def _tenant_knowledge(self, tenant: Tenant) -> _TenantKnowledge:
-        now = time.monotonic()
-        cached = self._knowledge.get(tenant.id)
-        thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
-        same_settings = cached is not None and cached.thresholds == thresholds
-        if cached and same_settings:
-            if now - cached.checked < POLICY_RECHECK_S:
-                return cached
-            stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
-            if cached.stamp == stamp:
-                cached.checked = now
-                return cached
-        with self._knowledge_lock:
-            stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
-            knowledge = self._derive(tenant, stamp, now)
-            self._knowledge[tenant.id] = knowledge
-        return knowledge
+        return self.knowledge.get(self._tenant(tenant)).policy
 
     def forget_knowledge(self, tenant_id: str) -> None:
         """Drop what was derived from a tenant's knowledge; the next request derives it again."""
-        self._knowledge.pop(tenant_id, None)
+        self.knowledge.forget(tenant_id)
 
     def calibrate(self, tenant: str | Tenant) -> AutoAnswerPolicy:
         """Return a new auto-answer policy from the tenant's self-test probes and its agents' feedback."""
         tenant = self._tenant(tenant)
         self.forget_knowledge(tenant.id)
-        return self._tenant_knowledge(tenant).policy
+        return self.knowledge.get(tenant).policy
 
-    def _derive(self, tenant: Tenant, stamp: tuple[int, int], now: float) -> _TenantKnowledge:
-        thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
-        chunks = self.index.chunks(tenant.id)
-        vocabulary = TenantVocabulary(chunks)
-        # Words alone (no embedder): a little stricter than with meaning, and cheap enough for every change.
-        conflicts = tuple(find_conflicts(chunks, vocabulary=vocabulary))
-        stale = tuple(stale_sources(chunks))
-        unscored = _TenantKnowledge(
-            vocabulary,
-            choose_policy([]),
-            thresholds,
-            stamp,
-            now,
-            conflicts=conflicts,
-            stale=stale,
-            conflicted=conflicted_refs(conflicts),
-        )
-        samples = [
-            self._probe_sample(tenant, probe, unscored) for probe in knowledge_probes(chunks, vocabulary)
-        ]
-        samples += [
-            EvidenceSample(confidence, action != "rejected", "feedback")
-            for confidence, action in self.records.feedback_evidence(tenant.id)
-        ]
-        policy = choose_policy(
-            samples, thresholds.precision_target, manual_threshold=thresholds.auto_threshold
-        )
-        log.info(
-            "auto-answer policy tenant=%s mode=%s threshold=%s samples=%d",
-            tenant.id,
-            policy.mode,
-            policy.threshold,
-            len(samples),
-        )
-        return replace(unscored, policy=policy)
-
-    def _probe_sample(self, tenant: Tenant, probe: Probe, knowledge: _TenantKnowledge) -> EvidenceSample:
+    def _probe_sample(self, tenant: Tenant, probe: Probe, knowledge: TenantKnowledge) -> EvidenceSample:
         hits, evidence, _ = self._retrieve(tenant, probe.question, knowledge)
         eligible = next(((h, e) for h, e in zip(hits, evidence, strict=True) if e.blocked is None), None)
         if eligible is None:
@@ -409,7 +337,7 @@ class AssistService:
     @traced("assist.answer")
     def _finish_suggest(self, step: _SuggestStep, result: SearchResult) -> SuggestResponse:
         conv, query, tenant_id = step.conv, step.query, step.tenant_id
-        knowledge = self._tenant_knowledge(conv.tenant)
+        knowledge = self.knowledge.get(conv.tenant)
         with span("assist.verify"):
             hits, evidence = gather_evidence(
                 query.text, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
@@ -523,7 +451,7 @@ class AssistService:
         else:
             query = build_query(conv.messages, self.provider)
             request_text = query.text
-            knowledge = self._tenant_knowledge(conv.tenant)
+            knowledge = self.knowledge.get(conv.tenant)
             hits, evidence, _ = self._retrieve(conv.tenant, query.text, knowledge)
             with span("assist.answer"):
                 decision = knowledge_decision(
@@ -579,7 +507,7 @@ class AssistService:
         questions = self.gap_log.questions(tenant.id, since)
         if not questions:
             return []
-        knowledge = self._tenant_knowledge(tenant)
+        knowledge = self.knowledge.get(tenant)
         embedder = getattr(self.index, "embedder", None)
         embed, centroid = None, None
         if embedder is not None:
@@ -604,7 +532,7 @@ class AssistService:
     def knowledge_conflicts(self, tenant: str | Tenant) -> tuple[list[Conflict], list[StaleSource]]:
         """Return where the tenant's sources disagree (their refs are never sent automatically) and the
         documents a newer one replaced."""
-        knowledge = self._tenant_knowledge(self._tenant(tenant))
+        knowledge = self.knowledge.get(self._tenant(tenant))
         return list(knowledge.conflicts), list(knowledge.stale)
 
     def answer_gap(
