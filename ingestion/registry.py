@@ -41,7 +41,7 @@ from ingestion.registry_models import (
     TenantSettings,
 )
 
-from .registry_db import RegistryDatabase, drop_subject_links, engine_url
+from .registry_db import RegistryDatabase, drop_subject_links, engine_url, retry_once_on_conflict
 from .registry_documents import DocumentRecords
 from .registry_tenants import TenantExistsError, TenantRecords
 
@@ -74,9 +74,15 @@ class Registry(TenantRecords, DocumentRecords):
         guarded = self.ids.id(conversation_id)
         if guarded == conversation_id:
             return
-        own = self.ids.subject_keys([conversation_id])
-        with self.transaction() as session:
-            self._add_links(session, tenant_id, [("conversation", guarded, key, True) for key in own])
+        links = [("conversation", guarded, key, True) for key in self.ids.subject_keys([conversation_id])]
+
+        def attempt() -> None:
+            with self.transaction() as session:
+                self._add_links(session, tenant_id, links)
+
+        # The first messages of a conversation often come at once: on PostgreSQL two requests may both find
+        # no link and insert it, and the second loses (SQLite's writers queue, BEGIN IMMEDIATE).
+        retry_once_on_conflict(attempt)
 
     def link_subjects(
         self, tenant_id: str, refs: Sequence[str], links: Sequence[tuple[str, str, str, bool]]

@@ -452,6 +452,31 @@ def test_nul_characters_are_stored_as_replacement_characters_and_still_found(reg
     assert registry.erase_conversation("acme", "c\x00") == ([sid], 0)
 
 
+def test_concurrent_requests_of_one_conversation_link_its_personal_data_once(registry: Registry) -> None:
+    # A WhatsApp conversation id is the customer's number; its first messages often arrive together.
+    errors: list[BaseException] = []
+
+    def link(conversation: str, barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            registry.link_conversation("acme", conversation)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for n in range(10):
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=link, args=(f"wa-90532634{n:04d}", barrier)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    [subject] = registry.ids.subject_keys(["wa-905326340003"])
+    assert registry.subject_refs("acme", subject) == [
+        ("conversation", registry.ids.id("wa-905326340003"), True)
+    ]
+
+
 def test_deleting_a_tenant_removes_its_rows(registry: Registry) -> None:
     _, key = registry.create_api_key("acme", "k")
     registry.begin_document("acme", "a.pdf", "doc", None, None, "h1")
