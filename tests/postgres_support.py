@@ -1,4 +1,4 @@
-"""PostgreSQL for the tests: the server .ci/run starts (INVEKTO_TEST_POSTGRES_URL), cleaned for each test.
+"""PostgreSQL for the tests: the server .ci/run starts (TEST_POSTGRES_URL), cleaned for each test.
 
 Modules that run against both databases take the `database_url` fixture (tests/conftest.py): a SQLite file
 in the test's temp dir, then the PostgreSQL database emptied. Without the variable the PostgreSQL half is
@@ -18,8 +18,9 @@ from sqlalchemy.engine import URL
 
 from ingestion.registry import engine_url
 
-POSTGRES_URL = os.environ.get("INVEKTO_TEST_POSTGRES_URL", "")
-SKIP_REASON = "INVEKTO_TEST_POSTGRES_URL is not set: no PostgreSQL to test against (.ci/run starts one)"
+# Not INVEKTO_*: the service warns about INVEKTO_ variables it does not read, and CI exports this one.
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
+SKIP_REASON = "TEST_POSTGRES_URL is not set: no PostgreSQL to test against (.ci/run starts one)"
 needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason=SKIP_REASON)
 
 

@@ -53,7 +53,7 @@ def open_context(data_dir: Path, embedder: Embedder, **overrides: Any) -> Servic
 
 
 # A test module that sets `pytestmark = ON_BOTH_DATABASES` runs its tests once on SQLite and once on
-# PostgreSQL (tests/conftest.py `database_url`; skipped without INVEKTO_TEST_POSTGRES_URL).
+# PostgreSQL (tests/conftest.py `database_url`; skipped without TEST_POSTGRES_URL).
 ON_BOTH_DATABASES = pytest.mark.usefixtures("database_url")
 
 
