@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from assist.language import warm_up as warm_up_language
 from assist.retention import RetentionPruner
 from assist.service import AssistService
 from ingestion.jobs import UPLOADS_DIR, IngestionJobs
@@ -64,7 +65,13 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
     settings = context.settings
     app.state.context = context
     app.state.api_keys = ApiKeys(context.registry)
-    app.state.assist = AssistService(settings, context.index, context.registry, ingestor=context.ingestor)
+    app.state.assist = AssistService(
+        settings,
+        context.index,
+        context.registry,
+        ingestor=context.ingestor,
+        knowledge_wait_s=settings.knowledge_wait_s,
+    )
     app.state.jobs = IngestionJobs(
         context.ingestor,
         settings.data_dir / UPLOADS_DIR,
@@ -80,6 +87,7 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
         log.info("resumed %d interrupted ingestion jobs", resumed)
     # The embedder loads its weights on first use; pay that at startup, not on the first request.
     context.index.warm_up()
+    warm_up_language()
 
 
 def create_app(
@@ -112,6 +120,9 @@ def create_app(
             jobs: IngestionJobs | None = getattr(app.state, "jobs", None)
             if jobs is not None:
                 await run_in_threadpool(jobs.close)
+            assist: AssistService | None = getattr(app.state, "assist", None)
+            if assist is not None:
+                assist.close()
             if context is None or owns_context:
                 ctx.close()
 

@@ -126,6 +126,12 @@ def _detector() -> Any:
     return LanguageDetectorBuilder.from_languages(*(getattr(Lingua, name) for name in _DETECTED)).build()
 
 
+def warm_up() -> None:
+    """Load the language models now (seconds, once per script) instead of on the first foreign message."""
+    for sample in ("Wo ist meine Bestellung, bitte?", "Где мой заказ, пожалуйста?", "أين طلبي من فضلك؟"):
+        foreign_language(sample)
+
+
 def foreign_language(text: str) -> str | None:
     """Return the ISO 639-1 code of a message written in neither Turkish nor English ("de", "ru"), else None.
 

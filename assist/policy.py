@@ -29,6 +29,11 @@ CONFIDENCE_LEVEL = 0.95
 MIN_SUGGEST_PROBABILITY = 0.15
 
 PolicyMode = Literal["auto", "suggest_only"]
+# The note of the suggest-only policy served while a tenant's changed knowledge is calibrated again.
+CALIBRATING_NOTE = (
+    "Bilgi tabanı değişti; otomatik yanıt politikası yeniden hesaplanıyor. Bu sırada otomatik yanıt "
+    "kapalı, yalnızca öneri gösterilir."
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,24 @@ class AutoAnswerPolicy(BaseModel):
     # A Turkish sentence for the tenant admin: what the threshold rests on, or why auto-answer is off.
     note: str = ""
     computed_at: str = ""
+
+
+def suggest_only(
+    target: float, note: str, level: float = CONFIDENCE_LEVEL, evidence: dict[str, int] | None = None
+) -> AutoAnswerPolicy:
+    """Return a suggest-only policy that says why (`note`, a Turkish sentence for the tenant admin)."""
+    return AutoAnswerPolicy(
+        precision_target=target,
+        confidence_level=level,
+        threshold=None,
+        mode="suggest_only",
+        answered=0,
+        right=0,
+        precision_lower_bound=0.0,
+        evidence=evidence or {},
+        note=note,
+        computed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def choose_policy(
@@ -131,18 +154,7 @@ def choose_policy(
             f"Yeterli kanıt yok: %{target * 100:g} doğruluk hedefi için en az {needed} doğrulanmış örnek "
             f"(hatasız) gerekir; {len(ordered)} örnek var. Otomatik yanıt kapalı, yalnızca öneri gösterilir."
         )
-        return AutoAnswerPolicy(
-            precision_target=target,
-            confidence_level=level,
-            threshold=None,
-            mode="suggest_only",
-            answered=0,
-            right=0,
-            precision_lower_bound=0.0,
-            evidence=evidence,
-            note=note,
-            computed_at=now,
-        )
+        return suggest_only(target, note, level, evidence)
     threshold, answered, right_above, bound = best
     note = (
         f"Güven ≥ {threshold:.2f} olan {answered} örneğin {right_above} tanesi doğru; doğruluk alt sınırı "

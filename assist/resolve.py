@@ -25,7 +25,7 @@ from .generate import generate_answer
 from .handoff import ResolveThresholds
 from .language import content_terms, detect_language
 from .models import ConversationTurn, HandoffReason, Language, Tone
-from .policy import AutoAnswerPolicy
+from .policy import CALIBRATING_NOTE, AutoAnswerPolicy
 from .providers import LLMProvider
 from .safety import SafetySignals
 from .verify import has_placeholder
@@ -97,7 +97,11 @@ def knowledge_decision(
     if top < thresholds.min_relevance:
         return Decision(EXTRACTIVE, confidence=top, reason="no_knowledge", tried=tried)
     if policy.threshold is None:
-        detail: str | None = "otomatik yanıt kapalı: hassasiyet hedefi için yeterli kanıt yok"
+        detail: str | None = "otomatik yanıt kapalı: " + (
+            "bilgi tabanı değişti, politika yeniden hesaplanıyor"
+            if policy.note == CALIBRATING_NOTE
+            else "hassasiyet hedefi için yeterli kanıt yok"
+        )
         return Decision(EXTRACTIVE, confidence=top, reason="low_confidence", detail=detail, tried=tried)
     # A tenant may set a stricter floor of its own; the precision target's threshold always applies.
     threshold = max(policy.threshold, thresholds.min_confidence)

@@ -163,15 +163,21 @@ class AssistService:
         registry: Registry,
         ingestor: Ingestor | None = None,
         provider: LLMProvider | None = None,
+        *,
+        knowledge_wait_s: float | None = None,
     ) -> None:
-        """`provider` None means the one `settings` configure (None again for extractive mode)."""
+        """`provider` None means the one `settings` configure (None again for extractive mode).
+        `knowledge_wait_s`: derive a tenant's knowledge and policy in the background, a request waiting at
+        most this long (the server); None: in the request (eval, CLI)."""
         self.settings = settings
         self.index = index
         self.registry = registry
         self.records = AssistRecords(registry)
         self.ingestor = ingestor or Ingestor(index, registry)
         self.provider = provider if provider is not None else provider_from_settings(settings)
-        self.knowledge = TenantKnowledgeCache(index, self.records, self._probe_sample)
+        self.knowledge = TenantKnowledgeCache(
+            index, self.records, self._probe_sample, wait_s=knowledge_wait_s
+        )
         self.gap_log = GapLog(registry)
         # New or removed knowledge changes word rarity and the policy's evidence: derive both again.
         self.ingestor.on_change.append(self.forget_knowledge)
@@ -234,6 +240,10 @@ class AssistService:
     def policy(self, tenant: str | Tenant) -> AutoAnswerPolicy:
         """Return the tenant's auto-answer policy, recomputed when its knowledge or feedback changed."""
         return self.knowledge.get(self._tenant(tenant)).policy
+
+    def close(self) -> None:
+        """Stop the background work (deriving tenants' knowledge)."""
+        self.knowledge.close()
 
     def forget_knowledge(self, tenant_id: str) -> None:
         """Drop what was derived from a tenant's knowledge; the next request derives it again."""

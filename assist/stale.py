@@ -51,7 +51,7 @@ class StaleSource:
 class _Document:
     ref: str
     title: str
-    updated: date | None
+    updated: date
     sentences: tuple[frozenset[str], ...]
 
 
@@ -84,15 +84,23 @@ def _metadata_date(hits: Sequence[SearchHit]) -> date | None:
 
 
 def _documents(chunks: Sequence[SearchHit]) -> list[_Document]:
+    """Return the tenant's dated documents with their sentences; none when fewer than two have a date
+    (nothing can then be stale, and a large tenant's undated pages are not split at all)."""
     by_ref: dict[str, list[SearchHit]] = {}
     for hit in chunks:
         if hit.source == "doc":
             by_ref.setdefault(hit.ref, []).append(hit)
-    documents = []
+    dated: list[tuple[str, list[SearchHit], date]] = []
     for ref, hits in sorted(by_ref.items()):
         hits.sort(key=lambda h: h.chunk_id)
-        text = "\n".join(h.text for h in hits)
         updated = _metadata_date(hits) or next((d for h in hits if (d := updated_date(h.text))), None)
+        if updated is not None:
+            dated.append((ref, hits, updated))
+    if len(dated) < 2:
+        return []
+    documents = []
+    for ref, hits, updated in dated:
+        text = "\n".join(h.text for h in hits)
         sentences = []
         for line in text.splitlines():
             if updated_date(line):
@@ -124,7 +132,7 @@ def stale_sources(chunks: Sequence[SearchHit]) -> list[StaleSource]:
     stale: dict[str, StaleSource] = {}
     for old in documents:
         for new in documents:
-            if new is old or old.updated is None or new.updated is None or new.updated <= old.updated:
+            if new is old or new.updated <= old.updated:
                 continue
             coverage = _coverage(old, new)
             same_title = match_form(old.title) == match_form(new.title)

@@ -1,22 +1,35 @@
 """What assist derives from a tenant's whole knowledge, once per change: word rarity (`TenantVocabulary`),
 conflicting and stale sources, and the auto-answer policy calibrated on a self-test of the knowledge and
 on the agents' feedback.
+
+Deriving takes seconds to a minute for a large tenant (the self-test asks every source's question). In
+the server (`wait_s` set) it runs in the background: the request that finds the knowledge changed waits
+up to `wait_s` for it, and until it is ready the tenant is served in suggest-only mode (no automatic
+answer rests on a policy calibrated for other knowledge). Without `wait_s` (eval, CLI) it runs in the
+caller, as before. In the background the word-pair work (conflicts, stale documents: tens of seconds of
+pure Python at 10k chunks) runs in a worker process of its own, so it never holds the server's GIL while
+requests are answered.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 
 from ingestion.registry_models import Tenant
 from retrieval.index_process import AnyIndex
+from retrieval.models import SearchHit
 
 from .conflicts import Conflict, StaleSource, conflicted_refs, find_conflicts, stale_sources
 from .handoff import ResolveThresholds
-from .policy import AutoAnswerPolicy, EvidenceSample, choose_policy
+from .policy import CALIBRATING_NOTE, AutoAnswerPolicy, EvidenceSample, choose_policy, suggest_only
 from .records import AssistRecords
 from .self_test import Probe, knowledge_probes
 from .verify import TenantVocabulary
@@ -40,6 +53,16 @@ class TenantKnowledge:
     stale: tuple[StaleSource, ...] = ()
     # The refs of `conflicts`, derived once here: every request checks its hits against them.
     conflicted: frozenset[str] = frozenset()
+    # Served while the knowledge is being derived: suggest-only, conflicts as last derived (if ever).
+    interim: bool = False
+
+
+def sources_at_odds(
+    chunks: Sequence[SearchHit], vocabulary: TenantVocabulary | None = None
+) -> tuple[tuple[Conflict, ...], tuple[StaleSource, ...]]:
+    """Return the knowledge's conflicting values and stale documents (words alone, no embedder)."""
+    vocabulary = vocabulary or TenantVocabulary(chunks)
+    return tuple(find_conflicts(chunks, vocabulary=vocabulary)), tuple(stale_sources(chunks))
 
 
 # How the service answers one self-test probe with the knowledge derived so far (policy not yet set).
@@ -49,12 +72,30 @@ ProbeScorer = Callable[[Tenant, Probe, "TenantKnowledge"], EvidenceSample]
 class TenantKnowledgeCache:
     """Each tenant's derived knowledge, kept until its knowledge, feedback or settings change."""
 
-    def __init__(self, index: AnyIndex, records: AssistRecords, score_probe: ProbeScorer) -> None:
+    def __init__(
+        self,
+        index: AnyIndex,
+        records: AssistRecords,
+        score_probe: ProbeScorer,
+        *,
+        wait_s: float | None = None,
+    ) -> None:
+        """`wait_s`: derive in the background and let a request wait this long for it (None: derive in
+        the caller)."""
         self.index = index
         self.records = records
         self._score_probe = score_probe
+        self.wait_s = wait_s
         self._knowledge: dict[str, TenantKnowledge] = {}
         self._knowledge_lock = threading.Lock()
+        self._pending: dict[str, tuple[tuple[object, ...], Future[TenantKnowledge]]] = {}
+        self._generation: dict[str, int] = {}
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tenant-knowledge")
+            if wait_s is not None
+            else None
+        )
+        self._worker: ProcessPoolExecutor | None = None  # started with the first background derivation
 
     def get(self, tenant: Tenant) -> TenantKnowledge:
         """Return what was derived from the tenant's knowledge, derived again when its knowledge, its
@@ -63,30 +104,117 @@ class TenantKnowledgeCache:
         cached = self._knowledge.get(tenant.id)
         thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
         same_settings = cached is not None and cached.thresholds == thresholds
-        if cached and same_settings:
+        if cached and same_settings and not cached.interim:
             if now - cached.checked < POLICY_RECHECK_S:
                 return cached
             stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
             if cached.stamp == stamp:
                 cached.checked = now
                 return cached
-        with self._knowledge_lock:
-            stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
-            knowledge = self._derive(tenant, stamp, now)
-            self._knowledge[tenant.id] = knowledge
-        return knowledge
+        if self._executor is None:
+            with self._knowledge_lock:
+                stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
+                knowledge = self._derive(tenant, stamp, now)
+                self._knowledge[tenant.id] = knowledge
+            return knowledge
+        stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
+        future, started = self._derivation(tenant, stamp, thresholds)
+        if started or cached is None:
+            try:
+                return future.result(timeout=self.wait_s)
+            except FutureTimeout:
+                pass
+        elif future.done() and future.exception() is None:
+            return future.result()
+        return self._interim(tenant, cached, thresholds, stamp, now)
 
     def forget(self, tenant_id: str) -> None:
         """Drop what was derived from a tenant's knowledge; the next request derives it again."""
-        self._knowledge.pop(tenant_id, None)
+        with self._knowledge_lock:
+            self._generation[tenant_id] = self._generation.get(tenant_id, 0) + 1
+            self._knowledge.pop(tenant_id, None)
+
+    def close(self) -> None:
+        """Stop deriving in the background (a derivation under way finishes; none starts)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def _derivation(
+        self, tenant: Tenant, stamp: tuple[int, int], thresholds: ResolveThresholds
+    ) -> tuple[Future[TenantKnowledge], bool]:
+        """Return the tenant's derivation for this knowledge and these settings, and whether this call
+        started it (one at a time per tenant and knowledge)."""
+        assert self._executor is not None
+        with self._knowledge_lock:
+            key = (stamp, thresholds, self._generation.get(tenant.id, 0))
+            pending = self._pending.get(tenant.id)
+            if pending is not None and pending[0] == key:
+                return pending[1], False
+            future = self._executor.submit(self._derive_and_keep, tenant, stamp, key)
+            self._pending[tenant.id] = (key, future)
+            return future, True
+
+    def _derive_and_keep(
+        self, tenant: Tenant, stamp: tuple[int, int], key: tuple[object, ...]
+    ) -> TenantKnowledge:
+        try:
+            knowledge = self._derive(tenant, stamp, time.monotonic())
+        except Exception:
+            log.exception("deriving the knowledge of tenant %s failed; it stays suggest-only", tenant.id)
+            raise
+        finally:
+            with self._knowledge_lock:
+                if self._pending.get(tenant.id, ((),))[0] == key:
+                    del self._pending[tenant.id]
+        with self._knowledge_lock:
+            if key[2] == self._generation.get(tenant.id, 0):  # not forgotten meanwhile
+                self._knowledge[tenant.id] = knowledge
+        return knowledge
+
+    def _sources_at_odds(
+        self, chunks: Sequence[SearchHit], vocabulary: TenantVocabulary
+    ) -> tuple[tuple[Conflict, ...], tuple[StaleSource, ...]]:
+        if self._executor is None:
+            return sources_at_odds(chunks, vocabulary)
+        if self._worker is None:
+            spawn = multiprocessing.get_context("spawn")  # no fork of a threaded server
+            self._worker = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+        try:
+            return self._worker.submit(sources_at_odds, list(chunks)).result()
+        except BrokenProcessPool:
+            log.warning("the knowledge worker process stopped; conflicts are found in the server process")
+            self._worker = None
+            return sources_at_odds(chunks, vocabulary)
+
+    def _interim(
+        self,
+        tenant: Tenant,
+        cached: TenantKnowledge | None,
+        thresholds: ResolveThresholds,
+        stamp: tuple[int, int],
+        now: float,
+    ) -> TenantKnowledge:
+        """Return what to serve while the knowledge is derived: suggest-only, with the vocabulary and
+        conflicts derived last (or the vocabulary alone, for knowledge never derived)."""
+        policy = suggest_only(thresholds.precision_target, CALIBRATING_NOTE)
+        if cached is not None:
+            return replace(cached, policy=policy, thresholds=thresholds, interim=True)
+        with self._knowledge_lock:
+            cached = self._knowledge.get(tenant.id)
+            if cached is None or cached.stamp != stamp:
+                vocabulary = TenantVocabulary(self.index.chunks(tenant.id))
+                cached = TenantKnowledge(vocabulary, policy, thresholds, stamp, now, interim=True)
+                self._knowledge[tenant.id] = cached
+        return cached
 
     def _derive(self, tenant: Tenant, stamp: tuple[int, int], now: float) -> TenantKnowledge:
         thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
         chunks = self.index.chunks(tenant.id)
         vocabulary = TenantVocabulary(chunks)
         # Words alone (no embedder): a little stricter than with meaning, and cheap enough for every change.
-        conflicts = tuple(find_conflicts(chunks, vocabulary=vocabulary))
-        stale = tuple(stale_sources(chunks))
+        conflicts, stale = self._sources_at_odds(chunks, vocabulary)
         unscored = TenantKnowledge(
             vocabulary,
             choose_policy([]),

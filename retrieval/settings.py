@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Hours between the server's prunings of expired audit entries and suggestions (each tenant's
     # retention_days; see assist/retention.py). 0: the server never prunes (`invekto-knowledge prune` does).
     retention_prune_hours: float = Field(default=6.0, ge=0.0)
+    # Seconds the request that finds a tenant's knowledge changed waits for its auto-answer policy to be
+    # derived again (assist/tenant_knowledge.py); until it is, the tenant is served suggest-only.
+    knowledge_wait_s: float = Field(default=2.0, ge=0.0)
 
     # Ingestion: each file is parsed and chunked in a worker process that may take this long and use this
     # much memory beyond its start; a file over either fails alone. 0: no limit.

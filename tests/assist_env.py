@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import httpx2
+import pytest
 
 from assist.models import AssistRequest
 from assist.providers import AnthropicProvider, OpenAICompatibleProvider, RetryPolicy
@@ -52,7 +53,7 @@ class AssistEnv:
 
 
 def make_env(root: Path, embedder: Embedder) -> AssistEnv:
-    settings = Settings(data_dir=root, llm_provider="extractive", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(data_dir=root, llm_provider="extractive", knowledge_wait_s=120.0, _env_file=None)  # type: ignore[call-arg]
     index = KnowledgeIndex(settings, embedder=embedder)
     registry = Registry(settings.registry_url)
     return AssistEnv(settings, index, registry, Ingestor(index, registry))
@@ -221,3 +222,11 @@ def openai_provider(
         sleep=(sleeps.append if sleeps is not None else lambda _: None),
     )
     return provider, recorded
+
+
+def shop_env(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[AssistEnv]:
+    """Yield the 32-entry shop FAQ tenant (for a module-scoped fixture); closed afterwards."""
+    env = make_env(tmp_path_factory.mktemp("shop") / "data", embedder)
+    add_shop_faq(env)
+    yield env
+    env.close()

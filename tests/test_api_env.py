@@ -37,6 +37,9 @@ def served_env(data_dir: Path, **variables: str) -> dict[str, str]:
         "INVEKTO_LLM_PROVIDER": "extractive",
         "INVEKTO_STORE": "edge",
         "INVEKTO_DATABASE_URL": "",
+        # Requests wait for a tenant's policy to be derived: the tests assert calibrated answers (the
+        # suggest-only interim of a slow derivation has its own test, tests/test_tenant_knowledge.py).
+        "INVEKTO_KNOWLEDGE_WAIT_S": "120",
         # The console script next to this interpreter, for the CLI commands the docs show.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         **variables,
@@ -44,7 +47,12 @@ def served_env(data_dir: Path, **variables: str) -> dict[str, str]:
 
 
 def api_settings(data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"data_dir": data_dir, "admin_token": ADMIN_TOKEN, "llm_provider": "extractive"}
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "admin_token": ADMIN_TOKEN,
+        "llm_provider": "extractive",
+        "knowledge_wait_s": 120.0,  # as in served_env
+    }
     return Settings(**{**values, **overrides}, _env_file=None)  # type: ignore[call-arg]
 
 

@@ -21,10 +21,9 @@ from tests.assist_env import (
     SHOP_FAQ,
     SHOP_THRESHOLDS,
     AssistEnv,
-    add_shop_faq,
     ask,
     conversation,
-    make_env,
+    shop_env,
     shop_questions,
 )
 
@@ -33,10 +32,7 @@ from tests.assist_env import (
 def shop(
     tmp_path_factory: pytest.TempPathFactory, use_embedder: UseMultilingualEmbedder
 ) -> Iterator[AssistEnv]:
-    env = make_env(tmp_path_factory.mktemp("shop") / "data", use_embedder)
-    add_shop_faq(env)
-    yield env
-    env.close()
+    yield from shop_env(tmp_path_factory, use_embedder)
 
 
 def _resolve(env: AssistEnv, text: str, tenant: str = SHOP) -> ResolveResponse:

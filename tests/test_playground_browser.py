@@ -68,7 +68,7 @@ def _free_port() -> int:
 def served(tmp_path_factory: pytest.TempPathFactory, use_embedder: Embedder) -> Iterator[Served]:
     """A real uvicorn on a free loopback port over a data dir seeded with the demo tenant."""
     data = tmp_path_factory.mktemp("playground") / "data"
-    settings = Settings(data_dir=data, llm_provider="extractive", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(data_dir=data, llm_provider="extractive", knowledge_wait_s=120.0, _env_file=None)  # type: ignore[call-arg]
     ctx = ServiceContext.open(settings, embedder=use_embedder)
     seed = seed_demo(ctx)
     port = _free_port()

@@ -1,0 +1,76 @@
+"""A tenant's knowledge is derived again in the background in the server: a request never waits a minute
+for a large tenant's policy, and until the new policy is ready no automatic answer goes out."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from assist.policy import CALIBRATING_NOTE
+from assist.service import AssistService
+from retrieval.embedders import UseMultilingualEmbedder
+from tests.assist_env import SHOP, AssistEnv, ask, shop_env
+
+
+@pytest.fixture(scope="module")
+def shop(
+    tmp_path_factory: pytest.TempPathFactory, use_embedder: UseMultilingualEmbedder
+) -> Iterator[AssistEnv]:
+    yield from shop_env(tmp_path_factory, use_embedder)
+
+
+def _background(env: AssistEnv, wait_s: float) -> AssistService:
+    return AssistService(env.settings, env.index, env.registry, env.ingestor, knowledge_wait_s=wait_s)
+
+
+def _slowed(service: AssistService, gate: threading.Event) -> None:
+    derive = service.knowledge._derive
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        gate.wait(60)
+        return derive(*args, **kwargs)
+
+    service.knowledge._derive = slow  # type: ignore[method-assign]
+
+
+def test_a_slow_derivation_serves_suggestions_only_and_then_the_calibrated_policy(shop: AssistEnv) -> None:
+    calibrated = shop.service().policy(SHOP)  # derived in the caller, as eval and the CLI do
+    assert calibrated.mode == "auto"
+    service = _background(shop, wait_s=0.2)
+    gate = threading.Event()
+    _slowed(service, gate)
+    try:
+        started = time.monotonic()
+        interim = service.policy(SHOP)
+        assert time.monotonic() - started < 5  # the request did not wait for the derivation
+        assert interim.mode == "suggest_only" and interim.note == CALIBRATING_NOTE
+        question = "Kargo ücreti ne kadar?"
+        resolved = service.resolve(SHOP, ask(question))
+        # No automatic answer on a policy not derived for this knowledge, and the agent is told why.
+        assert resolved.decision == "handoff" and "yeniden hesaplanıyor" in (resolved.summary or "")
+        assert service.suggest(SHOP, ask(question)).suggestions  # agents still get suggestions
+        gate.set()
+        deadline = time.monotonic() + 60
+        while service.policy(SHOP).note == CALIBRATING_NOTE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ready = service.policy(SHOP)
+        assert (ready.mode, ready.threshold) == (calibrated.mode, calibrated.threshold)
+        assert (
+            service.resolve(SHOP, ask(question)).decision
+            == shop.service().resolve(SHOP, ask(question)).decision
+        )
+    finally:
+        gate.set()
+        service.close()
+
+
+def test_a_quick_derivation_is_waited_for(shop: AssistEnv) -> None:
+    service = _background(shop, wait_s=120.0)
+    try:
+        assert service.policy(SHOP).note != CALIBRATING_NOTE
+    finally:
+        service.close()
