@@ -158,6 +158,8 @@ def test_a_suggest_request_is_traced_request_search_answer_without_customer_text
     client, _, _ = served
     acme = new_tenant(client, "acme")
     ingest(client, acme, FIXTURES / "kargo.md")
+    # The tenant's policy is derived first (in the server's background thread, traces of its own).
+    assert client.get("/v1/assist/policy", headers=acme).status_code == 200
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -186,8 +188,7 @@ def test_a_suggest_request_is_traced_request_search_answer_without_customer_text
     assert {f"{s.context.trace_id:032x}" for s in finished} == {caller.split("-")[1]}
     assert f"{request.parent.span_id:016x}" == caller.split("-")[2]
 
-    # Below the request: the query, the search, the answer (the verifier inside it). The first suggest of a
-    # tenant also runs its self-test inside the answer step, with searches of its own.
+    # Below the request: the query, the search, the answer (the verifier inside it).
     below = {s.name: s for s in finished if s.parent and s.parent.span_id == request.context.span_id}
     assert set(below) == {"assist.query", "retrieval.search", "assist.answer"}
     search, answer = below["retrieval.search"], below["assist.answer"]
