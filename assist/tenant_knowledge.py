@@ -104,20 +104,20 @@ class TenantKnowledgeCache:
         cached = self._knowledge.get(tenant.id)
         thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
         same_settings = cached is not None and cached.thresholds == thresholds
+        stamp: tuple[int, int] | None = None
         if cached and same_settings and not cached.interim:
             if now - cached.checked < POLICY_RECHECK_S:
                 return cached
-            stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
+            stamp = self._stamp(tenant.id)
             if cached.stamp == stamp:
                 cached.checked = now
                 return cached
         if self._executor is None:
-            with self._knowledge_lock:
-                stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
-                knowledge = self._derive(tenant, stamp, now)
+            with self._knowledge_lock:  # counted again inside: another request may have derived meanwhile
+                knowledge = self._derive(tenant, self._stamp(tenant.id), now)
                 self._knowledge[tenant.id] = knowledge
             return knowledge
-        stamp = (self.index.count(tenant.id), self.records.count_feedback(tenant.id))
+        stamp = stamp or self._stamp(tenant.id)
         future, started = self._derivation(tenant, stamp, thresholds)
         if started or cached is None:
             try:
@@ -127,6 +127,10 @@ class TenantKnowledgeCache:
         elif future.done() and future.exception() is None:
             return future.result()
         return self._interim(tenant, cached, thresholds, stamp, now)
+
+    def _stamp(self, tenant_id: str) -> tuple[int, int]:
+        """Return what says the tenant's knowledge or feedback changed: (indexed chunks, feedback rows)."""
+        return self.index.count(tenant_id), self.records.count_feedback(tenant_id)
 
     def forget(self, tenant_id: str) -> None:
         """Drop what was derived from a tenant's knowledge; the next request derives it again."""
