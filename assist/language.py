@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from retrieval.text import fold_turkish, normalise_for_match
@@ -72,8 +72,11 @@ _ONLY_TURKISH_LETTERS = re.compile(r"[çğışÇĞİŞ]")
 _NON_LATIN = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0600-\u06ff]")
 
 
+@lru_cache(maxsize=4096)
 def match_form(text: str) -> str:
-    """Return `text` normalised for matching: Turkish lower case, no punctuation, diacritics folded."""
+    """Return `text` normalised for matching: Turkish lower case, no punctuation, diacritics folded.
+
+    Cached: a request reads the same retrieved chunks' sentences several times."""
     return fold_turkish(normalise_for_match(text))
 
 

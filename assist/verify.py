@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from retrieval.models import SearchHit
 from retrieval.text import REDACTION_PLACEHOLDER, strip_placeholders
@@ -92,19 +92,41 @@ def question_terms(text: str) -> frozenset[str]:
     return frozenset(w for w in form.split() if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit()))
 
 
-@lru_cache(maxsize=65536)
-def _soft_equal(a: str, b: str) -> bool:
-    if a[:PREFIX_LEN] == b[:PREFIX_LEN] and min(len(a), len(b)) >= PREFIX_LEN:
-        return True  # the same stem with other suffixes ("kargom", "kargoya")
-    if a == b:
-        return True
-    # One wrong or missing letter in a long word, never in its first letter.
-    return min(len(a), len(b)) >= 6 and a[0] == b[0] and fuzz.ratio(a, b) >= FUZZY_RATIO
+@dataclass(frozen=True)
+class _SoftIndex:
+    """A word set read for `soft_in`: its 5-letter stems, and its long words by first letter."""
+
+    stems: frozenset[str]
+    long_by_initial: dict[str, tuple[str, ...]]
+
+
+@lru_cache(maxsize=16384)
+def _soft_index(words: frozenset[str]) -> _SoftIndex:
+    long_by_initial: dict[str, list[str]] = {}
+    for w in words:
+        if len(w) >= 6:
+            long_by_initial.setdefault(w[0], []).append(w)
+    return _SoftIndex(
+        frozenset(w[:PREFIX_LEN] for w in words if len(w) >= PREFIX_LEN),
+        {initial: tuple(group) for initial, group in long_by_initial.items()},
+    )
 
 
 def soft_in(word: str, words: frozenset[str]) -> bool:
-    """Return True when `word`, another form of its stem, or a one-letter typo of it is in `words`."""
-    return word in words or any(_soft_equal(word, w) for w in words)
+    """Return True when `word`, another form of its stem, or a one-letter typo of it is in `words`.
+
+    The same stem: both words have at least 5 letters and share the first 5 ("kargom", "kargoya"). A typo:
+    both have at least 6 letters, the same first letter, and a similarity ratio of at least FUZZY_RATIO.
+    """
+    if word in words:
+        return True
+    index = _soft_index(words)
+    if len(word) >= PREFIX_LEN and word[:PREFIX_LEN] in index.stems:
+        return True
+    candidates = index.long_by_initial.get(word[:1], ()) if len(word) >= 6 else ()
+    return bool(candidates) and (
+        process.extractOne(word, candidates, scorer=fuzz.ratio, score_cutoff=FUZZY_RATIO) is not None
+    )
 
 
 def _share(terms: frozenset[str], other: frozenset[str]) -> float:

@@ -29,6 +29,7 @@ from .store import DENSE, SPARSE
 # large segment (the engine's default of as many segments as cores), 0.4-1.1 s with this policy.
 SEGMENTS = 8
 MERGE_LIMIT_KB = 16_000
+SPARSE_FULL_SCAN = 200
 _PR_SET_PDEATHSIG = 1
 _READ_BYTES = 1 << 20
 
@@ -37,7 +38,12 @@ def shard_config(dim: int) -> qe.EdgeConfig:
     """The shard's configuration, the same wherever it is opened (the service, a build, a compaction)."""
     return qe.EdgeConfig(
         vectors={DENSE: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)},
-        sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        # A tenant's BM25 candidates come from the inverted index, whatever the segment's share of the tenant:
+        # under the engine's default threshold (5,000 points) a segment scores every point the tenant filter
+        # lets through one by one, 10 ms instead of 0.8 ms per query for a 10k-chunk tenant in 8 segments.
+        sparse_vectors={
+            SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf, full_scan_threshold=SPARSE_FULL_SCAN)
+        },
         # payload_m builds per-tenant links so filtered HNSW search stays exact within a tenant.
         hnsw_config=qe.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, payload_m=16),
         # optimize() indexes every segment it finds unindexed; *when* it runs is KnowledgeIndex.maintain's

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
-from .edge_build import shard_config
+from .edge_build import SPARSE_FULL_SCAN, shard_config
 from .models import SearchFilters, SearchHit
 from .sparse import SparseVector
 from .store import (
@@ -102,6 +102,22 @@ def _trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+def outdated_segments(shard_dir: Path) -> int:
+    """Return how many of the shard's segments hold a sparse index written with another full-scan threshold
+    than today's (SPARSE_FULL_SCAN): the engine reads it from each segment's own configuration file."""
+    outdated = 0
+    for config_file in (shard_dir / "segments").glob("*/segment.json"):
+        try:
+            sparse = json.loads(config_file.read_text(encoding="utf-8"))["config"]["sparse_vector_data"][
+                SPARSE
+            ]
+            threshold = sparse["index"]["full_scan_threshold"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a layout this check does not know: leave the segment as it is
+        outdated += threshold != SPARSE_FULL_SCAN
+    return outdated
+
+
 class EdgeStore:
     """Qdrant Edge shard in the index dir's current generation folder, locked to one process, with the
     index metadata beside it."""
@@ -149,6 +165,14 @@ class EdgeStore:
         except BaseException:
             self._release_process_lock()
             raise
+        outdated = outdated_segments(self.shard_dir)
+        if outdated:
+            # Segments keep the settings they were written with, whatever the shard is opened with.
+            log.warning(
+                "the index has %d segments written with older search settings: rewriting it once", outdated
+            )
+            self.compact()
+            self.optimize_aside()  # the rewritten shard's HNSW, built aside while it serves
 
     @staticmethod
     def _config(dim: int) -> qe.EdgeConfig:

@@ -204,3 +204,40 @@ def test_a_pointer_that_cannot_be_written_keeps_the_old_generation(tmp_path: Pat
         assert store.count() == BASE + TAIL + 40 and _shard_dirs(index_dir) == ["shard-1"]
     finally:
         store.close()
+
+
+def test_an_index_written_with_older_sparse_settings_is_rewritten_once_on_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval.edge_build as edge_build
+    import retrieval.edge_store as edge_store
+
+    # An older release wrote its segments with the engine's default sparse full-scan threshold.
+    monkeypatch.setattr(edge_build, "SPARSE_FULL_SCAN", None)
+    monkeypatch.setattr(edge_store, "SPARSE_FULL_SCAN", None)
+    store = EdgeStore(tmp_path, META)
+    points = _points(0, 400)
+    store.upsert(points)
+    store.optimize()
+    old_dir = store.shard_dir
+    store.close()
+    monkeypatch.undo()
+
+    assert edge_store.outdated_segments(old_dir) > 0
+    store = EdgeStore(tmp_path, META)
+    try:
+        assert store.shard_dir != old_dir and not old_dir.exists()
+        assert edge_store.outdated_segments(store.shard_dir) == 0
+        assert store.count() == len(points)
+        sample = points[7]
+        _, sparse = store.candidates(sample.payload["tenant_id"], sample.dense, sample.sparse, 3)
+        assert sparse[0].point_id == sample.id
+        assert _finds_itself(store, sample)
+    finally:
+        store.close()
+    # Opened again: nothing left to rewrite.
+    store = EdgeStore(tmp_path, META)
+    try:
+        assert edge_store.outdated_segments(store.shard_dir) == 0
+    finally:
+        store.close()
