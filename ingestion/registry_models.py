@@ -7,9 +7,10 @@ schema runs on SQLite and PostgreSQL. Every tenant-owned row cascades when its t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import (
@@ -85,6 +86,25 @@ class PiiPattern(BaseModel):
     regex: str
 
 
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_callback_url(url: str) -> str:
+    """Return `url` if job callbacks may be sent to it: https, or http to this machine (tests, local runs)."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    if not host or parts.scheme not in ("https", "http"):
+        raise ValueError(f"callback URL {url!r} must be an absolute https:// URL")
+    if parts.scheme == "http" and host not in _LOCAL_HOSTS:
+        raise ValueError(
+            f"callback URL {url!r} must use https (http only for localhost or 127.0.0.1): the callback carries "
+            "the job's outcome and its signature"
+        )
+    if parts.username or parts.password:
+        raise ValueError("callback URL must not carry a user name or password; it is signed instead")
+    return url.strip()
+
+
 _DOMAIN_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
 
 
@@ -107,6 +127,14 @@ class TenantSettings(BaseModel):
     # Days the tenant's audit entries and suggestions are kept (KVKK: no longer than needed); older ones
     # are pruned in the background (assist.retention). A reply that was learned stays as knowledge.
     retention_days: int = Field(default=180, ge=1, le=3650)
+    # Where a finished ingestion job is announced (POST, signed with the tenant's webhook secret when it has
+    # one; see api/callbacks.py): https, or http to localhost only. None: no callback.
+    callback_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url_is_https(cls, value: str | None) -> str | None:
+        return None if value is None else check_callback_url(value)
 
     @field_validator("resolve_thresholds")
     @classmethod
@@ -141,11 +169,44 @@ class TenantSettings(BaseModel):
 
 
 @dataclass(frozen=True)
+class WebhookSecrets:
+    """A tenant's webhook signing secrets: the current one and, for a grace period after a rotation, the one
+    before it (both verify incoming webhooks; callbacks are signed with the current one). Never shown."""
+
+    current: str = field(repr=False)
+    created_at: datetime
+    previous: str | None = field(default=None, repr=False)
+    previous_valid_until: datetime | None = None
+
+    def valid(self, now: datetime) -> list[str]:
+        """Return the secrets an incoming signature may be made with at `now`, the current one first."""
+        keep = self.previous and self.previous_valid_until and now < self.previous_valid_until
+        return [self.current, self.previous] if keep and self.previous else [self.current]
+
+
+@dataclass(frozen=True)
 class Tenant:
     id: str
     name: str
     settings: TenantSettings
     created_at: datetime
+    webhook: WebhookSecrets | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class ServiceKeyInfo:
+    """A service key as shown to admins (never the key): a backend acting for several tenants, each request
+    naming one in X-Invekto-Tenant. `tenants` None: it may act for every tenant."""
+
+    id: str
+    name: str
+    key_prefix: str
+    tenants: tuple[str, ...] | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    def may_act_for(self, tenant_id: str) -> bool:
+        return self.tenants is None or tenant_id in self.tenants
 
 
 @dataclass(frozen=True)
@@ -290,6 +351,38 @@ class TenantRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    webhook: Mapped[WebhookSecretRow | None] = relationship(
+        lazy="select", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class WebhookSecretRow(Base):
+    """A tenant's webhook signing secret (kept in plain text: signing needs it), and the previous one while
+    its grace period after a rotation lasts."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ServiceKeyRow(Base):
+    """A key not bound to one tenant: the CRM backend's, acting for the tenants it lists (NULL: all)."""
+
+    __tablename__ = "service_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_prefix: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenants: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKeyRow(Base):

@@ -7,20 +7,26 @@ import hmac
 import re
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from ingestion.registry_models import (
     ApiKeyInfo,
     ApiKeyRow,
+    ServiceKeyInfo,
+    ServiceKeyRow,
     Tenant,
     TenantRow,
     TenantSettings,
+    WebhookSecretRow,
+    WebhookSecrets,
     to_record,
     utcnow,
 )
@@ -29,7 +35,12 @@ from .registry_db import RegistryDatabase, require_tenant
 
 _TENANT_SLUG_RE = re.compile(r"[a-z0-9_-]{2,64}")
 _KEY_PREFIX = "ik_"
+SERVICE_KEY_PREFIX = "isk_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
 _KEY_DISPLAY_CHARS = 8
+# After a rotation the previous webhook secret still verifies incoming webhooks this long, so the sender can
+# switch to the new one without a window of refused requests.
+WEBHOOK_SECRET_GRACE = timedelta(hours=24)
 
 
 class TenantExistsError(ValueError):
@@ -86,7 +97,9 @@ class TenantRecords(RegistryDatabase):
     def list_tenants(self) -> list[Tenant]:
         """Return every tenant, ordered by id."""
         with self.transaction(write=False) as session:
-            rows = session.scalars(select(TenantRow).order_by(self._by_id(TenantRow.id)))
+            rows = session.scalars(
+                select(TenantRow).options(selectinload(TenantRow.webhook)).order_by(self._by_id(TenantRow.id))
+            )
             return [_tenant(row) for row in rows]
 
     def update_tenant_settings(self, tenant_id: str, patch: Mapping[str, Any]) -> Tenant:
@@ -106,11 +119,16 @@ class TenantRecords(RegistryDatabase):
 
     def delete_tenant(self, tenant_id: str) -> bool:
         """Return True if the tenant existed; its keys, documents, jobs, suggestions and audit go with it."""
+        # The database's ON DELETE CASCADE removes the tenant's rows.
+        return self._delete_row(TenantRow, tenant_id)
+
+    def _delete_row(self, model: type[TenantRow | WebhookSecretRow], key: str) -> bool:
+        """Return True if `model` had a row with primary key `key`, now deleted."""
         with self.transaction() as session:
-            row = session.get(TenantRow, tenant_id)
+            row = session.get(model, key)
             if row is None:
                 return False
-            session.delete(row)  # the database's ON DELETE CASCADE removes the tenant's rows
+            session.delete(row)
             return True
 
     # --- API keys ---
@@ -169,6 +187,97 @@ class TenantRecords(RegistryDatabase):
             )
             return [to_record(ApiKeyInfo, row) for row in rows]
 
+    # --- Webhook secrets ---
+
+    def rotate_webhook_secret(
+        self, tenant_id: str, grace: timedelta = WEBHOOK_SECRET_GRACE
+    ) -> WebhookSecrets:
+        """Return the tenant's secrets with a new current one (`whsec_...`, to be shown once); the one it
+        had stays valid for incoming webhooks for `grace`. LookupError if there is no such tenant."""
+        secret = WEBHOOK_SECRET_PREFIX + secrets.token_urlsafe(32)
+        with self.transaction() as session:
+            if session.get(TenantRow, tenant_id, with_for_update=True) is None:
+                raise LookupError(f"No tenant {tenant_id!r}")
+            now = utcnow()
+            row = session.get(WebhookSecretRow, tenant_id)
+            if row is None:
+                row = WebhookSecretRow(tenant_id=tenant_id, secret=secret, created_at=now)
+                session.add(row)
+            else:
+                row.previous_secret, row.previous_valid_until = row.secret, now + grace
+                row.secret, row.created_at = secret, now
+            session.flush()
+            return _webhook(row)
+
+    def delete_webhook_secret(self, tenant_id: str) -> bool:
+        """Return True if the tenant had a webhook secret; from now on its webhooks are not signed."""
+        return self._delete_row(WebhookSecretRow, tenant_id)
+
+    # --- Service keys ---
+
+    def create_service_key(
+        self, name: str, tenants: Sequence[str] | None = None
+    ) -> tuple[ServiceKeyInfo, str]:
+        """Return a new service key's record and the plaintext key (shown once). `tenants`: the tenants it
+        may act for (each must exist: LookupError otherwise); None: every tenant, present and future."""
+        secret = secrets.token_urlsafe(24)
+        plaintext = f"{SERVICE_KEY_PREFIX}{secret}"
+        listed = None if tenants is None else sorted(set(tenants))
+        with self.transaction() as session:
+            for tenant_id in listed or ():
+                require_tenant(session, tenant_id)
+            row = ServiceKeyRow(
+                id=str(uuid.uuid4()),
+                name=name,
+                key_prefix=f"{SERVICE_KEY_PREFIX}{secret[:_KEY_DISPLAY_CHARS]}",
+                key_hash=_hash_key(plaintext),
+                tenants=listed,
+            )
+            session.add(row)
+            session.flush()
+            return _service_key(row), plaintext
+
+    def authenticate_service_key(self, plaintext: str) -> ServiceKeyInfo | None:
+        """Return the unrevoked service key `plaintext` is, or None."""
+        if not plaintext.startswith(SERVICE_KEY_PREFIX):
+            return None
+        key_hash = _hash_key(plaintext)
+        with self.transaction(write=False) as session:
+            row = session.scalar(select(ServiceKeyRow).where(ServiceKeyRow.key_hash == key_hash))
+            if row is None or not hmac.compare_digest(row.key_hash, key_hash) or row.revoked_at is not None:
+                return None
+            return _service_key(row)
+
+    def list_service_keys(self) -> list[ServiceKeyInfo]:
+        """Return every service key, revoked ones included, oldest first."""
+        with self.transaction(write=False) as session:
+            rows = session.scalars(select(ServiceKeyRow).order_by(ServiceKeyRow.created_at))
+            return [_service_key(row) for row in rows]
+
+    def revoke_service_key(self, key_id: str) -> bool:
+        """Return True if the service key exists and is now revoked."""
+        with self.transaction() as session:
+            row = session.get(ServiceKeyRow, key_id)
+            if row is None:
+                return False
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            return True
+
 
 def _tenant(row: TenantRow) -> Tenant:
-    return to_record(Tenant, row, settings=TenantSettings.model_validate(row.settings))
+    webhook = row.webhook
+    return to_record(
+        Tenant,
+        row,
+        settings=TenantSettings.model_validate(row.settings),
+        webhook=None if webhook is None else _webhook(webhook),
+    )
+
+
+def _webhook(row: WebhookSecretRow) -> WebhookSecrets:
+    return WebhookSecrets(row.secret, row.created_at, row.previous_secret, row.previous_valid_until)
+
+
+def _service_key(row: ServiceKeyRow) -> ServiceKeyInfo:
+    return to_record(ServiceKeyInfo, row, tenants=None if row.tenants is None else tuple(row.tenants))

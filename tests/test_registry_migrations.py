@@ -119,18 +119,16 @@ def test_a_database_at_an_older_revision_is_upgraded_and_the_log_says_so(
     with Registry(empty_url) as registry:
         registry.create_tenant("acme", "Acme")
     # The next release: this code's revisions and one more on top.
+    current = migrations.head()
     scripts = tmp_path / "next-release"
     shutil.copytree(Path(migrations.__file__).parent, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_next.py").write_text(NEXT_RELEASE.format(down=migrations.head()))
+    (scripts / "versions" / "9999_next.py").write_text(NEXT_RELEASE.format(down=current))
     monkeypatch.setattr(migrations, "SCRIPT_LOCATION", str(scripts))
 
     with caplog.at_level(logging.INFO, logger="ingestion.migrations"), Registry(empty_url) as registry:
-        assert (registry.schema_on_open.current, registry.schema_on_open.head) == (
-            migrations.BASELINE,
-            "0002_next",
-        )
+        assert (registry.schema_on_open.current, registry.schema_on_open.head) == (current, "0002_next")
         assert [t.id for t in registry.list_tenants()] == ["acme"]
-    assert f"is at revision {migrations.BASELINE}: upgrading to 0002_next" in caplog.text
+    assert f"is at revision {current}: upgrading to 0002_next" in caplog.text
     assert _alembic_revision(empty_url) == "0002_next"
     assert _execute(empty_url, "SELECT id, note FROM tenants") == [("acme", None)]
 
