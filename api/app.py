@@ -6,7 +6,7 @@ Run it with `invekto-knowledge serve` (uvicorn, one worker: the edge index is lo
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -20,6 +20,7 @@ from ingestion.parse_worker import ParseLimits
 from retrieval import tracing
 from retrieval.settings import Settings
 
+from .callbacks import RETRY_DELAYS_S, CallbackSender
 from .context import ServiceContext
 from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
@@ -56,8 +57,9 @@ Knowledge and agent assist for Invekto tenants: upload knowledge, search it, get
 suggestions, resolve conversations or hand them off.
 
 Every `/v1` endpoint except `/v1/admin` takes the tenant's API key (`Authorization: Bearer <key>` or
-`X-API-Key`); the tenant is always the key's. `/v1/admin` takes the admin token. Errors are RFC 9457
-problems (`application/problem+json`).
+`X-API-Key`); the tenant is always the key's. A backend acting for many tenants uses one service key
+(`isk_...`) instead and names the tenant of each request in `X-Invekto-Tenant`. `/v1/admin` takes the admin
+token. Errors are RFC 9457 problems (`application/problem+json`).
 """
 
 
@@ -72,6 +74,9 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
         ingestor=context.ingestor,
         knowledge_wait_s=settings.knowledge_wait_s,
     )
+    app.state.callbacks = CallbackSender(
+        context.registry, metrics, retry_delays=app.state.callback_retry_delays
+    )
     app.state.jobs = IngestionJobs(
         context.ingestor,
         settings.data_dir / UPLOADS_DIR,
@@ -79,6 +84,7 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
         single_process=settings.store == "edge",
         limits=ParseLimits.of(settings),
         shutdown_timeout_s=settings.shutdown_timeout_s,
+        on_finished=app.state.callbacks.job_finished,
     )
     app.state.retention = RetentionPruner(context.registry, settings.retention_prune_hours * 3600)
     app.state.retention.start()
@@ -98,10 +104,11 @@ def create_app(
     auth_failure_limit: RateLimit | None = None,
     compute_slots: int | None = None,
     owns_context: bool = False,
+    callback_retry_delays: Sequence[float] = RETRY_DELAYS_S,
 ) -> FastAPI:
     """Return the app; it opens a ServiceContext at startup unless given one, which the caller then closes
     (or the app at shutdown, with `owns_context`: uvicorn ends the process with the signal it caught, so
-    code after uvicorn.run never runs)."""
+    code after uvicorn.run never runs). `callback_retry_delays`: the waits between job callback attempts."""
     problem = admin_token_problem(settings)
     if problem:
         raise ValueError(problem)
@@ -120,6 +127,9 @@ def create_app(
             jobs: IngestionJobs | None = getattr(app.state, "jobs", None)
             if jobs is not None:
                 await run_in_threadpool(jobs.close)
+            callbacks: CallbackSender | None = getattr(app.state, "callbacks", None)
+            if callbacks is not None:
+                callbacks.close()
             assist: AssistService | None = getattr(app.state, "assist", None)
             if assist is not None:
                 assist.close()
@@ -141,6 +151,7 @@ def create_app(
     install_docs(app)
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.callback_retry_delays = tuple(callback_retry_delays)
     app.state.rate_limiter = RateLimiter(rate_limit or RateLimit(settings.rate_limit, settings.rate_burst))
     app.state.auth_failures = RateLimiter(auth_failure_limit or AUTH_FAILURES)
     default_slots = HOSTED_INDEX_COMPUTE_SLOTS if settings.index_process else COMPUTE_SLOTS

@@ -1,7 +1,9 @@
 """FastAPI dependencies: the service parts opened at startup, the tenant behind an API key, the admin token.
 
 The tenant always comes from the API key, never from a path or a body, so no request can name
-another tenant's data. Every tenant request also takes a token from the tenant's rate-limit bucket.
+another tenant's data. A service key (the CRM backend's, acting for many tenants) names the tenant in the
+X-Invekto-Tenant header, and only one the key may act for. Every tenant request also takes a token from the
+tenant's rate-limit bucket.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from assist.service import AssistService
 from ingestion.jobs import IngestionJobs
 from ingestion.registry import Registry
-from ingestion.registry_models import Tenant
+from ingestion.registry_models import ServiceKeyInfo, Tenant
+from ingestion.registry_tenants import SERVICE_KEY_PREFIX
 from retrieval.settings import Settings
 
 from .context import ServiceContext
@@ -33,7 +36,8 @@ _MAX_CACHED_KEYS = 10_000
 
 
 class ApiKeys:
-    """The tenant of an API key, remembered for `ttl_s` seconds so most requests skip the database.
+    """The tenant of an API key (and the service key a key is, and the tenant a service key names),
+    remembered for `ttl_s` seconds so most requests skip the database.
 
     The registry hashes the key and compares in constant time; this cache is keyed by the key's SHA-256,
     so no plaintext key is kept. Revoking a key or deleting a tenant through this server clears it at
@@ -46,27 +50,45 @@ class ApiKeys:
         self.registry = registry
         self.ttl_s = ttl_s
         self._clock = clock
-        self._tenants: dict[bytes, tuple[Tenant, float]] = {}
+        self._found: dict[bytes, tuple[Tenant | ServiceKeyInfo, float]] = {}
 
     def tenant(self, key: str) -> Tenant | None:
-        """Return the tenant of an unrevoked key, or None; unknown keys are never cached."""
-        digest = hashlib.sha256(key.encode()).digest()
+        """Return the tenant of an unrevoked tenant API key, or None; unknown keys are never cached."""
+        found = self._remembered(
+            b"k" + hashlib.sha256(key.encode()).digest(), self.registry.authenticate, key
+        )
+        return found if isinstance(found, Tenant) else None
+
+    def service_key(self, key: str) -> ServiceKeyInfo | None:
+        """Return the unrevoked service key `key` is, or None."""
+        digest = b"s" + hashlib.sha256(key.encode()).digest()
+        found = self._remembered(digest, self.registry.authenticate_service_key, key)
+        return found if isinstance(found, ServiceKeyInfo) else None
+
+    def tenant_by_id(self, tenant_id: str) -> Tenant | None:
+        """Return the tenant a service key's request names, or None if there is none."""
+        found = self._remembered(b"t" + tenant_id.encode(), self.registry.get_tenant, tenant_id)
+        return found if isinstance(found, Tenant) else None
+
+    def _remembered(
+        self, cache_key: bytes, load: Callable[[str], Tenant | ServiceKeyInfo | None], arg: str
+    ) -> Tenant | ServiceKeyInfo | None:
         now = self._clock()
-        cached = self._tenants.get(digest)
+        cached = self._found.get(cache_key)
         if cached is not None and cached[1] > now:
             return cached[0]
         # A short indexed read, on the event loop, once per key per ttl_s.
-        tenant = self.registry.authenticate(key)
-        if tenant is None:
-            self._tenants.pop(digest, None)
+        found = load(arg)
+        if found is None:
+            self._found.pop(cache_key, None)
             return None
-        if len(self._tenants) > _MAX_CACHED_KEYS:
-            self._tenants.clear()
-        self._tenants[digest] = (tenant, now + self.ttl_s)
-        return tenant
+        if len(self._found) > _MAX_CACHED_KEYS:
+            self._found.clear()
+        self._found[cache_key] = (found, now + self.ttl_s)
+        return found
 
     def forget_all(self) -> None:
-        self._tenants.clear()
+        self._found.clear()
 
 
 class ComputeSlots:
@@ -91,7 +113,8 @@ class ComputeSlots:
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
-    description="The tenant's API key (`Authorization: Bearer ik_...`), or the admin token on /v1/admin.",
+    description="The tenant's API key (`Authorization: Bearer ik_...`), a service key (`isk_...`, with "
+    "`X-Invekto-Tenant` naming the tenant), or the admin token on /v1/admin.",
 )
 _api_key = APIKeyHeader(
     name="X-API-Key", auto_error=False, scheme_name="apiKey", description="The tenant's API key."
@@ -129,12 +152,25 @@ async def get_api_keys(request: Request) -> ApiKeys:
     return request.app.state.api_keys
 
 
+TENANT_HEADER = "X-Invekto-Tenant"
+
+
 async def current_tenant(
     request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key)],
+    acting_for: Annotated[
+        str | None,
+        Header(
+            alias=TENANT_HEADER,
+            max_length=64,
+            description="With a service key (`isk_...`): the tenant this request acts for (required). With a "
+            "tenant's own key it may be left out; if sent, it must name that tenant.",
+        ),
+    ] = None,
 ) -> Tenant:
-    """Return the tenant whose API key the request carries; 401 without a valid key, 429 over its rate."""
+    """Return the tenant whose API key the request carries, or the one a service key's request names;
+    401 without a valid key, 403 for a tenant the key may not act for, 429 over the tenant's rate."""
     key = api_key or (bearer.credentials if bearer else None)
     if not key:
         raise ProblemError(
@@ -145,7 +181,9 @@ async def current_tenant(
             headers={"WWW-Authenticate": "Bearer"},
         )
     address = _refuse_guessing(request)
-    tenant = request.app.state.api_keys.tenant(key)
+    api_keys: ApiKeys = request.app.state.api_keys
+    service = api_keys.service_key(key) if key.startswith(SERVICE_KEY_PREFIX) else None
+    tenant = _acting_tenant(api_keys, service, acting_for) if service else api_keys.tenant(key)
     if tenant is None:
         request.app.state.auth_failures.acquire(address)
         raise ProblemError(
@@ -154,6 +192,13 @@ async def current_tenant(
             "Invalid API key",
             "The API key is unknown or revoked.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if acting_for is not None and acting_for != tenant.id:
+        raise ProblemError(
+            403,
+            "tenant-not-allowed",
+            "Tenant not allowed",
+            f"A tenant's API key acts only for its own tenant; {TENANT_HEADER} names another one.",
         )
     set_tenant(tenant.id)
     limiter: RateLimiter = request.app.state.rate_limiter
@@ -167,6 +212,27 @@ async def current_tenant(
             f"This tenant may send {limit.rate:g} requests per second (bursts up to {limit.burst}); "
             f"retry in {retry_after_header(wait)} s.",
             headers={"Retry-After": retry_after_header(wait)},
+        )
+    return tenant
+
+
+def _acting_tenant(api_keys: ApiKeys, service: ServiceKeyInfo, acting_for: str | None) -> Tenant:
+    """Return the tenant a service key's request names; 400 without one, 403 for one it may not act for."""
+    if not acting_for:
+        raise ProblemError(
+            400,
+            "tenant-required",
+            "Tenant header required",
+            f"A service key acts for a tenant named in each request: send `{TENANT_HEADER}: <tenant id>`.",
+        )
+    tenant = api_keys.tenant_by_id(acting_for) if service.may_act_for(acting_for) else None
+    if tenant is None:
+        # An unknown tenant and one the key may not act for look the same.
+        raise ProblemError(
+            403,
+            "tenant-not-allowed",
+            "Tenant not allowed",
+            f"This service key may not act for tenant {acting_for!r}.",
         )
     return tenant
 

@@ -309,5 +309,5 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # What any tenant route may answer besides its own errors: bad body, no key, body limit, validation,
 # rate limit, index or database down.
-TENANT_ERRORS = problem_responses(400, 401, 413, 422, 429, 503)
+TENANT_ERRORS = problem_responses(400, 401, 403, 413, 422, 429, 503)
 ADMIN_ERRORS = problem_responses(400, 401, 403, 413, 422, 503)

@@ -69,6 +69,12 @@ class ServiceMetrics:
             ["state"],
             registry=r,
         )
+        self.callbacks = Counter(
+            "invekto_job_callbacks",
+            "Job callbacks to tenants' callback URLs by outcome (delivered, refused: a 4xx, failed: retries spent).",
+            ["outcome"],
+            registry=r,
+        )
         self.files_pending = Gauge(
             "invekto_ingestion_files_pending",
             "Files of queued and running jobs not processed yet.",
@@ -85,6 +91,10 @@ class ServiceMetrics:
         self.jobs.labels("running").set(running)
         self.jobs.labels("queued").set(queued)
         self.files_pending.set(files_pending)
+
+    def callback_delivered(self, outcome: str) -> None:
+        """Count one job callback's final outcome (`api.callbacks.CallbackMetrics`)."""
+        self.callbacks.labels(outcome).inc()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         method = method if method in _METHODS else "OTHER"

@@ -87,6 +87,7 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "updateTenantSettings": {"settings": {"resolve_thresholds": {"precision_target": 0.95}}},
     "createApiKey": {"name": "inbox"},
+    "createServiceKey": {"name": "crm", "tenants": ["acme-tr"]},
 }
 
 SERVERS = [{"url": "http://127.0.0.1:7104", "description": "`invekto-knowledge serve` on this machine"}]

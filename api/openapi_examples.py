@@ -108,8 +108,18 @@ _TENANT_OUT = {
         "pii_allowed": ["destek@modabutik.com.tr"],
         "own_domains": ["modabutik.com.tr"],
         "retention_days": 180,
+        "callback_url": "https://crm.modabutik.com.tr/invekto/jobs",
     },
     "created_at": _CREATED,
+    "webhook_secret": {"created_at": _CREATED, "previous_valid_until": None},
+}
+_SERVICE_KEY = {
+    "id": "5b7e1f2a-3c4d-4e8f-9a0b-1c2d3e4f5a6b",
+    "name": "crm",
+    "key_prefix": "isk_Q2hvbmcx",
+    "tenants": [_TENANT, "ev-market"],
+    "created_at": _CREATED,
+    "revoked_at": None,
 }
 _KEY = {
     "id": _KEY_ID,
@@ -292,6 +302,16 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
     "updateTenantSettings": {"200": _TENANT_OUT},
     "createApiKey": {"201": {**_KEY, "key": "ik_moda-tr_dODqEsVsUNHugYVSHIYNDTguOkAkBx_S"}},
     "listApiKeys": {"200": [_KEY]},
+    "rotateWebhookSecret": {
+        "201": {
+            "tenant_id": _TENANT,
+            "secret": "whsec_9bq3LxM0yK2v7Tn4Hc8Rw1Pz6Jd5Fs0Ga3Ue7Yi2Ko4",
+            "created_at": _CREATED,
+            "previous_valid_until": None,
+        }
+    },
+    "createServiceKey": {"201": {**_SERVICE_KEY, "key": "isk_Q2hvbmcxR3tLm8Vw2Xc5Nb7Pq9Zs4Hd6J"}},
+    "listServiceKeys": {"200": [_SERVICE_KEY]},
     "getLiveness": {"200": {"status": "ok"}},
     "getReadiness": {
         "200": {"status": "ready", "checks": {"index": "ok", "database": "ok", "ingestion": "ok"}},

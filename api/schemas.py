@@ -15,7 +15,9 @@ from ingestion.registry_models import (
     JobFileStatus,
     JobKind,
     JobStatus,
+    Tenant,
     TenantSettings,
+    WebhookSecrets,
 )
 from ingestion.screening import FlagReason
 from retrieval.index import MAX_QUERY_CHARS
@@ -247,6 +249,19 @@ class TenantSettingsPatch(BaseModel):
     settings: dict[str, Any] = Field(min_length=1)
 
 
+class WebhookSecretState(BaseModel):
+    """Whether a tenant signs its webhooks: when its secret was made, never the secret."""
+
+    created_at: datetime
+    previous_valid_until: datetime | None = Field(
+        description="Until when the secret before the last rotation still verifies incoming webhooks."
+    )
+
+    @classmethod
+    def of(cls, webhook: WebhookSecrets) -> WebhookSecretState:
+        return cls(created_at=webhook.created_at, previous_valid_until=webhook.previous_valid_until)
+
+
 class TenantOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -254,6 +269,29 @@ class TenantOut(BaseModel):
     name: str
     settings: TenantSettings
     created_at: datetime
+    webhook_secret: WebhookSecretState | None = Field(
+        default=None,
+        description="Set when the tenant has a webhook secret (see its webhook-secret endpoint).",
+    )
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantOut:
+        """Return the tenant as admins see it: whether it has a webhook secret, never the secret."""
+        webhook = None if tenant.webhook is None else WebhookSecretState.of(tenant.webhook)
+        return cls(
+            id=tenant.id,
+            name=tenant.name,
+            settings=tenant.settings,
+            created_at=tenant.created_at,
+            webhook_secret=webhook,
+        )
+
+
+class WebhookSecretCreated(WebhookSecretState):
+    tenant_id: str
+    secret: str = Field(
+        description="The webhook secret (`whsec_...`). Shown once: store it now, it cannot be shown again."
+    )
 
 
 class ApiKeyCreate(BaseModel):
@@ -277,6 +315,37 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyCreated(ApiKeyOut):
     key: str = Field(description="The API key. Shown once: store it now, it cannot be shown again.")
+
+
+class ServiceKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="What the key is for, e.g. 'crm'.")
+    tenants: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="The tenants the key may act for; left out: every tenant, present and future.",
+    )
+
+
+class ServiceKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    key_prefix: str = Field(
+        description="The start of the key, to recognise it; the key itself is not stored."
+    )
+    tenants: list[str] | None = Field(description="The tenants it may act for; null: every tenant.")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ServiceKeyCreated(ServiceKeyOut):
+    key: str = Field(
+        description="The service key (`isk_...`). Shown once: store it now, it cannot be shown again."
+    )
 
 
 # --- Health ---

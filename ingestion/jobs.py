@@ -203,11 +203,14 @@ class IngestionJobs:
         single_process: bool = True,
         limits: ParseLimits | None = None,
         shutdown_timeout_s: float = 10.0,
+        on_finished: Callable[[Job], None] | None = None,
     ) -> None:
         """`single_process`: no other process ingests into this registry (true for the edge index),
         so a job left open without a saved input at startup is dead, not another process's.
         `limits`: how long and with how much memory one file may be parsed (default `ParseLimits()`);
-        `shutdown_timeout_s`: how long `close` waits for the running job to stop."""
+        `shutdown_timeout_s`: how long `close` waits for the running job to stop; `on_finished`: called on
+        the worker thread with each job this process ran once it has ended (succeeded, partial or failed),
+        and must return quickly (the job callbacks hand it to a thread of their own)."""
         self.ingestor = ingestor
         self.registry = ingestor.registry
         self.uploads_dir = uploads_dir
@@ -215,6 +218,7 @@ class IngestionJobs:
         self.single_process = single_process
         self.limits = limits or ParseLimits()
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.on_finished = on_finished
         self._stopping = threading.Event()
         self._turns = _Turns(self._stopping)
         self._lock = threading.Lock()
@@ -371,6 +375,18 @@ class IngestionJobs:
             self._update_gauges()
             if not keep_input:
                 shutil.rmtree(job_dir, ignore_errors=True)
+                self._announce(job)
+
+    def _announce(self, job: Job) -> None:
+        """Hand the ended job to `on_finished`; what it raises is logged, never the job's concern."""
+        if self.on_finished is None:
+            return
+        try:
+            ended = self.registry.get_job(job.tenant_id, job.id)
+            if ended is not None and ended.status not in ("queued", "running"):
+                self.on_finished(ended)
+        except Exception:
+            log.exception("announcing the end of ingestion job %s failed", job.id)
 
     def _public(self, error: BaseException) -> str:
         """Return the error's text without the server's folders (a file under them keeps its name)."""

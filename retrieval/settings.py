@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # Seconds the request that finds a tenant's knowledge changed waits for its auto-answer policy to be
     # derived again (assist/tenant_knowledge.py); until it is, the tenant is served suggest-only.
     knowledge_wait_s: float = Field(default=2.0, ge=0.0)
+    # Seconds a signed webhook's X-Invekto-Timestamp may be from the server's clock, either way (api/webhooks.py):
+    # an older request is refused as a possible replay.
+    webhook_tolerance_s: float = Field(default=300.0, gt=0.0)
 
     # Ingestion: each file is parsed and chunked in a worker process that may take this long and use this
     # much memory beyond its start; a file over either fails alone. 0: no limit.

@@ -392,6 +392,13 @@ def test_every_route_refuses_another_tenants_resources(client: TestClient) -> No
         ("DELETE", "/v1/admin/tenants/{tenant_id}/keys/{key_id}"): admin(
             "DELETE", f"{b_admin}/keys/{b_key_id}"
         ),
+        ("POST", "/v1/admin/tenants/{tenant_id}/webhook-secret"): admin("POST", f"{b_admin}/webhook-secret"),
+        ("DELETE", "/v1/admin/tenants/{tenant_id}/webhook-secret"): admin(
+            "DELETE", f"{b_admin}/webhook-secret"
+        ),
+        ("POST", "/v1/admin/service-keys"): admin("POST", "/v1/admin/service-keys", {"name": "x"}),
+        ("GET", "/v1/admin/service-keys"): admin("GET", "/v1/admin/service-keys"),
+        ("DELETE", "/v1/admin/service-keys/{key_id}"): admin("DELETE", "/v1/admin/service-keys/x"),
     }
     # Included routers are nested in app.routes; iter_route_contexts flattens them as FastAPI's OpenAPI does.
     routes = {(m, r.path) for r in iter_route_contexts(client.app.routes) for m in r.methods or ()}

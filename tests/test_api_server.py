@@ -254,7 +254,11 @@ def test_every_curl_example_in_the_api_docs_runs(server: Server, tmp_path: Path)
     assert "kargo.md indexed v1" in listed and listed.strip().endswith("204")
     assert '"files_total": 2' in output_of("/v1/conversations/import")
     assert output_of('"own_domains"').strip() == '["laleev.com.tr"]'
-    assert '"indexed": true' in output_of("/v1/conversations/closed")
+    assert '"indexed": true' in output_of("-d @kapanan_sohbet.json")
+    signed = output_of("X-Invekto-Signature").split()
+    assert signed == ['{"indexed":true}', "tag:invekto.com,2025:knowledge/problem/missing-signature", "204"]
+    served = output_of("X-Invekto-Tenant: lale").split()
+    assert served[0].isdigit() and served[1] == "403" and '"tenants":["lale"]' in served[2]
     assisted = output_of("/v1/feedback")
     # A tenant with a handful of documents cannot certify the default 98% target: suggest-only, so the
     # resolve is a handoff while suggestions and feedback work.

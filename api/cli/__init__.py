@@ -13,7 +13,7 @@ from .index import index_app, prune, search
 from .ingest import ingest_app
 from .report import report_app
 from .serve import serve
-from .tenants import key_app, tenant_app
+from .tenants import key_app, service_key_app, tenant_app
 
 app = typer.Typer(
     help="Invekto knowledge and agent-assist service.", no_args_is_help=True, add_completion=False
@@ -26,6 +26,7 @@ app.add_typer(index_app, name="index")
 app.command()(prune)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
+app.add_typer(service_key_app, name="service-key")
 app.add_typer(report_app, name="report")
 app.add_typer(db_app, name="db")
 app.add_typer(eval_app, name="eval")

@@ -12,6 +12,7 @@ from ..deps import IdempotencyKey, JobsDep, TenantDep
 from ..errors import TENANT_ERRORS, ProblemError, problem_responses
 from ..schemas import ConversationClosedOut, JobAccepted
 from ..uploads import MAX_UPLOAD_BYTES, chat_export
+from ..webhooks import SignedTenantDep
 from .jobs import job_accepted
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"], responses=TENANT_ERRORS)
@@ -56,11 +57,16 @@ def import_conversations(
 def conversation_closed(
     conversation: Conversation,
     response: Response,
-    tenant: TenantDep,
+    tenant: SignedTenantDep,
     jobs: JobsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ConversationClosedOut:
-    """Webhook for a closed conversation: a resolved one is indexed (202); an open one is acknowledged (200)."""
+    """Webhook for a closed conversation: a resolved one is indexed (202); an open one is acknowledged (200).
+
+    When the tenant has a webhook secret (`POST /v1/admin/tenants/{tenant_id}/webhook-secret`, recommended),
+    the request must be signed: `X-Invekto-Timestamp` and `X-Invekto-Signature: v1=<hex HMAC-SHA256 of
+    '<timestamp>.<raw body>'>`, within INVEKTO_WEBHOOK_TOLERANCE_S (300 s) of the server's clock; 401 otherwise.
+    """
     cid = conversation.conversation_id
     if conversation.status != "resolved":
         response.status_code = 200
