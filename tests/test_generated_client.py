@@ -63,6 +63,9 @@ def test_the_inbox_calls_type_check_against_the_generated_client(tmp_path: Path)
         "resolveConversation",
     ):
         assert f"{operation}: {{" in schema, operation
+    # The headers of a service key's signed webhook (clients/typescript/inbox.ts, onConversationClosedFor).
+    for header in ("X-Invekto-Tenant", "X-Invekto-Timestamp", "X-Invekto-Signature"):
+        assert f'"{header}"?: string | null;' in schema, header
 
 
 def test_a_change_that_breaks_the_inbox_fails_the_type_check(tmp_path: Path) -> None:

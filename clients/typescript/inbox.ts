@@ -94,3 +94,44 @@ export async function onConversationClosed(conversationId: string): Promise<JobS
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
+
+// 5. A CRM backend acting for many tenants: one service key, the tenant named on each request, and the
+// webhook signed with that tenant's webhook secret (HMAC-SHA256 of "<timestamp>.<body>", hex, as "v1=").
+type Conversation = components["schemas"]["Conversation"];
+
+const crm = createClient<paths>({
+  baseUrl: "http://invekto-knowledge:7104",
+  headers: { Authorization: "Bearer isk_Q2hvbmcxR3tLm8Vw2Xc5Nb7Pq9Zs4Hd6J" },
+});
+
+async function signature(secret: string, timestamp: string, body: string): Promise<string> {
+  const utf8 = new TextEncoder();
+  const key = await crypto.subtle.importKey("raw", utf8.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+  const mac = await crypto.subtle.sign("HMAC", key, utf8.encode(`${timestamp}.${body}`));
+  return Array.from(new Uint8Array(mac), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function onConversationClosedFor(
+  tenantId: string,
+  webhookSecret: string,
+  conversation: Conversation,
+): Promise<boolean> {
+  const body = JSON.stringify(conversation);
+  const timestamp = String(Math.floor(Date.now() / 1000));
+  const { data, error } = await crm.POST("/v1/conversations/closed", {
+    body: conversation,
+    bodySerializer: () => body, // the bytes signed are the bytes sent
+    params: {
+      header: {
+        "X-Invekto-Tenant": tenantId,
+        "X-Invekto-Timestamp": timestamp,
+        "X-Invekto-Signature": `v1=${await signature(webhookSecret, timestamp, body)}`,
+      },
+    },
+    headers: { "Idempotency-Key": conversation.conversation_id },
+  });
+  if (error) fail(error);
+  return data.indexed;
+}
