@@ -9,11 +9,12 @@ the model once, and is restarted once if it dies.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -21,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from .embedders import Embedder, EmbedderError, embed_queries, load_embedder
+from .sparse import SparseVector, TurkishBm25
 
 _models: dict[str, Embedder] = {}
+_bm25: TurkishBm25 | None = None
 # How often the child checks that the process that started it is still there.
 _PARENT_CHECK_S = 1.0
 
@@ -51,6 +54,13 @@ def _describe(spec: str) -> tuple[str, int]:
 
 def _embed_documents(spec: str, texts: list[str]) -> np.ndarray:
     return _model(spec).embed_documents(texts)
+
+
+def _encode_chunks(spec: str, texts: list[str]) -> tuple[np.ndarray, list[SparseVector]]:
+    global _bm25
+    if _bm25 is None:
+        _bm25 = TurkishBm25()
+    return _model(spec).embed_documents(texts), [_bm25.embed_document(t) for t in texts]
 
 
 def _embed_query(spec: str, text: str) -> np.ndarray:
@@ -128,3 +138,141 @@ class ProcessEmbedder:
                         "set INVEKTO_ENCODER_PROCESS=false to encode in the server process"
                     ) from exc
         raise AssertionError("unreachable")
+
+
+# Chunks encoded by EncodePool: their dense vectors (one row each) and their BM25 vectors.
+Encoded = tuple[np.ndarray, list[SparseVector]]
+
+
+def _joined(parts: list[Encoded]) -> Encoded:
+    return np.concatenate([dense for dense, _ in parts]), [v for _, sparse in parts for v in sparse]
+
+
+class EncodePool:
+    """Encodes chunks for ingestion (dense and BM25 vectors) in `workers` child processes, a batch split
+    between them; thread-safe.
+
+    The process that writes waits for the encoded vectors without holding its GIL, so the searches it
+    answers meanwhile compete for CPU only, and a batch is encoded on as many cores as there are workers.
+    The workers start on the first batch, check that they load the model the index was built with, and
+    stop after `idle_s` without work (each holds a copy of the model); the next batch starts them again.
+    """
+
+    def __init__(self, spec: str, workers: int, *, expect_model: str, idle_s: float = 120.0) -> None:
+        if workers < 1:
+            raise ValueError(f"an encode pool needs at least one worker, got {workers}")
+        self.spec, self.workers, self.idle_s = spec, workers, idle_s
+        self._expect = expect_model
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._idle: threading.Timer | None = None
+        self._busy = 0
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        return self.submit(texts)()
+
+    def submit(self, texts: Sequence[str]) -> Callable[[], Encoded]:
+        """Start encoding `texts` (dense and BM25 vectors) and return what waits for them (call it exactly
+        once), so the caller can store the previous batch meanwhile."""
+        if not texts:
+            raise ValueError("nothing to encode")
+        per_worker = -(-len(texts) // self.workers)
+        parts = [list(texts[i : i + per_worker]) for i in range(0, len(texts), per_worker)]
+        pool = self._acquire()
+        try:
+            futures = [pool.submit(_encode_chunks, self.spec, part) for part in parts]
+        except BrokenProcessPool:
+            futures = []
+
+        def result() -> Encoded:
+            try:
+                if futures:
+                    with contextlib.suppress(BrokenProcessPool):
+                        return _joined([f.result() for f in futures])
+                self._discard(pool)  # a worker died (out of memory?): once more on a new pool
+            finally:
+                self._release()
+            return self._encode_again(parts)
+
+        return result
+
+    def _encode_again(self, parts: list[list[str]]) -> Encoded:
+        pool = self._acquire()
+        try:
+            futures = [pool.submit(_encode_chunks, self.spec, part) for part in parts]
+            return _joined([f.result() for f in futures])
+        except BrokenProcessPool as exc:
+            self._discard(pool)
+            raise EmbedderError(
+                f"The encode workers for {self.spec!r} died twice in a row (out of memory?); "
+                "set INVEKTO_ENCODE_WORKERS=0 to encode in the index's own process"
+            ) from exc
+        finally:
+            self._release()
+
+    @property
+    def pids(self) -> list[int]:
+        """The workers' process ids while they run (for memory reports and tests)."""
+        return list(getattr(self._pool, "_processes", None) or {})
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            if self._idle is not None:
+                self._idle.cancel()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _acquire(self) -> ProcessPoolExecutor:
+        with self._lock:
+            self._busy += 1
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
+            if self._pool is None:
+                pool = ProcessPoolExecutor(
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with_parent,
+                    initargs=(os.getpid(),),
+                )
+                try:
+                    model_id, _ = pool.submit(_describe, self.spec).result()
+                except BaseException as exc:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._busy -= 1
+                    if isinstance(exc, BrokenProcessPool):
+                        raise EmbedderError(
+                            f"The encode workers for {self.spec!r} stopped while loading the model "
+                            "(out of memory?); set INVEKTO_ENCODE_WORKERS=0 to encode in the index's own process"
+                        ) from exc
+                    raise
+                if model_id != self._expect:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._busy -= 1
+                    raise EmbedderError(
+                        f"The encode workers load {model_id!r} but the index holds {self._expect!r} vectors"
+                    )
+                self._pool = pool
+            return self._pool
+
+    def _release(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            if self._busy == 0 and self._pool is not None and self.idle_s > 0:
+                self._idle = threading.Timer(self.idle_s, self._stop_if_idle)
+                self._idle.daemon = True
+                self._idle.start()
+
+    def _stop_if_idle(self) -> None:
+        with self._lock:
+            if self._busy or self._pool is None:
+                return
+            pool, self._pool, self._idle = self._pool, None, None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:  # the first thread to notice starts a new pool on its next batch
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)

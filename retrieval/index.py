@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .embed_process import ProcessEmbedder
+from .embed_process import EncodePool, ProcessEmbedder
 from .embedders import Embedder, embed_queries, load_embedder
 from .fusion import fuse
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
@@ -133,25 +134,44 @@ class KnowledgeIndex:
                 self._owned_embedder.close()
             raise
         self._reranker: CrossEncoderReranker | None = None
+        workers = settings.encode_workers or 0
+        self.encode_pool = (
+            EncodePool(settings.embedder, workers, expect_model=self.meta.embedder) if workers else None
+        )
 
     # ----- writes -----
     def upsert(
         self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None
     ) -> int:
-        """Embed and store `chunks` (idempotent by point id); returns how many were written."""
+        """Embed and store `chunks` (idempotent by point id); returns how many were written.
+
+        With encode workers, they compute both vectors, the next batch's while this one is stored."""
+        batches = [chunks[start : start + batch_size] for start in range(0, len(chunks), batch_size)]
+        texts = [[encoder_text(indexed_text(c)) for c in batch] for batch in batches]
+        pool = self.encode_pool
+        pending = pool.submit(texts[0]) if pool is not None and batches else None
         written = 0
-        for start in range(0, len(chunks), batch_size):
-            batch = chunks[start : start + batch_size]
-            texts = [encoder_text(indexed_text(c)) for c in batch]
-            dense = self.embedder.embed_documents(texts)
-            points = [
-                StoredPoint(c.point_id, dense[i], self.bm25.embed_document(texts[i]), c.payload())
-                for i, c in enumerate(batch)
-            ]
-            self.store.upsert(points)
-            written += len(points)
-            if progress:
-                progress(len(points))
+        try:
+            for n, batch in enumerate(batches):
+                if pending is not None:
+                    waiting, pending = pending, None
+                    dense, sparse = waiting()
+                    if pool is not None and n + 1 < len(batches):
+                        pending = pool.submit(texts[n + 1])
+                else:
+                    dense = self.embedder.embed_documents(texts[n])
+                    sparse = [self.bm25.embed_document(text) for text in texts[n]]
+                points = [
+                    StoredPoint(c.point_id, dense[i], sparse[i], c.payload()) for i, c in enumerate(batch)
+                ]
+                self.store.upsert(points)
+                written += len(points)
+                if progress:
+                    progress(len(points))
+        finally:
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    pending()  # a batch no longer stored: its workers are released all the same
         return written
 
     def delete_document(self, tenant_id: str, doc_id: str) -> None:
@@ -337,6 +357,8 @@ class KnowledgeIndex:
         try:
             self.store.close()
         finally:
+            if self.encode_pool is not None:
+                self.encode_pool.close()
             if self._owned_embedder is not None:
                 self._owned_embedder.close()
 

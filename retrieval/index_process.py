@@ -208,6 +208,9 @@ def _read_calls(
 def _host(conn: Connection, settings: Settings, parent: int) -> None:
     """The child's entry point: open the index, say it is ready (or why not), answer calls."""
     _exit_with_parent(parent)
+    # Started as a daemon (the server never waits for it at exit), which multiprocessing forbids to have
+    # children; its encode workers (EncodePool) are its own, and they exit with it (_exit_with_parent).
+    multiprocessing.current_process().daemon = False
     # The writer thread's encoder takes the GIL back after every numpy call; with a search thread busy
     # beside it, the default 5 ms switch interval made it wait each time (96 passages encoded beside
     # back-to-back searches: 18.5 s at 5 ms, 11.8 s at 1 ms, with more searches answered meanwhile).

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from retrieval.embed_process import ProcessEmbedder
+from retrieval.embed_process import EncodePool, ProcessEmbedder
 from retrieval.embedders import EmbedderError, UseMultilingualEmbedder
 from retrieval.index import KnowledgeIndex
 from retrieval.models import Chunk
 from retrieval.settings import Settings
+from retrieval.sparse import TurkishBm25
 from tests.conftest import child_of_killed_parent, wait_for_exit
 
 
@@ -77,3 +79,77 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     )
     child = child_of_killed_parent(script, tmp_path)
     assert wait_for_exit(child), f"encoder child {child} outlived its killed parent"
+
+
+TEXTS = [
+    "Taşıt kredisi için şartlar nelerdir?",
+    "Kartımı kaybettim, ne yapmalıyım?",
+    "Kargo ücreti ne kadar?",
+    "İade süresi kaç gün?",
+    "Şifremi unuttum.",
+]
+
+
+def test_an_encode_pool_splits_a_batch_between_workers_and_gives_the_same_vectors(
+    use_embedder: UseMultilingualEmbedder,
+) -> None:
+    pool = EncodePool("use-multilingual", 2, expect_model=use_embedder.model_id)
+    try:
+        assert pool.pids == []  # nothing starts before the first batch
+        vectors, sparse = pool.encode(TEXTS)
+        assert np.allclose(vectors, use_embedder.embed_documents(TEXTS), atol=1e-5)
+        assert sparse == [TurkishBm25().embed_document(text) for text in TEXTS]
+        workers = pool.pids
+        assert len(workers) == 2 and os.getpid() not in workers
+        os.kill(workers[0], signal.SIGKILL)  # a worker that dies: its batch is encoded by a new pool
+        assert wait_for_exit(workers[0])
+        for _ in range(50):
+            assert np.allclose(pool.encode(TEXTS[:2])[0], vectors[:2], atol=1e-5)
+            if workers[0] not in pool.pids:
+                break
+            time.sleep(0.1)  # the pool had not noticed yet: the other worker answered
+        else:
+            pytest.fail("the pool still counts a killed worker")
+    finally:
+        pool.close()
+    assert pool.pids == []
+
+
+def test_idle_encode_workers_stop_and_start_again_on_the_next_batch(
+    use_embedder: UseMultilingualEmbedder,
+) -> None:
+    pool = EncodePool("use-multilingual", 1, expect_model=use_embedder.model_id, idle_s=0.2)
+    try:
+        first, _ = pool.encode(TEXTS[:1])
+        (worker,) = pool.pids
+        assert wait_for_exit(worker)
+        assert pool.pids == []
+        assert np.allclose(pool.encode(TEXTS[:1])[0], first, atol=1e-6)
+    finally:
+        pool.close()
+
+
+def test_encode_workers_of_another_model_than_the_index_are_refused() -> None:
+    pool = EncodePool("use-multilingual", 1, expect_model="sentence-transformers/other-model")
+    with pytest.raises(EmbedderError, match="index holds 'sentence-transformers/other-model' vectors"):
+        pool.encode(TEXTS[:1])
+    assert pool.pids == []
+
+
+def test_an_index_with_encode_workers_writes_searchable_chunks_and_stops_them_on_close(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", encode_workers=1, _env_file=None)  # type: ignore[call-arg]
+    with KnowledgeIndex(settings) as index:
+        assert index.encode_pool is not None
+        index.upsert(
+            [
+                Chunk("acme", "kredi", "0", "Taşıt kredisi için gelir belgesi ve ruhsat gerekir."),
+                Chunk("acme", "kart", "0", "Kayıp kartınızı mobil uygulamadan hemen kapatabilirsiniz."),
+            ]
+        )
+        workers = index.encode_pool.pids
+        assert workers
+        assert index.search("acme", "araç kredisi şartları").hits[0].doc_id == "kredi"
+    for pid in workers:
+        assert wait_for_exit(pid)

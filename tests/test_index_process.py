@@ -231,3 +231,33 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     # Its lock went with it: the index opens again.
     with KnowledgeIndex(_settings(tmp_path / "data").model_copy(update={"index_process": False})):
         pass
+
+
+def _process_children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found.extend(int(c) for c in children)
+    return found
+
+
+def test_the_child_encodes_ingestion_in_its_own_workers_and_stops_them_on_close(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "data").model_copy(update={"encode_workers": 2})
+    index = HostedIndex(settings)
+    try:
+        assert index.upsert(_chunks("acme")) == len(FAQ)
+        child = index.pid
+        assert child is not None
+        workers = _process_children(child)
+        assert len(workers) == 2
+        hosted_rankings = [_ranking(index, "acme", q) for q in QUESTIONS]
+    finally:
+        index.close()
+    for worker in workers:
+        assert wait_for_exit(worker), f"encode worker {worker} outlived the index"
+    # The workers wrote the vectors the index's own encoder writes: the same answers, scores and all.
+    own = _settings(tmp_path / "own").model_copy(update={"index_process": False, "encode_workers": 0})
+    with KnowledgeIndex(own) as local:
+        local.upsert(_chunks("acme"))
+        for question, ranking in zip(QUESTIONS, hosted_rankings, strict=True):
+            assert _same(_ranking(local, "acme", question), ranking)

@@ -64,12 +64,20 @@ def bench_ingest(
         DEFAULT_DEV, "--dataset", help="Dataset folder whose passages are ingested."
     ),
     chunks: int = typer.Option(3000, help="How many documents (passages repeated under distinct ids)."),
+    encode_workers: int | None = typer.Option(
+        None,
+        "--encode-workers",
+        min=0,
+        help="Encode in this many worker processes (default: INVEKTO_ENCODE_WORKERS).",
+    ),
 ) -> None:
-    """Ingestion throughput vs the raw encoder on the same texts, in one run."""
+    """Ingestion throughput vs the raw encoder (one process) on the same texts, in one run."""
     from ingestion.bench import markdown_table, run_ingest_benchmark
     from retrieval.embedders import load_embedder
 
     settings = load_settings()
+    if encode_workers is not None:
+        settings = settings.model_copy(update={"encode_workers": encode_workers})
     report = run_ingest_benchmark(
         settings, load_embedder(settings.embedder), dataset / "corpus.jsonl", chunks=chunks
     )

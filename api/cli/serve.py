@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from ..server import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS, admin_token_problem, uvicorn_config
 from .common import fail, load_settings, open_context
+
+# Encode workers `serve` starts by default: one per core, at most this many (each holds a copy of the model).
+MAX_DEFAULT_ENCODE_WORKERS = 4
 
 
 def serve(
@@ -58,11 +63,15 @@ def serve(
         index_process = settings.index_process is not False
     if encoder_process is None:
         encoder_process = settings.encoder_process is not False
+    encode_workers = settings.encode_workers
+    if encode_workers is None:
+        encode_workers = min(os.cpu_count() or 1, MAX_DEFAULT_ENCODE_WORKERS)
     options = {"rate_limit": rate_limit, "rate_burst": burst, "compute_slots": compute_slots}
     settings = settings.model_copy(
         update={
             "index_process": index_process,
             "encoder_process": encoder_process,
+            "encode_workers": encode_workers,
             **{name: value for name, value in options.items() if value is not None},
         }
     )
