@@ -125,8 +125,11 @@ def _detector() -> Any:
     from lingua import Language as Lingua
     from lingua import LanguageDetectorBuilder
 
-    # Models load lazily, per language, the first time a text needs them.
-    return LanguageDetectorBuilder.from_languages(*(getattr(Lingua, name) for name in _DETECTED)).build()
+    # Trigram models only (low-accuracy mode): 23 MiB loaded instead of 356 MiB in every server process.
+    # On the shop and xquad dev messages (952 Turkish and English texts) neither mode calls one foreign;
+    # on 20 short foreign questions this mode named 16, the full one 14 (the same 14 among them).
+    languages = (getattr(Lingua, name) for name in _DETECTED)
+    return LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()
 
 
 def warm_up() -> None:
