@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -71,6 +71,16 @@ def _embed_queries(spec: str, texts: list[str]) -> np.ndarray:
     return embed_queries(_model(spec), texts)
 
 
+def _spawned_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes started with `spawn` (never fork a process that runs threads) that exit with this one."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
 class ProcessEmbedder:
     """The embedder named by `spec` (see load_embedder), computed in one child process; thread-safe."""
 
@@ -115,12 +125,7 @@ class ProcessEmbedder:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _start(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
-        )
+        return _spawned_pool(1)
 
     def _call(self, fn: Any, *args: Any) -> Any:
         for attempt in (1, 2):
@@ -180,7 +185,7 @@ class EncodePool:
         parts = [list(texts[i : i + per_worker]) for i in range(0, len(texts), per_worker)]
         pool = self._acquire()
         try:
-            futures = [pool.submit(_encode_chunks, self.spec, part) for part in parts]
+            futures = self._send(pool, parts)
         except BrokenProcessPool:
             futures = []
 
@@ -199,8 +204,7 @@ class EncodePool:
     def _encode_again(self, parts: list[list[str]]) -> Encoded:
         pool = self._acquire()
         try:
-            futures = [pool.submit(_encode_chunks, self.spec, part) for part in parts]
-            return _joined([f.result() for f in futures])
+            return _joined([f.result() for f in self._send(pool, parts)])
         except BrokenProcessPool as exc:
             self._discard(pool)
             raise EmbedderError(
@@ -209,6 +213,9 @@ class EncodePool:
             ) from exc
         finally:
             self._release()
+
+    def _send(self, pool: ProcessPoolExecutor, parts: list[list[str]]) -> list[Future[Encoded]]:
+        return [pool.submit(_encode_chunks, self.spec, part) for part in parts]
 
     @property
     def pids(self) -> list[int]:
@@ -230,31 +237,32 @@ class EncodePool:
                 self._idle.cancel()
                 self._idle = None
             if self._pool is None:
-                pool = ProcessPoolExecutor(
-                    max_workers=self.workers,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_exit_with_parent,
-                    initargs=(os.getpid(),),
-                )
                 try:
-                    model_id, _ = pool.submit(_describe, self.spec).result()
-                except BaseException as exc:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._start()
+                except BaseException:
                     self._busy -= 1
-                    if isinstance(exc, BrokenProcessPool):
-                        raise EmbedderError(
-                            f"The encode workers for {self.spec!r} stopped while loading the model "
-                            "(out of memory?); set INVEKTO_ENCODE_WORKERS=0 to encode in the index's own process"
-                        ) from exc
                     raise
-                if model_id != self._expect:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    self._busy -= 1
-                    raise EmbedderError(
-                        f"The encode workers load {model_id!r} but the index holds {self._expect!r} vectors"
-                    )
-                self._pool = pool
             return self._pool
+
+    def _start(self) -> ProcessPoolExecutor:
+        """Return a new pool whose workers loaded the index's model; shut down again if they did not."""
+        pool = _spawned_pool(self.workers)
+        try:
+            model_id, _ = pool.submit(_describe, self.spec).result()
+            if model_id != self._expect:
+                raise EmbedderError(
+                    f"The encode workers load {model_id!r} but the index holds {self._expect!r} vectors"
+                )
+        except BrokenProcessPool as exc:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise EmbedderError(
+                f"The encode workers for {self.spec!r} stopped while loading the model "
+                "(out of memory?); set INVEKTO_ENCODE_WORKERS=0 to encode in the index's own process"
+            ) from exc
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        return pool
 
     def _release(self) -> None:
         with self._lock:
