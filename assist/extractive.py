@@ -164,7 +164,8 @@ def extractive_replies(
     limit: int = MAX_SUGGESTIONS,
     min_confidence: float = 0.0,
 ) -> list[ExtractiveReply]:
-    """Return up to `limit` distinct replies from the hits, in retrieval order."""
+    """Return up to `limit` replies from the hits, in retrieval order: each says something new and comes
+    from a source none before it came from (three passages of one past chat are one suggestion)."""
     replies: list[ExtractiveReply] = []
     seen: set[str] = set()
     for hit, ev in zip(hits, evidence, strict=True):
@@ -174,8 +175,8 @@ def extractive_replies(
         if reply is None or reply.confidence < min_confidence:
             continue
         key = " ".join(reply.text.lower().split())
-        if key in seen:
+        if key in seen or hit.ref in seen:
             continue
-        seen.add(key)
+        seen.update((key, hit.ref))
         replies.append(reply)
     return replies

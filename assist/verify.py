@@ -46,8 +46,23 @@ _WANTS_NUMBER = re.compile(
 _NUMBER = re.compile(
     r"\d|\b(?:bir|iki|uc|dort|bes|alti|yedi|sekiz|dokuz|on|yirmi|otuz|kirk|elli|yuz|bin|ayni gun|ertesi)\b"
 )
-_YES_NO = re.compile(
-    r"\b(?:mi|mu|mı|mü|misiniz|musunuz|miyim|muyum|olur mu|var mi|yok mu|can i|is there|do you)\b"
+# What a question asks for, on the matched (folded) form, first match wins: a reason, a procedure, a
+# number (amount, duration, date), a place, or a yes/no. A source whose own question asks for another kind
+# answers another question ("kupon ile puan aynı siparişte kullanılır mı" is not "kupon kullandım puanım az
+# yüklendi neden").
+_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("why", re.compile(r"\b(?:neden|niye|nicin|ne icin|sebebi|why)\b")),
+    ("how", re.compile(r"\b(?:nasil|napiyim|napcam|ne yapmam|ne yapmaliyim|ne yapayim|how)\b")),
+    ("number", _WANTS_NUMBER),
+    ("where", re.compile(r"\b(?:nere\w*|nerde\w*|where)\b")),
+    (
+        "yes_no",
+        re.compile(
+            r"\b(?:mi|mu)(?:dir|dur|yim|yum|yiz|yuz|sin|sun|siniz|sunuz|ydi|ydu|ymis|ymus)?\b"
+            r"|\b(?:can i|is there|do you|does|are you)\b"
+            r"|\w(?:misiniz|musunuz|miyim|muyum|miyiz|muyuz|misin|musun)\b"
+        ),
+    ),
 )
 
 FEATURES: tuple[str, ...] = (
@@ -74,7 +89,13 @@ FEATURES: tuple[str, ...] = (
     "idf_unseen_share",
     "idf_missing_max",
     "idf_key_missing_share",
+    "kind_differs",
 )
+
+
+def question_kind(form: str) -> str | None:
+    """Return what a question (in match form) asks for: why, how, number, where, yes_no; None if unclear."""
+    return next((kind for kind, pattern in _KINDS if pattern.search(form)), None)
 
 
 def has_placeholder(text: str) -> bool:
@@ -240,6 +261,7 @@ def candidate_features(
     form = match_form(strip_placeholders(question))
     digits = set(_DIGITS.findall(form))
     wants_number = _WANTS_NUMBER.search(form) is not None
+    kind = question_kind(form)
     chunk_terms = [_chunk_terms(h) for h in hits]
     everywhere = frozenset().union(*chunk_terms) if chunk_terms else frozenset()
     unseen = sum(1 for t in query if not soft_in(t, everywhere)) / len(query) if query else 1.0
@@ -261,6 +283,7 @@ def candidate_features(
         answer_form = match_form(source_answer(hit))
         margin = (hit.score - hits[1].score) if rank == 0 and len(hits) > 1 else (hit.score - top)
         key_in_query = _share(key_terms, query) if keyed else 0.0
+        key_kind = question_kind(match_form(key)) if keyed and hit.source != "quick_reply" else None
         rows.append(
             {
                 "cosine": max(0.0, hit.dense_score or 0.0),
@@ -292,6 +315,7 @@ def candidate_features(
                 "idf_key_missing_share": _idf_share(
                     [t for t in query if keyed and not soft_in(t, key_terms)], vocabulary, idf_total
                 ),
+                "kind_differs": 1.0 if kind and key_kind and kind != key_kind else 0.0,
             }
         )
     return rows

@@ -7,7 +7,7 @@ compared on the same candidates. See docs/fusion.md for the measured comparison 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from .models import SearchHit
@@ -133,3 +133,11 @@ def fuse(
     if method not in methods:
         raise ValueError(f"Unknown fusion method {method!r}; choose one of {', '.join(methods)}")
     return methods[method]()
+
+
+def weighted_by_source(hits: Sequence[SearchHit], weights: Mapping[str, float]) -> Ranked:
+    """Return hydrated `hits` with each fused score multiplied by its source's weight (1.0 when not named),
+    best first; ties keep their order. The raw cosine and BM25 stay as they were: they are absolute
+    evidence for assist, not ranks."""
+    scaled = [replace(h, score=h.score * weights.get(h.source, 1.0)) for h in hits]
+    return sorted(scaled, key=lambda h: -h.score)

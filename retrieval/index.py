@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +15,7 @@ import numpy as np
 
 from .embed_process import EncodePool, ProcessEmbedder
 from .embedders import Embedder, embed_queries, load_embedder
-from .fusion import fuse
+from .fusion import fuse, weighted_by_source
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
 from .ranking import CrossEncoderReranker, mmr
 from .settings import Settings
@@ -48,6 +48,8 @@ class QueryOptions:
     dense_weight: float | None = None
     rerank: bool | None = None
     mmr_lambda: float | None = None
+    # Per-source multipliers of the fused score (Settings.source_weights when None; {} for none).
+    source_weights: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -315,11 +317,18 @@ class KnowledgeIndex:
         weight = s.dense_weight if opts.dense_weight is None else opts.dense_weight
         rerank = opts.rerank if opts.rerank is not None else bool(s.rerank_model)
         lam = opts.mmr_lambda if opts.mmr_lambda is not None else s.mmr_lambda
-        # Second-stage ranking reads chunk text, so it gets a wider hydrated pool than the final limit.
-        pool = max(opts.limit * 4, 20) if (rerank or lam is not None) else opts.limit
+        weights = {
+            k: w
+            for k, w in (s.source_weights if opts.source_weights is None else opts.source_weights).items()
+            if w != 1.0
+        }
+        # Second-stage ranking reads the chunk's payload, so it gets a wider hydrated pool than the final limit.
+        pool = max(opts.limit * 4, 20) if (rerank or lam is not None or weights) else opts.limit
         # Each fused hit keeps its raw cosine and BM25: assist uses them as absolute relevance evidence.
         ranked = fuse(method, dense_hits, sparse_hits, dense_weight=weight, rrf_k=s.rrf_k, top=pool)
         ranked = self.store.hydrate(tenant_id, ranked)
+        if weights:
+            ranked = weighted_by_source(ranked, weights)
         if rerank:
             ranked = self._rerank(query, ranked)
         if lam is not None:

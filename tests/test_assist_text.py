@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from assist.extractive import best_sentences
+from assist.confidence import Evidence
+from assist.extractive import best_sentences, extractive_replies
 from assist.grounding import GroundingCheck, MalformedOutput, ModelAnswer, parse_model_answer
 from assist.handoff import handoff_summary
 from assist.language import content_terms, conversation_language, detect_language
@@ -13,6 +14,7 @@ from assist.models import AssistRequest, ConversationTurn
 from assist.query import customer_bursts, deterministic_query
 from assist.safety import assess, negative_sentiment
 from assist.sentences import split_sentences
+from retrieval.models import SearchHit
 
 
 @pytest.mark.parametrize(
@@ -209,3 +211,29 @@ def test_handoff_summary_has_three_lines_and_a_short_request() -> None:
     wants, tried, why = summary.splitlines()
     assert len(wants) < 230 and wants.endswith("…")
     assert tried == "Denenen: bilgi bankasında arandı." and "güvenle" in why
+
+
+def test_each_suggestion_comes_from_a_different_source() -> None:
+    def chat(chunk: str, answer: str) -> SearchHit:
+        meta = {"conversation": "c-5", "answer": answer}
+        return SearchHit("p" + chunk, "t", "chats", chunk, answer, 1.0, source="chat", metadata=meta)
+
+    hits = [
+        chat("1", "İade talebini Hesabım > Siparişlerim'den oluşturabilirsiniz."),
+        chat("2", "İade kodunuz SMS ile gelir, ürünü 7 gün içinde kargoya verin."),
+        SearchHit(
+            "p3",
+            "t",
+            "faq",
+            "sss-24",
+            "İade nasıl yapılır?",
+            0.9,
+            source="faq",
+            metadata={"id": "sss-24", "answer": "Hesabım > Siparişlerim > İade Talebi Oluştur."},
+        ),
+    ]
+    evidence = [Evidence(0.8, 0.7), Evidence(0.8, 0.65), Evidence(0.7, 0.6)]
+    replies = extractive_replies("iade nasil yapcam", {"iade"}, hits, evidence)
+    # Two replies of one past conversation are one source: the agent gets the FAQ row as the alternative.
+    assert [r.hit.ref for r in replies] == [hits[0].ref, hits[2].ref]
+    assert hits[0].ref == hits[1].ref

@@ -6,9 +6,18 @@ from __future__ import annotations
 import pytest
 
 from assist.confidence import blocked_reason, gather_evidence
+from assist.language import match_form
 from assist.policy import EvidenceSample, choose_policy, precision_lower_bound, samples_needed
 from assist.self_test import OUT_OF_DOMAIN, answers_probe, knowledge_probes
-from assist.verify import TenantVocabulary, default_model, has_placeholder, missing_words, soft_in
+from assist.verify import (
+    TenantVocabulary,
+    candidate_features,
+    default_model,
+    has_placeholder,
+    missing_words,
+    question_kind,
+    soft_in,
+)
 from retrieval.models import SearchHit
 
 
@@ -117,3 +126,40 @@ def test_probes_come_from_the_tenants_own_questions() -> None:
     assert sum(1 for p in probes if p.question in OUT_OF_DOMAIN) == len(OUT_OF_DOMAIN)
     probe = next(p for p in probes if p.expected == "faq:s-1")
     assert answers_probe(probe, STUDENT) and not answers_probe(probe, BIRTHDAY)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("kupon kullandim puanim az yuklendi neden", "why"),
+        ("iade nasil yapcam", "how"),
+        ("Kargo ücreti ne kadar?", "number"),
+        ("siparişim ne zaman gelir", "number"),
+        ("kargom nerde kaldı", "where"),
+        ("taksit yapiyomusunuz", "yes_no"),
+        ("kupon ile puan aynı siparişte kullanılabilir mi", "yes_no"),
+        ("Can I pay in installments?", "yes_no"),
+        ("mimar indirimi", None),  # "mi" inside a word is no question particle
+        ("kapıda ödeme", None),
+    ],
+)
+def test_question_kind_reads_informal_turkish(question: str, kind: str | None) -> None:
+    assert question_kind(match_form(question)) == kind
+
+
+def test_a_source_that_asks_another_kind_of_question_is_marked() -> None:
+    def chat(question: str) -> SearchHit:
+        meta = {"question": question, "answer": "Puan indirimli tutar üzerinden hesaplanır."}
+        return SearchHit("p", "t", "chats", "1", question, 1.0, source="chat", metadata=meta)
+
+    asked = "kupon ile evim puanı aynı siparişte kullanabilir miyim"
+    why, same = candidate_features(
+        asked,
+        [chat("kupon kullandım puanım az yüklendi neden"), chat("kupon ile puan birlikte kullanılır mı")],
+    )
+    assert why["kind_differs"] == 1.0 and same["kind_differs"] == 0.0
+    # A verifier trained on that sign gives the source that answers another question the lower probability.
+    model = default_model()
+    assert "kind_differs" in model.features
+    as_if_same, as_is = model.probabilities([{**why, "kind_differs": 0.0}, why])
+    assert as_if_same > as_is

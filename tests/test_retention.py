@@ -111,7 +111,9 @@ def test_the_background_pruner_prunes_until_closed(registry: Registry) -> None:
     runs = pruner.runs
     _suggest(registry, "acme", "c2", 1)
     time.sleep(0.2)
-    assert pruner.runs == runs and len(AssistRecords(registry).list_audit("acme")) == 1  # closed: no more rounds
+    assert (
+        pruner.runs == runs and len(AssistRecords(registry).list_audit("acme")) == 1
+    )  # closed: no more rounds
 
 
 def test_a_zero_interval_never_starts_the_pruner(registry: Registry) -> None:

@@ -13,7 +13,7 @@ from retrieval.embedders import (
     UseMultilingualEmbedder,
     load_embedder,
 )
-from retrieval.index import KnowledgeIndex
+from retrieval.index import KnowledgeIndex, QueryOptions
 from retrieval.models import Chunk
 from retrieval.settings import Settings
 from retrieval.store import StoreError
@@ -167,3 +167,49 @@ def test_hnsw_is_built_once_enough_dense_vectors_are_unindexed(
         assert idx.maintain() is False  # nothing new since the build
         hit = idx.search("t", "Şube 37 kaçta kapanıyor?").hits[0]
         assert hit.doc_id == "d37"
+
+
+def test_source_weights_reorder_the_best_hits_and_keep_the_raw_evidence(
+    settings: Settings, use_embedder: UseMultilingualEmbedder
+) -> None:
+    faq = Chunk("t", "faq", "0", "Kargo ücreti ne kadar? Kargo 50 TL'dir.", source="faq")
+    doc = Chunk(
+        "t",
+        "kargo.md",
+        "0",
+        "Kargo ve teslimat: siparişleriniz Martı Kargo ile gönderilir. 500 TL üzeri siparişlerde kargo "
+        "ücretsizdir, altındaki siparişlerde kargo ücreti sepette gösterilir. Teslimat 1-3 iş günüdür.",
+        source="doc",
+    )
+    other = Chunk("t", "iade", "0", "İade için 14 gününüz var.", source="faq")
+    query = "kargo ücreti ne kadar"
+    with KnowledgeIndex(settings, embedder=use_embedder) as idx:
+        idx.upsert([faq, doc, other])
+        plain = idx.search("t", query, QueryOptions(limit=3, source_weights={})).hits
+        assert [h.doc_id for h in plain[:2]] == ["faq", "kargo.md"]
+        ratio = plain[0].score / plain[1].score
+        boosted = idx.search("t", query, QueryOptions(limit=3, source_weights={"doc": ratio * 1.1})).hits
+        # The policy page now leads; its score is the fused one times the weight, its cosine untouched.
+        assert [h.doc_id for h in boosted[:2]] == ["kargo.md", "faq"]
+        assert boosted[0].score == pytest.approx(plain[1].score * ratio * 1.1)
+        assert boosted[0].dense_score == plain[1].dense_score
+        assert [h.score for h in boosted] == sorted((h.score for h in boosted), reverse=True)
+        # A weight below one sends a source down; the default (Settings) applies when none is given.
+        assert (
+            idx.search("t", query, QueryOptions(limit=1, source_weights={"faq": 0.01})).hits[0].doc_id
+            != "faq"
+        )
+        assert idx.search("t", query).hits[0].score == pytest.approx(
+            plain[0].score * settings.source_weights.get(plain[0].source, 1.0)
+        )
+
+
+def test_source_weights_come_from_the_environment_and_bad_names_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INVEKTO_SOURCE_WEIGHTS", '{"doc": 1.3}')
+    assert Settings(_env_file=None).source_weights == {"doc": 1.3}  # type: ignore[call-arg]
+    for bad in ('{"pdf": 1.3}', '{"doc": 0}'):
+        monkeypatch.setenv("INVEKTO_SOURCE_WEIGHTS", bad)
+        with pytest.raises(ValueError, match="source_weights"):
+            Settings(_env_file=None)  # type: ignore[call-arg]
