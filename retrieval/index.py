@@ -326,6 +326,12 @@ class KnowledgeIndex:
         pool = max(opts.limit * 4, 20) if (rerank or lam is not None or weights) else opts.limit
         # Each fused hit keeps its raw cosine and BM25: assist uses them as absolute relevance evidence.
         ranked = fuse(method, dense_hits, sparse_hits, dense_weight=weight, rrf_k=s.rrf_k, top=pool)
+        if weights and not rerank and lam is None and len(ranked) > opts.limit:
+            # Only a hit whose best weighted score can reach the limit-th hit's worst one can enter the
+            # final list: the rest are not read from the store (same ranking, fewer payloads).
+            reach = max(1.0, *weights.values()) / min(1.0, *weights.values())
+            floor = ranked[opts.limit - 1].score / reach
+            ranked = [h for h in ranked if h.score >= floor]
         ranked = self.store.hydrate(tenant_id, ranked)
         if weights:
             ranked = weighted_by_source(ranked, weights)

@@ -194,6 +194,9 @@ def test_source_weights_reorder_the_best_hits_and_keep_the_raw_evidence(
         assert boosted[0].score == pytest.approx(plain[1].score * ratio * 1.1)
         assert boosted[0].dense_score == plain[1].dense_score
         assert [h.score for h in boosted] == sorted((h.score for h in boosted), reverse=True)
+        # A shorter list is the head of the longer one (hits that cannot reach it are not even read).
+        top1 = idx.search("t", query, QueryOptions(limit=1, source_weights={"doc": ratio * 1.1})).hits
+        assert [(h.doc_id, h.score) for h in top1] == [(boosted[0].doc_id, boosted[0].score)]
         # A weight below one sends a source down; the default (Settings) applies when none is given.
         assert (
             idx.search("t", query, QueryOptions(limit=1, source_weights={"faq": 0.01})).hits[0].doc_id
