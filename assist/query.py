@@ -43,6 +43,17 @@ _ASPECT_STEMS = frozenset(
     )
 )
 
+# Words that place a question in time or point at the people in it ("geçen hafta sizden tost makinesi
+# aldım"): never its subject, and no end of it either.
+_NOT_SUBJECT = frozenset(
+    match_form(w)
+    for w in word_set(
+        """
+        geçen hafta haftaya dün bugün yarın önce sonra şimdi hala hâlâ demin az önceki sabah akşam öğlen
+        gece ay yıl tekrar zaten yine sizden sizde bizden benden sizinle bizimle
+        """
+    )
+)
 _GREETINGS = word_set(
     """
     merhaba merhabalar selam selamlar slm mrb iyi günler akşamlar sabahlar geceler hayırlı kolay
@@ -108,7 +119,9 @@ def subject_of(question: str, asked: str, whole: bool = False) -> list[str]:
     subject: list[str] = []
     for word in normalise_for_match(question).split():
         form = match_form(word)
-        if form in FUNCTION_WORDS or (len(form) < 2 and not form.isdigit()):
+        if form in _NOT_SUBJECT or (len(form) < 2 and not form.isdigit()):
+            continue  # a suffix cut off by an apostrophe ("Van'a") is part of the word before it
+        if form in FUNCTION_WORDS:
             if subject and not whole:
                 break  # the subject ends where the question words begin ("... var mı")
             continue
@@ -136,7 +149,7 @@ def deterministic_query(bursts: Sequence[str]) -> ConversationQuery:
         for earlier in reversed(substantive[:-1][-MAX_CONTEXT_BURSTS:]):
             used += 1
             subject = subject_of(earlier, " ".join(parts), whole=names_nothing)
-            if subject:
+            if any(not w.isdigit() for w in subject):  # a number alone ("bugün 6. gün") names no subject
                 parts.append(" ".join(subject))
                 if not _needs_context(earlier):
                     break  # a question that stood on its own carries the whole subject

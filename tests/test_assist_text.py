@@ -85,6 +85,19 @@ def test_a_follow_up_asks_the_last_question_with_the_earlier_subject() -> None:
     )
 
 
+def test_the_subject_carried_over_is_a_thing_not_a_time_a_person_or_a_number() -> None:
+    # "geçen hafta sizden" says when and from whom; the toaster is what the follow-up is about.
+    bought = deterministic_query(
+        ["merhaba", "geçen hafta sizden tost makinesi aldım", "çalışmıyo ne yapıcam"]
+    )
+    assert bought.text == "çalışmıyo ne yapıcam tost makinesi aldım"
+    # "bugün 6. gün oldu" names no subject: the order of the message before it does ("Van'a" is one word).
+    late = deterministic_query(
+        ["Van'a sipariş verdim, hâlâ gelmedi", "bugün 6. gün oldu", "neden bu kadar gecikiyor ya"]
+    )
+    assert late.text == "neden bu kadar gecikiyor ya van sipariş verdim" and late.bursts_used == 3
+
+
 def test_a_standalone_question_and_small_talk_are_handled() -> None:
     standalone = deterministic_query(
         ["Kargo ücreti ne kadar?", "İade süresi kaç gündür, ürünü geri nasıl gönderirim, kutusu gerekir mi?"]
