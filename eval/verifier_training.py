@@ -12,6 +12,9 @@ source is among the query's relevant ids. They come from
 
 `cross_validate` reports the out-of-fold quality (queries grouped, so no query is scored by a model
 that saw it), which is the honest estimate for unseen tenants; the shipped model is fitted on all rows.
+`simulate_policy` checks the promise the auto-answer policy makes: a new tenant's threshold comes from
+its self-test, so with every probe and every labelled query held out, does the threshold the probes
+certify keep the labelled customer messages at the precision target?
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from assist.policy import EvidenceSample, choose_policy
 from assist.self_test import answers_probe, knowledge_probes
 from assist.service import SEARCH_LIMIT, AssistService
 from assist.verify import FEATURES, TenantVocabulary, VerifierModel, candidate_features
@@ -179,3 +183,60 @@ def cross_validate(rows: TrainingRows, folds: int = 5, seed: int = 13) -> dict[s
         **{f"calibration_{k}": v for k, v in calibration(records).items()},
         "risk_coverage": curve.as_dict(),
     }
+
+
+SIMULATED_TARGETS = (0.9, 0.95, 0.98)
+
+
+def simulate_policy(
+    rows: TrainingRows, folds: int = 5, seed: int = 13, targets: Sequence[float] = SIMULATED_TARGETS
+) -> list[dict[str, Any]]:
+    """Return, per precision target, what the self-test policy does to held-out customer messages.
+
+    Every row group (a labelled query or a self-test probe) is scored by a model fitted without it, as
+    for a tenant the verifier never saw. The probes give the self-test evidence exactly as the service
+    builds it (the most probable source of each probe, right or not) and `choose_policy` its threshold;
+    the labelled queries then show the precision that threshold really gives: `wrong` of `answered`.
+    """
+    groups = sorted(set(rows.group))
+    random.Random(seed).shuffle(groups)
+    fold_of = {g: i % folds for i, g in enumerate(groups)}
+    fold = np.array([fold_of[g] for g in rows.group])
+    oof = np.zeros(len(rows.y))
+    x = np.array(rows.x, dtype=float)
+    for k in range(folds):
+        test = fold == k
+        model = fit(rows, {}, mask=~test)
+        oof[test] = model.probabilities([dict(zip(FEATURES, r, strict=True)) for r in x[test].tolist()])
+    best: dict[str, int] = {}
+    for i, (group, labelled) in enumerate(zip(rows.group, rows.labelled, strict=True)):
+        if not labelled and (group not in best or oof[i] > oof[best[group]]):
+            best[group] = i
+    samples = [EvidenceSample(float(oof[i]), bool(rows.y[i]), "self_test") for i in best.values()]
+    records = decision_records(rows, oof)
+    answerable = [r for r in records if r.answerable]
+    out: list[dict[str, Any]] = []
+    for target in targets:
+        policy = choose_policy(samples, target)
+        if policy.mode != "auto" or policy.threshold is None:
+            out.append({"target": target, "mode": policy.mode, "self_test": len(samples)})
+            continue
+        sent = [r for r in records if r.confidence >= policy.threshold]
+        wrong = [r for r in sent if not (r.relevant & set(r.suggestions[0].refs))]
+        out.append(
+            {
+                "target": target,
+                "mode": "auto",
+                "self_test": len(samples),
+                "threshold": round(policy.threshold, 4),
+                "answered": len(sent),
+                "wrong": len(wrong),
+                "precision": round(1 - len(wrong) / len(sent), 4) if sent else None,
+                "coverage": round(
+                    sum(1 for r in answerable if r.confidence >= policy.threshold) / len(answerable), 4
+                )
+                if answerable
+                else 0.0,
+            }
+        )
+    return out

@@ -186,7 +186,7 @@ def eval_train_verifier(
 ) -> None:
     """Train the answer verifier on labelled bundles plus hard cases from their knowledge; report CV quality."""
     from eval.datasets import DatasetError
-    from eval.verifier_training import collect_rows, cross_validate, fit
+    from eval.verifier_training import collect_rows, cross_validate, fit, simulate_policy
 
     try:
         rows = collect_rows(load_settings(), bundle, show_progress=not quiet)
@@ -204,6 +204,18 @@ def eval_train_verifier(
         trained_on["cross_validation"] = summary
         for key, value in summary.items():
             typer.echo(f"{key:>34}  {value}")
+        # The policy's promise on held-out customer messages: does the self-test threshold keep the target?
+        simulated = simulate_policy(rows, folds)
+        trained_on["policy_simulation"] = simulated
+        for row in simulated:
+            if row["mode"] != "auto":
+                typer.echo(f"{'policy at target ' + str(row['target']):>34}  suggest-only")
+                continue
+            typer.echo(
+                f"{'policy at target ' + str(row['target']):>34}  threshold {row['threshold']}: "
+                f"{row['answered']} held-out messages answered, {row['wrong']} wrong "
+                f"(precision {row['precision']}), coverage {row['coverage']}"
+            )
     model = fit(rows, trained_on)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
