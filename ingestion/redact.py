@@ -391,6 +391,7 @@ class Redactor:
         # Extra patterns may match inside a kept look-alike (a tenant's 11-digit order number is
         # exactly what a look-alike is), but never inside text already redacted.
         for detector in self._extra:
+            assert detector.pattern is not None  # extra patterns are plain regexes (_compile_extra)
             for match in detector.pattern.finditer(text):
                 start, end = match.span()
                 if start == end or _overlaps(start, end, [(s, e) for s, e, _ in redacted]):

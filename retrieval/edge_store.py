@@ -444,7 +444,15 @@ class EdgeStore:
                         qe.ScrollRequest(offset=offset, limit=256, with_payload=True, with_vector=True)
                     )
                     if records:
-                        points = [qe.Point(id=r.id, vector=r.vector, payload=r.payload) for r in records]
+                        if any(
+                            r.vector is None for r in records
+                        ):  # asked with_vector: never, but never lose one
+                            raise StoreError(
+                                f"The index at {self.index_dir} returned a point without its vectors"
+                            )
+                        points = [
+                            qe.Point(id=r.id, vector=r.vector or {}, payload=r.payload) for r in records
+                        ]
                         new.update(qe.UpdateOperation.upsert_points(points))
                         copied += len(points)
                     if offset is None:

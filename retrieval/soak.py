@@ -217,8 +217,8 @@ def run_soak(
                 time.sleep(idle_s)
                 idle_after = searchers.between(settled, time.perf_counter())
             # Per job only now: a search that waited for the job's optimize is answered after it.
-            for row, (start, _), (_, end) in zip(timeline, writes, optimizes, strict=True):
-                row["search_ms"] = latency_stats(searchers.between(start, end))
+            for row, (job_start, _), (_, job_end) in zip(timeline, writes, optimizes, strict=True):
+                row["search_ms"] = latency_stats(searchers.between(job_start, job_end))
             after = timeline[-1] if timeline else opened
             stalls = {
                 "idle": latency_stats(idle),
