@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -72,8 +72,11 @@ MAX_SUGGESTIONS = 3
 MIN_SUGGEST_CONFIDENCE = MIN_SUGGEST_PROBABILITY
 # Chunks embedded to place a tenant's knowledge in meaning space for the gap report (its mean vector).
 CENTROID_SAMPLE = 400
-# A second or third suggestion must reach this share of the first one's confidence.
-SECONDARY_SHARE = 0.5
+# A second or third suggestion must reach this share of the first one's confidence and this probability
+# (the first one needs MIN_SUGGEST_CONFIDENCE). They are there for recall: the right source is often the
+# second or third most probable one, and a weak alternative carries a caution saying why it is weak.
+SECONDARY_SHARE = 0.2
+MIN_SECONDARY_CONFIDENCE = 0.10
 # Without a certified threshold (suggest-only), a suggestion this probable needs no caution.
 STRONG_SUGGESTION = 0.7
 
@@ -119,6 +122,27 @@ class _Draft:
     strategy: Strategy
     confidence: float
     caution: str | None = None
+
+
+class _Scored(Protocol):
+    @property
+    def confidence(self) -> float: ...
+
+
+_D = TypeVar("_D", bound=_Scored)
+
+
+def shortlist(drafts: Sequence[_D]) -> list[_D]:
+    """Return the suggestions to show, most probable first (whatever produced them).
+
+    None when even the best is below MIN_SUGGEST_CONFIDENCE (an off-domain question gets nothing); after
+    it, alternatives above both MIN_SECONDARY_CONFIDENCE and SECONDARY_SHARE of the best one's confidence.
+    """
+    ranked = sorted(drafts, key=lambda d: -d.confidence)
+    if not ranked or ranked[0].confidence < MIN_SUGGEST_CONFIDENCE:
+        return []
+    floor = max(SECONDARY_SHARE * ranked[0].confidence, MIN_SECONDARY_CONFIDENCE)
+    return ranked[:1] + [d for d in ranked[1:] if d.confidence >= floor]
 
 
 def _caution(evidence: Evidence, threshold: float | None) -> str | None:
@@ -372,7 +396,7 @@ class AssistService:
         terms = content_terms(query.text)
         seen = {" ".join(d.text.lower().split()) for d in drafts}
         for reply in extractive_replies(
-            query.text, terms, hits, evidence, limit=MAX_SUGGESTIONS, min_confidence=MIN_SUGGEST_CONFIDENCE
+            query.text, terms, hits, evidence, limit=MAX_SUGGESTIONS, min_confidence=MIN_SECONDARY_CONFIDENCE
         ):
             key = " ".join(reply.text.lower().split())
             if len(drafts) < MAX_SUGGESTIONS and key not in seen:
@@ -386,12 +410,7 @@ class AssistService:
                         caution[reply.hit.point_id],
                     )
                 )
-        if drafts:
-            # Best first: the agent reads the most probable reply first, whatever produced it.
-            drafts.sort(key=lambda d: -d.confidence)
-            # Alternatives far weaker than the best one are noise in the agent's inbox.
-            floor = SECONDARY_SHARE * drafts[0].confidence
-            drafts = drafts[:1] + [d for d in drafts[1:] if d.confidence >= floor]
+        drafts = shortlist(drafts)
         # Knowledge is redacted at ingestion; redacting again guards what an LLM might echo.
         texts = [conv.redactor(d.text) for d in drafts]
         citations = [[_citation(h) for h in d.hits] for d in drafts]
