@@ -6,8 +6,10 @@ Run it with `invekto-knowledge serve` (uvicorn, one worker: the edge index is lo
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +27,7 @@ from .context import ServiceContext
 from .deps import ApiKeys, ComputeSlots
 from .errors import install_error_handlers
 from .logs import RequestContextMiddleware
-from .metrics import MetricsMiddleware, ServiceMetrics
+from .metrics import MetricsMiddleware, ServiceMetrics, WorkerHeaderMiddleware
 from .openapi import SERVERS, install_docs, install_openapi, operation_id
 from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
 from .routes import (
@@ -63,7 +65,22 @@ token. Errors are RFC 9457 problems (`application/problem+json`).
 """
 
 
-def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics) -> None:
+@dataclass(frozen=True)
+class WorkerRole:
+    """One of several HTTP worker processes (`serve --workers N`): worker 0 resumes interrupted ingestion
+    jobs and prunes old records; `ready` (a multiprocessing Event) is set once the service is open."""
+
+    number: int
+    ready: Any = None
+
+    @property
+    def first(self) -> bool:
+        return self.number == 0
+
+
+def _open_service(
+    app: FastAPI, context: ServiceContext, metrics: ServiceMetrics, worker: WorkerRole | None = None
+) -> None:
     settings = context.settings
     app.state.context = context
     app.state.api_keys = ApiKeys(context.registry)
@@ -87,10 +104,13 @@ def _open_service(app: FastAPI, context: ServiceContext, metrics: ServiceMetrics
         on_finished=app.state.callbacks.job_finished,
     )
     app.state.retention = RetentionPruner(context.registry, settings.retention_prune_hours * 3600)
-    app.state.retention.start()
-    resumed = app.state.jobs.resume_interrupted()
-    if resumed:
-        log.info("resumed %d interrupted ingestion jobs", resumed)
+    # With several workers only the first, started before the others, resumes and prunes: another worker
+    # would take the jobs the first one already runs for interrupted ones.
+    if worker is None or worker.first:
+        app.state.retention.start()
+        resumed = app.state.jobs.resume_interrupted()
+        if resumed:
+            log.info("resumed %d interrupted ingestion jobs", resumed)
     # The embedder loads its weights on first use; pay that at startup, not on the first request.
     context.index.warm_up()
     warm_up_language()
@@ -105,10 +125,13 @@ def create_app(
     compute_slots: int | None = None,
     owns_context: bool = False,
     callback_retry_delays: Sequence[float] = RETRY_DELAYS_S,
+    worker: WorkerRole | None = None,
+    shared_limiters: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """Return the app; it opens a ServiceContext at startup unless given one, which the caller then closes
     (or the app at shutdown, with `owns_context`: uvicorn ends the process with the signal it caught, so
-    code after uvicorn.run never runs). `callback_retry_delays`: the waits between job callback attempts."""
+    code after uvicorn.run never runs). `callback_retry_delays`: the waits between job callback attempts.
+    `worker` and `shared_limiters` ("tenant", "auth"): one of several worker processes (api/workers.py)."""
     problem = admin_token_problem(settings)
     if problem:
         raise ValueError(problem)
@@ -118,7 +141,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = context if context is not None else await run_in_threadpool(ServiceContext.open, settings)
         try:
-            await run_in_threadpool(_open_service, app, ctx, metrics)
+            await run_in_threadpool(_open_service, app, ctx, metrics, worker)
+            if worker is not None and worker.ready is not None:
+                worker.ready.set()
             yield
         finally:
             retention: RetentionPruner | None = getattr(app.state, "retention", None)
@@ -152,12 +177,20 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.callback_retry_delays = tuple(callback_retry_delays)
-    app.state.rate_limiter = RateLimiter(rate_limit or RateLimit(settings.rate_limit, settings.rate_burst))
-    app.state.auth_failures = RateLimiter(auth_failure_limit or AUTH_FAILURES)
+    if shared_limiters is not None:
+        app.state.rate_limiter = shared_limiters["tenant"]
+        app.state.auth_failures = shared_limiters["auth"]
+    else:
+        app.state.rate_limiter = RateLimiter(
+            rate_limit or RateLimit(settings.rate_limit, settings.rate_burst)
+        )
+        app.state.auth_failures = RateLimiter(auth_failure_limit or AUTH_FAILURES)
     default_slots = HOSTED_INDEX_COMPUTE_SLOTS if settings.index_process else COMPUTE_SLOTS
     app.state.compute = ComputeSlots(compute_slots or settings.compute_slots or default_slots)
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if worker is not None:
+        app.add_middleware(WorkerHeaderMiddleware, number=worker.number)
     # Outermost of ours: the request id and log context cover the other middlewares' lines too.
     app.add_middleware(RequestContextMiddleware)
     tracing.configure(settings)

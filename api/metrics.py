@@ -6,10 +6,12 @@ tenant id, so a scrape stays small however many tenants and documents there are.
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assist.models import ResolveResponse, SuggestResponse
@@ -20,7 +22,12 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 
 
 
 class ServiceMetrics:
-    """The service's metrics in their own registry (one per app, so tests can build many apps)."""
+    """The service's metrics in their own registry (one per app, so tests can build many apps).
+
+    Behind several worker processes (`serve --workers N` sets PROMETHEUS_MULTIPROC_DIR before they start)
+    each writes its values to that folder and `/metrics` reports the sum over all of them, whichever
+    worker answers the scrape; the job gauges count the live workers' jobs.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -65,9 +72,10 @@ class ServiceMetrics:
         )
         self.jobs = Gauge(
             "invekto_ingestion_jobs",
-            "Ingestion jobs of this process that are queued or running.",
+            "Ingestion jobs that are queued or running.",
             ["state"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.callbacks = Counter(
             "invekto_job_callbacks",
@@ -79,6 +87,7 @@ class ServiceMetrics:
             "invekto_ingestion_files_pending",
             "Files of queued and running jobs not processed yet.",
             registry=r,
+            multiprocess_mode="livesum",
         )
 
     def file_processed(self, kind: str, outcome: str, chunks: int) -> None:
@@ -108,7 +117,32 @@ class ServiceMetrics:
         self.resolve.labels(result.decision, result.reason or "").inc()
 
     def exposition(self) -> bytes:
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if folder:
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged, path=folder)
+            return generate_latest(merged)
         return generate_latest(self.registry)
+
+
+class WorkerHeaderMiddleware:
+    """Names the worker process that answered (`X-Invekto-Worker`) when several serve one port."""
+
+    def __init__(self, app: ASGIApp, number: int) -> None:
+        self.app = app
+        self.value = str(number).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-invekto-worker", self.value)]
+            await send(message)
+
+        await self.app(scope, receive, send_named)
 
 
 class MetricsMiddleware:

@@ -15,6 +15,7 @@ hundred of them exhaust the process's file descriptors. Each connection here get
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -136,3 +137,33 @@ def uvicorn_config(
         limit_concurrency=max_connections,
         timeout_keep_alive=KEEP_ALIVE_S,
     )
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How `serve` runs uvicorn, in its own process or in each worker process (api/workers.py)."""
+
+    host: str
+    port: int
+    log_level: str = "info"
+    access_log: bool = True
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    body_timeout_s: float = BODY_TIMEOUT_S
+    max_connections: int = MAX_CONNECTIONS
+
+    def config(self, app: Any, settings: Settings) -> uvicorn.Config:
+        """Return the uvicorn settings for `app`, with the graceful-shutdown time `settings` give."""
+        config = uvicorn_config(
+            app,
+            host=self.host,
+            port=self.port,
+            log_level=self.log_level,
+            access_log=self.access_log,
+            header_timeout_s=self.header_timeout_s,
+            body_timeout_s=self.body_timeout_s,
+            max_connections=self.max_connections,
+        )
+        # SIGTERM: requests still open get this long before the lifespan stops the ingestion jobs, which
+        # wait at most settings.shutdown_timeout_s (the running one resumes at the next start).
+        config.timeout_graceful_shutdown = int(max(1.0, settings.shutdown_timeout_s))
+        return config

@@ -129,5 +129,22 @@ def ingest(client: Any, headers: dict[str, str], *files: Path | tuple[str, bytes
     return wait_for_job(client, headers, response.headers["Location"])
 
 
+def tenant_with_docs(http: Any, tenant_id: str) -> dict[str, str]:
+    """Create `tenant_id` over the admin API, upload kargo.md and iade.txt with its new key and wait for the
+    job to succeed; return the tenant's auth headers."""
+    assert (
+        http.post("/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id}, headers=ADMIN).status_code
+        == 201
+    )
+    key = http.post(f"/v1/admin/tenants/{tenant_id}/keys", json={"name": "crm"}, headers=ADMIN).json()["key"]
+    headers = {"X-API-Key": key}
+    files = [("files", (p.name, p.read_bytes())) for p in (FIXTURES / "kargo.md", FIXTURES / "iade.txt")]
+    upload = http.post("/v1/documents", files=files, headers=headers)
+    assert upload.status_code == 202, upload.text
+    job = wait_for_job(http, headers, upload.headers["Location"])
+    assert job["status"] == "succeeded" and job["files_done"] == 2, job
+    return headers
+
+
 def customer_asks(text: str, conversation_id: str = "c-1") -> dict[str, Any]:
     return {"conversation_id": conversation_id, "messages": [{"role": "customer", "text": text}]}

@@ -62,7 +62,10 @@ def test_workers_share_one_index(server: tuple[BaseProcess, str, Path]) -> None:
     with ThreadPoolExecutor(8) as pool:
         found = list(
             pool.map(
-                lambda i: (questions[i], (first if i % 2 else second).search("acme", questions[i]).hits[0].doc_id),
+                lambda i: (
+                    questions[i],
+                    (first if i % 2 else second).search("acme", questions[i]).hits[0].doc_id,
+                ),
                 range(len(questions)),
             )
         )

@@ -6,7 +6,9 @@ import os
 
 import typer
 
-from ..server import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS, admin_token_problem, uvicorn_config
+from retrieval.settings import Settings
+
+from ..server import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS, ServeOptions, admin_token_problem
 from .common import fail, load_settings, open_context
 
 # Encode workers `serve` starts by default: one per core, at most this many (each holds a copy of the model).
@@ -46,13 +48,20 @@ def serve(
         "--index-process/--in-process-index",
         help="Encode and search in a child process, on the other core (default: on; INVEKTO_INDEX_PROCESS).",
     ),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        max=64,
+        help="HTTP worker processes in front of one index process (more cores serve more requests; "
+        "each worker adds about 150 MiB).",
+    ),
     encoder_process: bool | None = typer.Option(
         None,
         "--encoder-process/--in-process-encoder",
         help="With --in-process-index: encode in a child process (default: on; INVEKTO_ENCODER_PROCESS).",
     ),
 ) -> None:
-    """Run the HTTP API (uvicorn, one worker: the index is locked to one process)."""
+    """Run the HTTP API (uvicorn; with --workers N, N HTTP processes share one index process)."""
     import uvicorn
 
     from ..app import create_app
@@ -78,23 +87,33 @@ def serve(
     problem = admin_token_problem(settings)
     if problem:
         raise fail(problem, 2)
+    serving = ServeOptions(
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=log_level,
+        access_log=access_log,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
+    )
+    if workers > 1:
+        _serve_workers(settings, workers, serving)
+        return
     with open_context(settings) as ctx:
-        app = create_app(
-            settings,
-            ctx,
-            owns_context=True,
-        )
-        config = uvicorn_config(
-            app,
-            host=host or settings.host,
-            port=port or settings.port,
-            log_level=log_level,
-            access_log=access_log,
-            header_timeout_s=header_timeout,
-            body_timeout_s=body_timeout,
-            max_connections=max_connections,
-        )
-        # SIGTERM: requests still open get this long before the lifespan stops the ingestion jobs, which
-        # wait at most settings.shutdown_timeout_s (the running one resumes at the next start).
-        config.timeout_graceful_shutdown = int(max(1.0, settings.shutdown_timeout_s))
-        uvicorn.Server(config).run()
+        app = create_app(settings, ctx, owns_context=True)
+        uvicorn.Server(serving.config(app, settings)).run()
+
+
+def _serve_workers(settings: Settings, workers: int, options: ServeOptions) -> None:
+    import logging
+
+    from retrieval.embedders import EmbedderError
+    from retrieval.store import StoreError
+
+    from ..workers import Supervisor
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    try:
+        Supervisor(settings, workers, options).run()
+    except (StoreError, EmbedderError, RuntimeError, OSError) as exc:
+        raise fail(str(exc), 2) from exc

@@ -1,0 +1,148 @@
+"""`invekto-knowledge serve --workers 2` in a subprocess, used over real HTTP: both workers answer from the
+one index (what one ingests the other finds), one tenant rate limit holds across workers, `/metrics` sums
+the workers, a killed worker is replaced, and SIGTERM stops everything and releases the index."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.bench import free_port
+from retrieval.index import KnowledgeIndex
+from retrieval.settings import Settings
+from tests.conftest import wait_for_exit
+from tests.test_api_env import ADMIN, customer_asks, served_env, tenant_with_docs
+
+ROOT = Path(__file__).resolve().parents[1]
+BURST = 200
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[bytes]
+    data: Path
+    log: Path
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == str(pid):
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    data = tmp_path_factory.mktemp("workers") / "data"
+    port = free_port()
+    # A low rate, so the shared bucket is seen: BURST requests at once, then one every 100 s.
+    env = served_env(
+        data, INVEKTO_RATE_LIMIT="0.01", INVEKTO_RATE_BURST=str(BURST), INVEKTO_ENCODE_WORKERS="0"
+    )
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port), "--no-access-log"]
+    log = data.parent / "serve.log"
+    process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        assert process.poll() is None, log.read_text(encoding="utf-8", errors="replace")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and "serving" in log.read_text():
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "not ready in 180 s"
+        time.sleep(0.3)
+    yield Served(url, process, data, log)
+    if process.poll() is None:
+        process.kill()
+
+
+def test_two_workers_serve_one_index(served: Served) -> None:
+    with httpx.Client(base_url=served.url, timeout=60) as http:
+        acme = tenant_with_docs(http, "acme")
+
+    # New connections, several at once: the kernel hands them to both workers.
+    def search(_: int) -> tuple[str, int, str]:
+        with httpx.Client(base_url=served.url, timeout=60) as one:
+            response = one.post("/v1/search", json={"query": "kargo ücreti ne kadar"}, headers=acme)
+            top = response.json()["hits"][0]["doc_id"] if response.status_code == 200 else ""
+            return response.headers.get("X-Invekto-Worker", ""), response.status_code, top
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(search, range(20)))
+    assert {status for _, status, _ in answers} == {200}
+    assert {top for _, _, top in answers} == {"kargo.md"}  # whichever worker ingested, both find it
+    assert {worker for worker, _, _ in answers} == {"0", "1"}, answers
+
+    with httpx.Client(base_url=served.url, timeout=60) as http:
+        suggestion = http.post(
+            "/v1/assist/suggest", json=customer_asks("Ürünü kaç gün içinde iade edebilirim?"), headers=acme
+        ).json()["suggestions"][0]
+        assert "30 gün" in suggestion["text"]
+        metrics = http.get("/metrics").text
+    # The sum over both workers: every search above is counted, whichever worker scraped.
+    searched = re.search(
+        r'invekto_http_requests_total\{method="POST",route="/v1/search",status="200"\} (\S+)', metrics
+    )
+    assert searched is not None and float(searched.group(1)) == 20.0, metrics[:2000]
+
+
+def test_one_rate_limit_across_workers(served: Served) -> None:
+    with httpx.Client(base_url=served.url, timeout=60) as http:
+        http.post("/v1/admin/tenants", json={"id": "busy", "name": "Busy"}, headers=ADMIN)
+        key = http.post("/v1/admin/tenants/busy/keys", json={"name": "crm"}, headers=ADMIN).json()["key"]
+
+    def get(_: int) -> tuple[str, int]:
+        with httpx.Client(base_url=served.url, timeout=60) as one:
+            response = one.get("/v1/documents", headers={"X-API-Key": key})
+            return response.headers.get("X-Invekto-Worker", ""), response.status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(get, range(BURST + 10)))
+    statuses = [status for _, status in answers]
+    # One bucket for the tenant: BURST requests pass in all, not BURST per worker.
+    assert statuses.count(200) == BURST and statuses.count(429) == 10, answers
+    assert {worker for worker, _ in answers} == {"0", "1"}, answers
+
+
+def test_a_killed_worker_is_replaced_then_sigterm_stops_all(served: Served) -> None:
+    children = _children(served.process.pid)
+    workers = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+    assert len(workers) == 3, children  # the index process and two HTTP workers
+    index_pid = min(workers)  # started first
+    victim = max(workers)
+    os.kill(victim, signal.SIGKILL)
+    assert wait_for_exit(victim, 10)
+    deadline = time.monotonic() + 120
+    while "starting it again" not in served.log.read_text() or len(_children(served.process.pid)) < 3:
+        assert time.monotonic() < deadline, served.log.read_text()[-3000:]
+        time.sleep(0.3)
+    with httpx.Client(base_url=served.url, timeout=60) as http:
+        assert http.get("/healthz").status_code == 200
+
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=120) == 0, served.log.read_text()[-3000:]
+    assert wait_for_exit(index_pid, 10)
+    output = served.log.read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in output, output[-3000:]
+    # The index was closed cleanly: its lock is free and what was ingested is there.
+    settings = Settings(data_dir=served.data, _env_file=None)  # type: ignore[call-arg]
+    with KnowledgeIndex(settings) as index:
+        assert index.count("acme") > 0
