@@ -1,6 +1,6 @@
 """The HTTP app: `create_app(settings)` wires routers, errors, metrics and the service parts.
 
-Run it with `invekto-knowledge serve` (uvicorn, one worker: the edge index is locked to one process).
+Run it with `invekto-knowledge serve` (uvicorn; `--workers N` runs N of these apps over one index process).
 """
 
 from __future__ import annotations

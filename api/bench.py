@@ -176,9 +176,13 @@ def run_api_benchmark(
     compute_slots: int | None = None,
     data_dir: Path | None = None,
     pause_ms: int = 0,
+    workers: int = 1,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Return req/s, latency percentiles, errors and server RSS of suggest under wrk load.
+
+    `workers` above 1: `serve --workers N` (N HTTP processes in front of one index process; the server's
+    RSS is then the supervisor's, and its children's figure holds the workers and the index process).
 
     `pause_ms` 0: every client sends its next request as soon as the last is answered (the server's
     saturation throughput; latency is then clients / throughput). Above 0: each client pauses that long
@@ -209,6 +213,8 @@ def run_api_benchmark(
         cmd += ["--burst", "100000", "--no-access-log", "--log-level", "warning"]
         if compute_slots is not None:
             cmd += ["--compute-slots", str(compute_slots)]
+        if workers > 1:
+            cmd += ["--workers", str(workers)]
         server = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1])
         try:
             base = f"http://127.0.0.1:{port}"
@@ -289,6 +295,7 @@ def run_api_benchmark(
         "threads": threads,
         # `serve` runs the index in its own process by default.
         "index_process": True,
+        "workers": workers,
         "compute_slots": compute_slots or HOSTED_INDEX_COMPUTE_SLOTS,
         "duration_s": round(seconds, 1),
         "chunks_indexed": indexed,

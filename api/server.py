@@ -112,7 +112,7 @@ def uvicorn_config(
     max_connections: int = MAX_CONNECTIONS,
     log_format: str | None = None,
 ) -> uvicorn.Config:
-    """Return the uvicorn settings of the service: one worker, h11 with read deadlines, a connection cap,
+    """Return the uvicorn settings of one worker process: h11 with read deadlines, a connection cap,
     and the log format (`log_format`, else the app's INVEKTO_LOG_FORMAT; see api/logs.py)."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG

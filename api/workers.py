@@ -6,8 +6,8 @@ One Python process tops out at one core. Here the supervisor (the `serve` proces
   every worker (searches from all of them batched together), and holds the shared rate limiters;
 - N uvicorn workers on one listening socket, each with the whole app: HTTP, assist, ingestion jobs. They
   share the registry database, the index (over a key-authenticated Unix socket), the per-tenant rate
-  limit and the failed-authentication budget (in the index process), and the Prometheus metrics (summed
-  over workers from PROMETHEUS_MULTIPROC_DIR). Worker 0 starts first and alone resumes the ingestion jobs
+  limit and the failed-authentication budget (token buckets in shared memory, api/ratelimit.py), and
+  the Prometheus metrics (summed over workers from PROMETHEUS_MULTIPROC_DIR). Worker 0 starts first and alone resumes the ingestion jobs
   an earlier run left open and prunes old records; the others start once it is ready.
 
 A worker that dies is started again; SIGTERM or Ctrl-C stops the workers (their open requests get the
@@ -33,6 +33,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from retrieval.settings import Settings
 
+from .ratelimit import AUTH_FAILURES, RateLimit, SharedBuckets, SharedRateLimiter
 from .server import ServeOptions
 
 log = logging.getLogger("invekto.serve")
@@ -49,6 +50,7 @@ def _worker_main(
     sock: socket.socket,
     options: ServeOptions,
     ready: Any,
+    buckets: dict[str, SharedBuckets],
 ) -> None:
     """One worker process: the app over the shared index, serving the supervisor's socket."""
     import uvicorn
@@ -56,20 +58,16 @@ def _worker_main(
     from ingestion.pipeline import Ingestor
     from ingestion.pseudonym import guard_for, install_log_redaction
     from ingestion.registry import Registry
-    from retrieval.index_server import RemoteIndex, RemoteRateLimiter
+    from retrieval.index_server import RemoteIndex
 
     from .app import WorkerRole, create_app
     from .context import ServiceContext
-    from .ratelimit import AUTH_FAILURES, RateLimit
 
     install_log_redaction()
     index = RemoteIndex(settings, address, authkey)
     registry = Registry(settings.registry_url, ids=guard_for(settings))
     context = ServiceContext(settings, index, registry, Ingestor(index, registry))
-    shared = {
-        "tenant": RemoteRateLimiter(index, "tenant", RateLimit(settings.rate_limit, settings.rate_burst)),
-        "auth": RemoteRateLimiter(index, "auth", AUTH_FAILURES),
-    }
+    shared = {name: SharedRateLimiter.attach(spec) for name, spec in buckets.items()}
     app = create_app(
         settings, context, owns_context=True, worker=WorkerRole(number, ready), shared_limiters=shared
     )
@@ -107,12 +105,22 @@ class Supervisor:
         self._ready: dict[int, Any] = {}
         self._index: multiprocessing.process.BaseProcess | None = None
         self._sock: socket.socket | None = None
+        self._limiters: dict[str, SharedRateLimiter] = {}
 
     def _start_worker(self, number: int) -> tuple[multiprocessing.process.BaseProcess, Any]:
         ready = self._ctx.Event()
         process = self._ctx.Process(
             target=_worker_main,
-            args=(number, self.settings, self._address, self._authkey, self._sock, self.options, ready),
+            args=(
+                number,
+                self.settings,
+                self._address,
+                self._authkey,
+                self._sock,
+                self.options,
+                ready,
+                {name: limiter.buckets for name, limiter in self._limiters.items()},
+            ),
             name=f"invekto-http-{number}",
         )
         process.start()
@@ -132,8 +140,6 @@ class Supervisor:
     def run(self) -> None:
         from retrieval.index_server import start_index_server
 
-        from .ratelimit import AUTH_FAILURES, RateLimit, RateLimiter
-
         # Metrics of every worker, summed at /metrics (api/metrics.py); set before any worker starts.
         metrics_dir = os.path.join(self._folder, "metrics")
         os.mkdir(metrics_dir)
@@ -142,11 +148,12 @@ class Supervisor:
             sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            limiters = {
-                "tenant": (RateLimiter, RateLimit(self.settings.rate_limit, self.settings.rate_burst)),
-                "auth": (RateLimiter, AUTH_FAILURES),
+            tenant_limit = RateLimit(self.settings.rate_limit, self.settings.rate_burst)
+            self._limiters = {
+                "tenant": SharedRateLimiter.create(tenant_limit, self._ctx.Lock()),
+                "auth": SharedRateLimiter.create(AUTH_FAILURES, self._ctx.Lock()),
             }
-            self._index = start_index_server(self.settings, self._address, self._authkey, limiters)
+            self._index = start_index_server(self.settings, self._address, self._authkey)
             self._sock = _listen(self.options.host, self.options.port)
             first, ready = self._start_worker(0)
             self._wait_ready(first, ready, 0)
@@ -199,4 +206,6 @@ class Supervisor:
             if self._index.is_alive():
                 self._index.kill()
                 self._index.join(5)
+        for limiter in self._limiters.values():
+            limiter.close()
         shutil.rmtree(self._folder, ignore_errors=True)

@@ -5,9 +5,6 @@ socket (owner-only, in a private temporary folder) and every worker connects to 
 which has `HostedIndex`'s methods and speaks its protocol: searches that arrive together, from any
 worker, are encoded as one batch; writes run in order in one writer thread; reads are answered at once.
 
-The same process holds what the workers must share and is cheap to ask: the per-tenant request rate
-and the failed-authentication budget (`RemoteRateLimiter`), so N workers enforce one limit, not N.
-
 Connections authenticate with a random key the supervisor hands its workers (multiprocessing's HMAC
 challenge). A worker's `close` detaches that worker only; the process closes the index on SIGTERM or
 when its parent (the supervisor) goes away.
@@ -44,9 +41,6 @@ from .settings import Settings
 from .store import IndexMeta, StoreError
 
 log = logging.getLogger(__name__)
-
-# Shared limiters the workers may ask for, by name (api.ratelimit builds them from these limits).
-RATE_OPS = frozenset({"rate_acquire", "rate_waiting"})
 
 
 class _Clients:
@@ -98,15 +92,7 @@ def _accept(listener: Listener, clients: _Clients, meta: IndexMeta) -> None:
         clients.wake()
 
 
-def _rate(limiters: dict[str, Any], op: str, args: tuple[Any, ...]) -> float:
-    name, key, *rest = args
-    limiter = limiters.get(name)
-    if limiter is None:
-        raise StoreError(f"Unknown rate limiter {name!r}")
-    return float(limiter.acquire(key, *rest) if op == "rate_acquire" else limiter.waiting(key))
-
-
-def _serve_clients(index: KnowledgeIndex, clients: _Clients, limiters: dict[str, Any]) -> None:
+def _serve_clients(index: KnowledgeIndex, clients: _Clients) -> None:
     """Answer every worker's calls until SIGTERM or the parent goes; writes in order in one writer thread."""
     writes: queue.SimpleQueue[Any] = queue.SimpleQueue()
     writer = threading.Thread(target=_write_each, args=(writes, index), name="index-writer", daemon=True)
@@ -129,7 +115,7 @@ def _serve_clients(index: KnowledgeIndex, clients: _Clients, limiters: dict[str,
                         batch.append((replies, conn, conn.recv()))
                 except (EOFError, OSError):
                     clients.drop(conn)
-            _answer_batch(index, batch, writes, clients, limiters)
+            _answer_batch(index, batch, writes, clients)
     finally:
         writes.put(None)
         writer.join()
@@ -140,7 +126,6 @@ def _answer_batch(
     batch: list[tuple[_Replies, Connection, Any]],
     writes: queue.SimpleQueue[Any],
     clients: _Clients,
-    limiters: dict[str, Any],
 ) -> None:
     searches = [(r, call) for r, _, call in batch if call[1] == "search"]
     if searches:
@@ -158,11 +143,6 @@ def _answer_batch(
         if op == "close":  # one worker leaves; the index stays open for the others
             replies.send(call_id, None)
             clients.drop(conn)
-        elif op in RATE_OPS:
-            try:
-                replies.send(call_id, _rate(limiters, op, args))
-            except Exception as exc:
-                replies.send(call_id, _portable(exc), True)
         elif op not in _OPS:
             replies.send(call_id, StoreError(f"Unknown index call {op!r}"), True)
         elif op in _READS:
@@ -190,13 +170,8 @@ def run_index_server(
     authkey: bytes,
     ready: Connection,
     parent: int,
-    limiters: dict[str, Any],
 ) -> None:
-    """The index process's entry point: open the index, listen, say it is ready (or why not), serve.
-
-    `limiters`: the shared rate limiters by name, as (class, its argument): each is built here and
-    answers `acquire(key, cost)` and `waiting(key)` for every worker.
-    """
+    """The index process's entry point: open the index, listen, say it is ready (or why not), serve."""
     _exit_with_parent(parent)
     multiprocessing.current_process().daemon = False  # its encode workers are its own children
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -221,14 +196,13 @@ def run_index_server(
         index.close()
         ready.send((False, _portable(exc)))
         return
-    shared = {name: factory(arg) for name, (factory, arg) in limiters.items()}
     threading.Thread(
         target=_accept, args=(listener, clients, index.meta), name="index-accept", daemon=True
     ).start()
     ready.send((True, index.meta))
     ready.close()
     try:
-        _serve_clients(index, clients, shared)
+        _serve_clients(index, clients)
     finally:
         listener.close()
         for conn in list(clients.replies):
@@ -280,36 +254,16 @@ class RemoteIndex(HostedIndex):
         ).start()
         return meta  # type: ignore[no-any-return]
 
-    def rate(self, op: str, name: str, key: str, *args: Any) -> float:
-        return float(self._call(op, name, key, *args))
-
-
-class RemoteRateLimiter:
-    """A RateLimiter whose buckets live in the index process, shared by every worker."""
-
-    def __init__(self, index: RemoteIndex, name: str, limit: Any) -> None:
-        self.index, self.name, self.limit = index, name, limit
-
-    def waiting(self, key: str) -> float:
-        if not self.limit.enabled:
-            return 0.0
-        return self.index.rate("rate_waiting", self.name, key)
-
-    def acquire(self, key: str, cost: float = 1.0) -> float:
-        if not self.limit.enabled:
-            return 0.0
-        return self.index.rate("rate_acquire", self.name, key, cost)
-
 
 def start_index_server(
-    settings: Settings, address: str, authkey: bytes, limiters: dict[str, Any]
+    settings: Settings, address: str, authkey: bytes
 ) -> multiprocessing.process.BaseProcess:
     """Start the index process and return it once it listens; raises what opening the index raised."""
     ctx = multiprocessing.get_context("spawn")
     ready_r, ready_w = ctx.Pipe(duplex=False)
     process = ctx.Process(
         target=run_index_server,
-        args=(settings, address, authkey, ready_w, os.getpid(), limiters),
+        args=(settings, address, authkey, ready_w, os.getpid()),
         name="invekto-index",
         daemon=True,
     )

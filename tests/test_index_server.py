@@ -1,6 +1,6 @@
 """One index process for several HTTP workers: what one worker writes the others find, searches from all of
-them are answered, one rate limit holds for all, a worker leaving does not close the index, a wrong key is
-refused, and the index closes (its lock released) when the process is stopped."""
+them are answered, a worker leaving does not close the index, a wrong key is refused, and the index closes
+(its lock released) when the process is stopped."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from api.ratelimit import RateLimit, RateLimiter
 from retrieval.index import KnowledgeIndex
-from retrieval.index_server import RemoteIndex, RemoteRateLimiter, start_index_server
+from retrieval.index_server import RemoteIndex, start_index_server
 from retrieval.models import Chunk
 from retrieval.settings import Settings
 from retrieval.store import StoreError
@@ -40,8 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BaseProce
     data_dir = tmp_path_factory.mktemp("shared") / "data"
     folder = tempfile.mkdtemp(prefix="invekto-test-")
     address = os.path.join(folder, "index.sock")
-    limiters = {"tenant": (RateLimiter, RateLimit(rate=0.001, burst=5))}
-    process = start_index_server(_settings(data_dir), address, KEY, limiters)
+    process = start_index_server(_settings(data_dir), address, KEY)
     yield process, address, data_dir
     if process.is_alive():
         process.terminate()
@@ -74,23 +72,6 @@ def test_workers_share_one_index(server: tuple[BaseProcess, str, Path]) -> None:
     first.close()
     assert second.count("acme") == len(FAQ)
     second.close()
-
-
-def test_one_rate_limit_for_every_worker(server: tuple[BaseProcess, str, Path]) -> None:
-    _, address, data_dir = server
-    workers = [RemoteIndex(_settings(data_dir), address, KEY) for _ in range(2)]
-    limit = RateLimit(rate=0.001, burst=5)
-    limiters = [RemoteRateLimiter(w, "tenant", limit) for w in workers]
-    waits = [limiters[i % 2].acquire("acme") for i in range(8)]
-    # Five requests in the burst, whichever worker took them; the sixth waits, on either worker.
-    assert waits[:5] == [0.0] * 5
-    assert all(w > 0 for w in waits[5:])
-    assert limiters[0].waiting("acme") > 0 and limiters[1].waiting("acme") > 0
-    assert limiters[1].acquire("other") == 0.0  # tenants have their own buckets
-    with pytest.raises(StoreError, match="Unknown rate limiter"):
-        workers[0].rate("rate_acquire", "nope", "acme")
-    for w in workers:
-        w.close()
 
 
 def test_a_wrong_key_is_refused(server: tuple[BaseProcess, str, Path]) -> None:

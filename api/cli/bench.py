@@ -172,6 +172,7 @@ def bench_api(
         min=0,
         help="Each client's pause between an answer and its next request (0: back to back, saturation).",
     ),
+    workers: int = typer.Option(1, min=1, max=64, help="The server's --workers (HTTP worker processes)."),
 ) -> None:
     """Load `POST /v1/assist/suggest` with wrk on loopback (extractive provider) and report req/s, latency, RSS."""
     from ..bench import BenchError, markdown_table, run_api_benchmark
@@ -184,6 +185,7 @@ def bench_api(
             duration_s=duration,
             threads=threads,
             compute_slots=compute_slots,
+            workers=workers,
             data_dir=data_dir,
             pause_ms=pause_ms,
             progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
