@@ -103,7 +103,16 @@ class DocumentRecords(RegistryDatabase):
 
         def attempt() -> list[DocumentDecision]:
             with self.transaction() as session:
-                return [self._begin_in(session, tenant_id, *spec) for spec in specs]
+                # One locking read for the batch and one flush at the end, not a read and a write per
+                # document (they were a fifth of an ingestion job's time besides encoding).
+                rows = _documents_for_update(session, tenant_id, [spec[0] for spec in specs])
+                if len(rows) < len(specs):
+                    require_tenant(session, tenant_id)  # once, not per new document
+                decisions = [
+                    self._decide(session, rows, tenant_id, *spec, check_tenant=False) for spec in specs
+                ]
+                session.flush()
+                return decisions
 
         return retry_once_on_conflict(attempt)
 
@@ -119,8 +128,9 @@ class DocumentRecords(RegistryDatabase):
         with self.transaction() as session:
             return self._begin_in(session, tenant_id, doc_id, source, uri, title, content_hash)
 
-    @staticmethod
+    @classmethod
     def _begin_in(
+        cls,
         session: Session,
         tenant_id: str,
         doc_id: str,
@@ -130,17 +140,38 @@ class DocumentRecords(RegistryDatabase):
         content_hash: str,
     ) -> DocumentDecision:
         row = session.get(DocumentRow, (tenant_id, doc_id), with_for_update=True)
+        rows = {doc_id: row} if row is not None else {}
+        decision = cls._decide(session, rows, tenant_id, doc_id, source, uri, title, content_hash)
+        session.flush()
+        return decision
+
+    @staticmethod
+    def _decide(
+        session: Session,
+        rows: dict[str, DocumentRow],
+        tenant_id: str,
+        doc_id: str,
+        source: str,
+        uri: str | None,
+        title: str | None,
+        content_hash: str,
+        *,
+        check_tenant: bool = True,
+    ) -> DocumentDecision:
+        """Decide for one document whose row (if any) is in `rows`; a new row is added there too."""
+        row = rows.get(doc_id)
         if row is None:
-            require_tenant(session, tenant_id)
+            if check_tenant:
+                require_tenant(session, tenant_id)
             row = DocumentRow(tenant_id=tenant_id, doc_id=doc_id, version=1, chunk_count=0)
             session.add(row)
+            rows[doc_id] = row
         elif row.status == "indexed" and row.content_hash == content_hash:
             return DocumentDecision("skip", doc_id, row.version, row.indexed_version)
         elif row.content_hash != content_hash or row.status in ("indexed", "deleted"):
             row.version += 1
         row.source, row.source_uri, row.title = source, uri, title
         row.content_hash, row.status = content_hash, "pending"
-        session.flush()
         return DocumentDecision("index", doc_id, row.version, row.indexed_version)
 
     def mark_indexed(
@@ -454,3 +485,22 @@ def _job_query() -> Select[JobRow]:
 
 def _job(row: JobRow) -> Job:
     return to_record(Job, row, files=tuple(to_record(JobFile, file) for file in row.files))
+
+
+# Ids per locking read: well under every database's limit on bound parameters.
+_IDS_PER_READ = 500
+
+
+def _documents_for_update(session: Session, tenant_id: str, doc_ids: Sequence[str]) -> dict[str, DocumentRow]:
+    """Return the tenant's existing rows of `doc_ids` by id, locked for this transaction."""
+    unique = list(dict.fromkeys(doc_ids))
+    rows: dict[str, DocumentRow] = {}
+    for start in range(0, len(unique), _IDS_PER_READ):
+        part = unique[start : start + _IDS_PER_READ]
+        found = session.scalars(
+            select(DocumentRow)
+            .where(DocumentRow.tenant_id == tenant_id, DocumentRow.doc_id.in_(part))
+            .with_for_update()
+        )
+        rows.update((row.doc_id, row) for row in found)
+    return rows

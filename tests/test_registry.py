@@ -147,6 +147,33 @@ def test_document_lifecycle_index_skip_reindex(registry: Registry) -> None:
     assert registry.list_documents("acme", source="faq") == []
 
 
+def test_a_batch_decides_as_one_by_one_would(registry: Registry) -> None:
+    # Two tenants set up alike: "acme" decides one document at a time, "globex" in one batch.
+    for tenant in ("acme", "globex"):
+        registry.begin_document(tenant, "kept.md", "doc", None, "Kept", "h1")
+        registry.mark_indexed(tenant, "kept.md", 1, chunk_count=1)
+        registry.begin_document(tenant, "changed.md", "doc", None, "Changed", "h1")
+        registry.mark_indexed(tenant, "changed.md", 1, chunk_count=1)
+    specs = [
+        ("kept.md", "doc", None, "Kept", "h1"),  # same content: skipped
+        ("changed.md", "doc", None, "Changed", "h2"),  # new content: next version
+        ("new.md", "doc", None, "New", "h1"),  # new document
+        ("new.md", "doc", None, "New", "h1"),  # the same file twice in one upload
+        ("faq:sss-1", "faq", None, None, "h9"),
+    ]
+    one_by_one = [registry.begin_document("acme", *spec) for spec in specs]  # type: ignore[arg-type]
+    batch = registry.begin_documents("globex", specs)  # type: ignore[arg-type]
+    assert [(d.action, d.doc_id, d.version, d.indexed_version) for d in batch] == [
+        (d.action, d.doc_id, d.version, d.indexed_version) for d in one_by_one
+    ]
+    assert [d.action for d in batch] == ["skip", "index", "index", "index", "index"]
+    assert registry.get_document("globex", "new.md").status == "pending"  # type: ignore[union-attr]
+    # An unknown tenant: nothing is written.
+    with pytest.raises(LookupError, match="No tenant"):
+        registry.begin_documents("nobody", specs[2:3])  # type: ignore[arg-type]
+    assert registry.get_document("nobody", "new.md") is None
+
+
 def test_failed_update_keeps_the_indexed_version(registry: Registry) -> None:
     registry.begin_document("acme", "kargo.md", "doc", None, "Kargo", "h1")
     registry.mark_indexed("acme", "kargo.md", 1, chunk_count=4)
