@@ -126,24 +126,11 @@ class DocumentRecords(RegistryDatabase):
         self, tenant_id: str, doc_id: str, source: str, uri: str | None, title: str | None, content_hash: str
     ) -> DocumentDecision:
         with self.transaction() as session:
-            return self._begin_in(session, tenant_id, doc_id, source, uri, title, content_hash)
-
-    @classmethod
-    def _begin_in(
-        cls,
-        session: Session,
-        tenant_id: str,
-        doc_id: str,
-        source: str,
-        uri: str | None,
-        title: str | None,
-        content_hash: str,
-    ) -> DocumentDecision:
-        row = session.get(DocumentRow, (tenant_id, doc_id), with_for_update=True)
-        rows = {doc_id: row} if row is not None else {}
-        decision = cls._decide(session, rows, tenant_id, doc_id, source, uri, title, content_hash)
-        session.flush()
-        return decision
+            row = session.get(DocumentRow, (tenant_id, doc_id), with_for_update=True)
+            rows = {doc_id: row} if row is not None else {}
+            decision = self._decide(session, rows, tenant_id, doc_id, source, uri, title, content_hash)
+            session.flush()
+            return decision
 
     @staticmethod
     def _decide(
