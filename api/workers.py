@@ -176,8 +176,8 @@ class Supervisor:
     def _watch(self) -> None:
         while not self._stop.wait(_POLL_S):
             if self._index is not None and not self._index.is_alive():
-                log.error("the index process exited (code %s); stopping", self._index.exitcode)
-                return
+                # The workers cannot serve without it; exit with an error so a supervisor restarts all.
+                raise RuntimeError(f"The index process exited (code {self._index.exitcode}); stopping")
             for number, process in list(self._workers.items()):
                 if not process.is_alive() and not self._stop.is_set():
                     log.error("HTTP worker %d exited (code %s); starting it again", number, process.exitcode)

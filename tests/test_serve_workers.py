@@ -47,15 +47,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    data = tmp_path_factory.mktemp("workers") / "data"
+def _serve(data: Path, **variables: str) -> Served:
     port = free_port()
-    # A low rate, so the shared bucket is seen: BURST requests at once, then one every 100 s.
-    env = served_env(
-        data, INVEKTO_RATE_LIMIT="0.01", INVEKTO_RATE_BURST=str(BURST), INVEKTO_ENCODE_WORKERS="0"
-    )
+    env = served_env(data, INVEKTO_ENCODE_WORKERS="0", **variables)
     cmd = [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port), "--no-access-log"]
+    data.parent.mkdir(parents=True, exist_ok=True)
     log = data.parent / "serve.log"
     process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -64,14 +60,28 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         assert process.poll() is None, log.read_text(encoding="utf-8", errors="replace")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and "serving" in log.read_text():
-                break
+                return Served(url, process, data, log)
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline, "not ready in 180 s"
         time.sleep(0.3)
-    yield Served(url, process, data, log)
-    if process.poll() is None:
-        process.kill()
+
+
+def _processes(served: Served) -> list[int]:
+    """The index process (started first) and the HTTP workers."""
+    children = _children(served.process.pid)
+    return sorted(c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text())
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    # A low rate, so the shared bucket is seen: BURST requests at once, then one every 100 s.
+    server = _serve(
+        tmp_path_factory.mktemp("workers") / "data", INVEKTO_RATE_LIMIT="0.01", INVEKTO_RATE_BURST=str(BURST)
+    )
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
 
 
 def test_two_workers_serve_one_index(served: Served) -> None:
@@ -123,11 +133,9 @@ def test_one_rate_limit_across_workers(served: Served) -> None:
 
 
 def test_a_killed_worker_is_replaced_then_sigterm_stops_all(served: Served) -> None:
-    children = _children(served.process.pid)
-    workers = [c for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
-    assert len(workers) == 3, children  # the index process and two HTTP workers
-    index_pid = min(workers)  # started first
-    victim = max(workers)
+    workers = _processes(served)
+    assert len(workers) == 3, workers  # the index process and two HTTP workers
+    index_pid, victim = workers[0], workers[-1]
     os.kill(victim, signal.SIGKILL)
     assert wait_for_exit(victim, 10)
     deadline = time.monotonic() + 120
@@ -146,3 +154,13 @@ def test_a_killed_worker_is_replaced_then_sigterm_stops_all(served: Served) -> N
     settings = Settings(data_dir=served.data, _env_file=None)  # type: ignore[call-arg]
     with KnowledgeIndex(settings) as index:
         assert index.count("acme") > 0
+
+
+def test_without_its_index_process_the_server_exits_with_an_error(tmp_path: Path) -> None:
+    served = _serve(tmp_path / "data")
+    index_pid, *workers = _processes(served)
+    os.kill(index_pid, signal.SIGKILL)
+    # The workers cannot serve without it: everything stops, with a non-zero status a supervisor sees.
+    assert served.process.wait(timeout=120) == 2
+    assert "The index process exited" in served.log.read_text()
+    assert len(workers) == 2 and all(wait_for_exit(pid, 30) for pid in workers)
