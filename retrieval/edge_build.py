@@ -22,13 +22,17 @@ import qdrant_edge as qe
 
 from .store import DENSE, SPARSE
 
-# Merge policy. An optimize indexes a new tail as a segment of its own and merges only small segments:
-# with up to SEGMENTS segments before the smallest are merged, and no merge making a segment larger than
-# MERGE_LIMIT_KB of dense vectors (about 8k points of 512-d), a large segment is never rewritten for a
-# small tail. Measured at 20k points, a 1k-chunk job's optimize: 3.3-5.9 s merging the tail into the
-# large segment (the engine's default of as many segments as cores), 0.4-1.1 s with this policy.
-SEGMENTS = 8
-MERGE_LIMIT_KB = 16_000
+# Merge policy. An optimize indexes a new tail and merges the smallest segments while there are more
+# than SEGMENTS, never making a segment larger than MERGE_LIMIT_KB of dense vectors (about 16k points of
+# 512-d): a segment at the limit is never rewritten for a small tail, and small tails do not stay small. Each
+# segment costs every search a fixed share, and one under the HNSW full-scan threshold (10 MB, about 5k
+# points) is scanned whole: a 10k-chunk tenant ingested in 7 jobs kept 7 segments of 1.4k points under
+# the earlier 8 segments / 16 MB, and the engine took 1.36 ms (dense) + 0.72 ms (BM25) per query; with
+# 2 / 32 MB the tails merge into one HNSW segment, 0.17 + 0.26 ms. The price is the merge: an optimize
+# per 1k-chunk job at 100k points took 0.3-1.8 s instead of 0.4-0.6 s (as the tail segment grows toward
+# the limit), run aside while searches go on (KnowledgeIndex.maintain_async). docs/benchmarks.md.
+SEGMENTS = 2
+MERGE_LIMIT_KB = 32_000
 SPARSE_FULL_SCAN = 200
 _PR_SET_PDEATHSIG = 1
 _READ_BYTES = 1 << 20

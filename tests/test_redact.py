@@ -340,3 +340,21 @@ NOT_PERSONAL_DATA = [
 def test_ordinary_text_is_not_redacted(text: str) -> None:
     result = redact(text)
     assert result.text == text, result.counts
+
+
+def test_repeated_texts_are_redacted_alike_and_the_memo_stays_bounded() -> None:
+    """The assistant redacts the same knowledge texts on every request: a remembered answer must be the one
+    a fresh redaction gives, for each tenant's own patterns, and remembering must not grow without end."""
+    order = ExtraPattern("MUSTERI_NO", r"MN-\d{6}")
+    plain, tenant = Redactor(), Redactor([order])
+    text = "Müşteri MN-123456, telefon 0532 123 45 67, sipariş EM12345 yarın kargoda."
+    for _ in range(3):
+        assert plain(text) == redact(text).text
+        assert "MN-123456" in plain(text) and "0532" not in plain(text)
+        assert tenant(text) == Redactor([order]).redact(text).text
+        assert "MN-123456" not in tenant(text) and "EM12345" in tenant(text)
+    for n in range(2_000):
+        assert tenant(f"ödeme {n} 0532 123 45 {n % 100:02d}") == Redactor([order]).redact(
+            f"ödeme {n} 0532 123 45 {n % 100:02d}"
+        ).text
+    assert len(tenant._seen) <= 256
