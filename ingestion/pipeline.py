@@ -22,6 +22,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -174,6 +175,10 @@ def _subject_links(
     return links
 
 
+# A document ready to write: the item, its new version, the version indexed before (or None), its chunks.
+_Pending = tuple[IngestItem, int, int | None, list[Chunk]]
+
+
 class Ingestor:
     """Runs ingestion jobs for one index and one registry."""
 
@@ -222,95 +227,145 @@ class Ingestor:
         links: dict[str, list[SubjectLink]] = {}
         self.registry.start_job(job.id)
         state = _JobState(total=len(items))
-        pending: list[tuple[IngestItem, int, int | None, list[Chunk]]] = []
+        pending: list[_Pending] = []
+        # When the index encodes in other processes (the index process of `serve`, encode workers), a
+        # batch is written on a thread of its own while this one reads, screens and redacts the next
+        # documents. In-process encoding stays on this thread: the encoder needs the GIL for most of its
+        # work, and a second Python thread beside it slows it more than it saves.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-write") if self._writes_aside() else None
+        in_flight: list[tuple[Future[Exception | None], list[_Pending]]] = []
 
-        def flush() -> None:
-            chunks = [c for *_, cs in pending for c in cs]
-
-            def written(n: int) -> None:  # a large document's parts: progress inside the file
-                if progress and len(pending) == 1 and n < len(chunks):
-                    name = pending[0][0].name
-                    status = f"indexing: {n} of {len(chunks)} chunks written"
-                    progress(IngestProgress(state.done, state.total, state.chunks + n, name, status, True))
-
-            try:
-                try:
-                    self._write(tenant_id, chunks, pending, written)
-                except StoreError as exc:  # e.g. the index process died mid-call: it starts again on the next
-                    log.warning("writing to the index failed (%s); trying once more", exc)
-                    self._write(tenant_id, chunks, pending, written)
-            except Exception as exc:  # the engine refused the batch: fail these documents, keep the rest
-                for item, _, indexed_version, _ in pending:
+        def finish(batch: list[_Pending], error: Exception | None) -> None:
+            if error is not None:  # the engine refused the batch: fail these documents, keep the rest
+                for item, _, indexed_version, _ in batch:
                     self._drop_partial(tenant_id, item.doc_id, indexed_version)
                     self._fail(
-                        tenant_id, job.id, item, f"could not write to the index: {exc}", state, progress
+                        tenant_id, job.id, item, f"could not write to the index: {error}", state, progress
                     )
-                pending.clear()
                 return
             self.registry.complete_documents(
                 tenant_id,
                 job.id,
                 [
                     (item.name, item.doc_id, version, len(cs), flag_counts(cs))
-                    for item, version, _, cs in pending
+                    for item, version, _, cs in batch
                 ],
             )
             self.registry.link_subjects(
                 tenant_id,
-                [item.doc_id for item, *_ in pending],
-                [ln for i, *_ in pending for ln in links.pop(i.doc_id, [])],
+                [item.doc_id for item, *_ in batch],
+                [ln for i, *_ in batch for ln in links.pop(i.doc_id, [])],
             )
-            for item, _, _, cs in pending:
+            for item, _, _, cs in batch:
                 state.done += 1
                 state.chunks += len(cs)
                 _report(progress, state, item.name, "indexed")
-            pending.clear()
 
-        # Registry work goes in groups: one transaction per group instead of several per document.
-        for start in range(0, len(items), _GROUP):
-            group = items[start : start + _GROUP]
-            decisions = self.registry.begin_documents(
-                tenant_id,
-                [
-                    (i.doc_id, i.source, i.uri, i.title, _screened_hash(i.content_hash, own_domains))
-                    for i in group
-                ],
-            )
-            skipped = [(i, d) for i, d in zip(group, decisions, strict=True) if d.action == "skip"]
-            if skipped:
-                self.registry.update_job_files(job.id, [(i.name, "skipped", i.doc_id) for i, _ in skipped])
-                for item, _ in skipped:
-                    state.done += 1
-                    _report(progress, state, item.name, "skipped (unchanged)")
-            for item, decision in zip(group, decisions, strict=True):
-                if decision.action == "skip":
-                    continue
-                try:
-                    # Screened before redaction: links and e-mail domains are still there to judge.
-                    built = item.build()
-                    screened = screen_chunks(
-                        [_guarded_chunk(_versioned(c, decision.version), item.doc_id, ids) for c in built],
-                        own_domains,
+        def settle() -> None:
+            """Finish the batch being written: progress is only reported with no write in flight (a
+            progress callback may stop the job or hand the index to another tenant's job)."""
+            while in_flight:
+                future, batch = in_flight.pop()
+                finish(batch, future.result())
+
+        def flush() -> None:
+            settle()
+            batch = list(pending)
+            pending.clear()
+            chunks = [c for *_, cs in batch for c in cs]
+            if writer is not None and not (len(batch) == 1 and len(chunks) > self.batch_chunks):
+                in_flight.append((writer.submit(self._attempt_write, tenant_id, chunks, batch, None), batch))
+                return
+
+            def written(n: int) -> None:  # a large document's parts: progress inside the file
+                if progress and len(batch) == 1 and n < len(chunks):
+                    name = batch[0][0].name
+                    status = f"indexing: {n} of {len(chunks)} chunks written"
+                    progress(IngestProgress(state.done, state.total, state.chunks + n, name, status, True))
+
+            finish(batch, self._attempt_write(tenant_id, chunks, batch, written))
+
+        try:
+            # Registry work goes in groups: one transaction per group instead of several per document.
+            for start in range(0, len(items), _GROUP):
+                group = items[start : start + _GROUP]
+                decisions = self.registry.begin_documents(
+                    tenant_id,
+                    [
+                        (i.doc_id, i.source, i.uri, i.title, _screened_hash(i.content_hash, own_domains))
+                        for i in group
+                    ],
+                )
+                skipped = [(i, d) for i, d in zip(group, decisions, strict=True) if d.action == "skip"]
+                if skipped:
+                    settle()
+                    self.registry.update_job_files(
+                        job.id, [(i.name, "skipped", i.doc_id) for i, _ in skipped]
                     )
-                    found: list[tuple[str, str]] = []
-                    chunks = [redact_chunk(c, redactor, found) for c in screened]
-                    links[item.doc_id] = _subject_links(raw_items[item.doc_id], item, built, found, ids)
-                    if not chunks:
-                        raise ValueError("no text to index")
-                except Exception as exc:  # one bad file must not stop the batch
-                    self._fail(tenant_id, job.id, item, _describe(exc), state, progress)
-                    continue
-                if pending and len(chunks) > self.batch_chunks:
-                    flush()  # a large document is written alone, in parts, reporting each
-                pending.append((item, decision.version, decision.indexed_version, chunks))
-                if sum(len(p[3]) for p in pending) >= self.batch_chunks:
-                    flush()
-        if pending:
-            flush()
+                    for item, _ in skipped:
+                        state.done += 1
+                        _report(progress, state, item.name, "skipped (unchanged)")
+                for item, decision in zip(group, decisions, strict=True):
+                    if decision.action == "skip":
+                        continue
+                    try:
+                        # Screened before redaction: links and e-mail domains are still there to judge.
+                        built = item.build()
+                        screened = screen_chunks(
+                            [
+                                _guarded_chunk(_versioned(c, decision.version), item.doc_id, ids)
+                                for c in built
+                            ],
+                            own_domains,
+                        )
+                        found: list[tuple[str, str]] = []
+                        chunks = [redact_chunk(c, redactor, found) for c in screened]
+                        links[item.doc_id] = _subject_links(raw_items[item.doc_id], item, built, found, ids)
+                        if not chunks:
+                            raise ValueError("no text to index")
+                    except Exception as exc:  # one bad file must not stop the batch
+                        settle()
+                        self._fail(tenant_id, job.id, item, _describe(exc), state, progress)
+                        continue
+                    if pending and len(chunks) > self.batch_chunks:
+                        flush()  # a large document is written alone, in parts, reporting each
+                    pending.append((item, decision.version, decision.indexed_version, chunks))
+                    if sum(len(p[3]) for p in pending) >= self.batch_chunks:
+                        flush()
+            if pending:
+                flush()
+            settle()
+        finally:
+            if writer is not None:
+                # Stopped early (the service shuts down): a write already sent finishes, nothing is lost;
+                # its documents are taken up again when the job resumes, as if never written.
+                writer.shutdown(wait=True)
         finished = self.registry.finish_job(job.id)
         self.index.maintain()
         self.changed(tenant_id)
         return finished
+
+    def _writes_aside(self) -> bool:
+        """True when the index encodes in other processes (see Ingestor.run)."""
+        return bool(getattr(self.index, "encodes_aside", False))
+
+    def _attempt_write(
+        self,
+        tenant_id: str,
+        chunks: list[Chunk],
+        pending: Sequence[tuple[IngestItem, int, int | None, Any]],
+        written: Callable[[int], None] | None,
+    ) -> Exception | None:
+        """Write a batch (once more if the index process died mid-call); return the error, or None."""
+        try:
+            try:
+                self._write(tenant_id, chunks, pending, written)
+            except StoreError as exc:  # e.g. the index process died mid-call: it starts again on the next
+                log.warning("writing to the index failed (%s); trying once more", exc)
+                self._write(tenant_id, chunks, pending, written)
+        except Exception as exc:
+            return exc
+        return None
 
     def _write(
         self,

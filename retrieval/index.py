@@ -141,6 +141,11 @@ class KnowledgeIndex:
             EncodePool(settings.embedder, workers, expect_model=self.meta.embedder) if workers else None
         )
 
+    @property
+    def encodes_aside(self) -> bool:
+        """True when chunks are encoded in worker processes, so a writer need not hold this process's GIL."""
+        return self.encode_pool is not None
+
     # ----- writes -----
     def upsert(
         self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None

@@ -251,6 +251,11 @@ class HostedIndex:
         self.meta: IndexMeta = self._start()
 
     @property
+    def encodes_aside(self) -> bool:
+        """True: the child process encodes what is written (see KnowledgeIndex.encodes_aside)."""
+        return True
+
+    @property
     def pid(self) -> int | None:
         """The child's process id (for memory reports and tests)."""
         return self._process.pid if self._process is not None else None

@@ -282,3 +282,59 @@ def test_a_batch_in_flight_when_the_index_process_dies_is_written_after_it_start
     finally:
         index.close()
         registry.close()
+
+
+def test_writes_beside_reading_lose_nothing_and_report_with_no_write_in_flight(tmp_path: Path) -> None:
+    """With the index in its own process, a batch is written while the next documents are read: every
+    good document is indexed, a bad one fails alone, a large one is written in parts, and progress (which
+    can stop the job or hand the index to another tenant) is never reported while a write is under way."""
+    settings = Settings(data_dir=tmp_path / "data", index_process=True, _env_file=None)  # type: ignore[call-arg]
+    index = open_index(settings)
+    assert isinstance(index, HostedIndex) and index.encodes_aside
+    registry = Registry(settings.registry_url)
+    ingestor = Ingestor(index, registry, batch_chunks=4)
+    ingestor.ensure_tenant("acme")
+    writing = threading.Event()
+    overlapped: list[str] = []
+    upsert = index.upsert
+
+    def tracked_upsert(chunks, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        writing.set()
+        try:
+            return upsert(chunks, **kwargs)
+        finally:
+            writing.clear()
+
+    index.upsert = tracked_upsert  # type: ignore[method-assign]
+    seen: list[tuple[str, str]] = []
+
+    def progress(p: IngestProgress) -> None:
+        if writing.is_set() and not p.partial:
+            overlapped.append(p.current)
+        seen.append((p.current, p.status.split(":")[0].split(" ")[0]))
+
+    docs = [
+        TextDocument(f"sss-{n:02d}", f"Soru {n}: kargo {n} günde gelir, ücreti {n}0 TL.")
+        for n in range(1, 24)
+    ]
+    docs.insert(11, TextDocument("bos", "   "))
+    long_text = "\n\n".join(
+        f"Bölüm {n}. Taksit seçenekleri kart türüne göre {n} aya kadar değişir. " * 40 for n in range(12)
+    )
+    docs.insert(17, TextDocument("uzun", long_text))
+    try:
+        job = ingestor.run("acme", "files", text_items("acme", docs), progress=progress)
+        assert job.status == "partial" and job.files_total == len(docs) and job.files_done == len(docs) - 1
+        statuses = {f.name: f.status for f in job.files}
+        assert statuses["bos"] == "failed" and sum(s == "indexed" for s in statuses.values()) == len(docs) - 1
+        assert not overlapped, overlapped
+        finals = [name for name, status in seen if status != "indexing"]
+        assert sorted(finals) == sorted(f.name for f in job.files)  # one final report per document
+        assert ("uzun", "indexing") in seen  # the large one reports its parts
+        assert index.count("acme") == 23 + len(index.chunks("acme", "uzun"))
+        assert len(index.chunks("acme", "uzun")) > 4  # written in parts, alone
+        assert index.search("acme", "taksit seçenekleri kart türü").hits[0].doc_id == "uzun"
+        assert all(registry.get_document("acme", d.id).status == "indexed" for d in docs if d.id != "bos")  # type: ignore[union-attr]
+    finally:
+        index.close()
+        registry.close()
