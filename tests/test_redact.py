@@ -354,7 +354,8 @@ def test_repeated_texts_are_redacted_alike_and_the_memo_stays_bounded() -> None:
         assert tenant(text) == Redactor([order]).redact(text).text
         assert "MN-123456" not in tenant(text) and "EM12345" in tenant(text)
     for n in range(2_000):
-        assert tenant(f"ödeme {n} 0532 123 45 {n % 100:02d}") == Redactor([order]).redact(
-            f"ödeme {n} 0532 123 45 {n % 100:02d}"
-        ).text
+        assert (
+            tenant(f"ödeme {n} 0532 123 45 {n % 100:02d}")
+            == Redactor([order]).redact(f"ödeme {n} 0532 123 45 {n % 100:02d}").text
+        )
     assert len(tenant._seen) <= 256
