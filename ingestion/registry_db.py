@@ -13,7 +13,9 @@ connection, so there every transaction is serialised by a lock.
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -140,7 +142,7 @@ def _create_sqlite_engine(url: URL) -> Engine:
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _journal_to_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough with WAL, much faster commits
         cursor.close()
 
@@ -150,6 +152,21 @@ def _create_sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _journal_to_wal(cursor: Any) -> None:
+    """Switch the database to WAL. A new file opened by several connections at once is locked by the one
+    that migrates it, and SQLite answers that switch "database is locked" at once instead of waiting its
+    busy timeout: so wait here, up to the same timeout."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class RegistryDatabase:
