@@ -14,11 +14,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import qdrant_edge as qe
@@ -427,6 +428,40 @@ class EdgeStore:
         A build running aside is stopped (it would bring the deleted points back). The new shard's dense
         vectors are not in HNSW yet (the next KnowledgeIndex.maintain builds it).
         """
+        return self._rewrite(None)
+
+    @staticmethod
+    def _vectors(record: Any, encode: Callable[[dict[str, Any]], SparseVector] | None) -> dict[str, Any]:
+        vectors = dict(record.vector or {})
+        if encode is not None:
+            sparse = encode(record.payload or {})
+            vectors[SPARSE] = qe.SparseVector(sparse.indices, sparse.values)
+        return vectors
+
+    def reencode_sparse(
+        self,
+        encode: Callable[[dict[str, Any]], SparseVector],
+        meta: IndexMeta,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Rewrite the shard with each point's BM25 vector encoded again from its payload by `encode`
+        (dense vectors and payloads kept), record `meta` and return the number of points.
+
+        The new generation becomes current before the metadata says so: stopped in between, the index is
+        refused on open as still holding the old encoding, and running this again finishes the job.
+        """
+        copied = self._rewrite(encode, progress)
+        self._write_meta(meta)
+        self._meta = meta
+        return copied
+
+    def _rewrite(
+        self,
+        encode: Callable[[dict[str, Any]], SparseVector] | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Copy the live points into a new generation (their BM25 vectors from `encode` when given) and
+        swap it in; return how many were copied."""
         assert self._meta is not None
         config = self._config(self._meta.dim)
         with self._write_lock:
@@ -451,10 +486,13 @@ class EdgeStore:
                                 f"The index at {self.index_dir} returned a point without its vectors"
                             )
                         points = [
-                            qe.Point(id=r.id, vector=r.vector or {}, payload=r.payload) for r in records
+                            qe.Point(id=r.id, vector=self._vectors(r, encode), payload=r.payload)
+                            for r in records
                         ]
                         new.update(qe.UpdateOperation.upsert_points(points))
                         copied += len(points)
+                        if progress is not None:
+                            progress(len(points))
                     if offset is None:
                         break
                 new.flush()

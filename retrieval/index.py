@@ -30,8 +30,21 @@ MAX_QUERY_CHARS = 4_000
 
 def indexed_text(chunk: Chunk) -> str:
     """Return the text that is embedded for a chunk: title and section give it context."""
-    head = " — ".join(part for part in (chunk.title, chunk.section) if part)
-    return f"{head}\n{chunk.text}" if head else chunk.text
+    return _with_head(chunk.title, chunk.section, chunk.text)
+
+
+def payload_text(payload: Mapping[str, Any]) -> str:
+    """Return the text both encoders read for a stored point, from its payload (as for `indexed_text`)."""
+    return encoder_text(
+        _with_head(
+            str(payload.get("title") or ""), str(payload.get("section") or ""), str(payload.get("text") or "")
+        )
+    )
+
+
+def _with_head(title: str, section: str, text: str) -> str:
+    head = " — ".join(part for part in (title, section) if part)
+    return f"{head}\n{text}" if head else text
 
 
 def encoder_text(text: str) -> str:
@@ -62,8 +75,9 @@ class SearchCall:
     filters: SearchFilters | None = None
 
 
-def open_store(settings: Settings, meta: IndexMeta) -> VectorStore:
-    """Return the configured store backend, refusing an index built by another embedder."""
+def open_store(settings: Settings, meta: IndexMeta, *, check_encoding: bool = True) -> VectorStore:
+    """Return the configured store backend, refusing an index built by another embedder (and, unless
+    `check_encoding` is False, one whose BM25 vectors were encoded otherwise: `reencode_sparse` opens it)."""
     if settings.store == "edge":
         from .edge_store import EdgeStore
 
@@ -86,7 +100,8 @@ def open_store(settings: Settings, meta: IndexMeta) -> VectorStore:
         where = f"{settings.qdrant_url} collection {settings.collection!r}"
     try:
         check_meta(store.meta(), meta, where)
-        check_sparse(store.meta(), meta, where, settings)
+        if check_encoding:
+            check_sparse(store.meta(), meta, where, settings)
     except StoreError:
         store.close()
         raise
@@ -101,17 +116,41 @@ def check_sparse(found: IndexMeta | None, wanted: IndexMeta, where: str, setting
     """
     if found is None or found.sparse == wanted.sparse:
         return
-    if settings.store == "edge":
-        fresh = f"move {settings.index_dir} away (or set INVEKTO_DATA_DIR to a new folder)"
-    else:
-        fresh = "set INVEKTO_COLLECTION to a new collection"
     raise StoreError(
         f"The index at {where} holds BM25 vectors encoded as {found.sparse or 'an unrecorded encoding'!r}, "
-        f"but this release encodes {wanted.sparse!r}; the two cannot be searched together. Re-index: "
-        f"{fresh}, then ingest every tenant's documents, FAQ sheets, quick replies and chats again (files the "
-        "registry already lists are skipped as unchanged unless removed first with `invekto-knowledge "
-        "ingest delete`)."
+        f"but this release encodes {wanted.sparse!r}; the two cannot be searched together. Run "
+        "`invekto-knowledge index reencode` once (with the service stopped): it encodes every stored "
+        "chunk's BM25 vector again from its text, keeping the dense vectors, and nothing is ingested again."
     )
+
+
+def reencode_sparse(
+    settings: Settings, progress: Callable[[int], None] | None = None, embedder: Embedder | None = None
+) -> tuple[int, str]:
+    """Encode every stored point's BM25 vector again with this release's encoding (after an upgrade that
+    changed it) and record the encoding in the index; return (points re-encoded, the encoding before).
+
+    Dense vectors and payloads are kept; the text is read back from each payload. An index that already
+    holds this encoding is left as it is (0 points). Both backends; the edge index is rewritten into a new
+    generation and swapped in, a Qdrant server collection is updated in place.
+    """
+    bm25 = TurkishBm25()
+    embedder = embedder or load_embedder(settings.embedder)  # its id and size: an index of another is refused
+    meta = IndexMeta(embedder=embedder.model_id, dim=embedder.dim, sparse=bm25.model_id)
+    store = open_store(settings, meta, check_encoding=False)
+    try:
+        found = store.meta()
+        before = (found.sparse if found else "") or "an unrecorded encoding"
+        if found is not None and found.sparse == meta.sparse:
+            return 0, before
+        rewrite = getattr(store, "reencode_sparse", None)
+        if rewrite is None:
+            raise StoreError(f"The {store.backend} backend cannot re-encode BM25 vectors")
+        done = int(rewrite(lambda payload: bm25.embed_document(payload_text(payload)), meta, progress))
+        log.info("BM25 vectors re-encoded: %d points, %s -> %s", done, before, meta.sparse)
+        return done, before
+    finally:
+        store.close()
 
 
 class KnowledgeIndex:

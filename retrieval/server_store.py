@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -186,6 +186,40 @@ class ServerStore:
             out.extend(SearchHit.from_payload(r.id, 0.0, r.payload or {}) for r in records)
             if offset is None:
                 return out
+
+    def reencode_sparse(
+        self,
+        encode: Callable[[dict[str, Any]], SparseVector],
+        meta: IndexMeta,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Replace every point's BM25 vector with one encoded again from its payload by `encode` (dense
+        vectors and payloads kept), then record `meta` in the collection; return the number of points.
+
+        The metadata is written last: stopped half way, the collection is still refused on open as
+        holding the old encoding, and running this again finishes the job.
+        """
+        done = 0
+        offset = None
+        while True:
+            records, offset = self._client.scroll(
+                self._collection, limit=256, offset=offset, with_payload=True, with_vectors=False
+            )
+            if records:
+                updates = []
+                for r in records:
+                    sparse = encode(r.payload or {})
+                    vector = qm.SparseVector(indices=sparse.indices, values=sparse.values)
+                    updates.append(qm.PointVectors(id=r.id, vector={SPARSE: vector}))
+                self._client.update_vectors(self._collection, points=updates, wait=True)
+                done += len(updates)
+                if progress is not None:
+                    progress(len(updates))
+            if offset is None:
+                break
+        self._client.update_collection(self._collection, metadata=meta.as_dict())
+        self._meta = meta
+        return done
 
     def optimize(self) -> bool:
         # A Qdrant server runs its optimizers by itself.

@@ -4,9 +4,11 @@ Text is read the same way for documents and queries: redaction placeholders drop
 (İ→i, I→ı), spoken and clipped forms rewritten to written ones (retrieval/informal.py), diacritics put
 back into words typed without them (retrieval/deasciify.py), stop-words and question particles dropped. Each word then gives four token streams in one sparse vector:
 
-- its Snowball Turkish stem (as written, diacritics kept),
-- its first 5 characters as written ("p" stream),
-- its first 5 characters with diacritics folded ("f" stream: "ucret" meets "ücret"),
+- its Snowball Turkish stem (as written, diacritics kept); a present-tense verb gives its root
+  ("yazıyorum" → "yaz", "yapıyorsunuz" → "yap"), so it meets the verb's other forms ("yazıp"),
+- its first 5 characters as written ("p" stream), a consonant that Turkish softens before a vowel
+  hardened back at the cut ("takibini" → "takip", "hesabım" → "hesap", "yemeği" → "yemek"),
+- the same prefix with diacritics folded ("f" stream: "ucret" meets "ücret"),
 - the character trigrams of the folded word's first 6 letters at half weight ("g" stream: "zman" still
   meets "zaman").
 
@@ -27,6 +29,11 @@ from .informal import PARTICLE, written_forms
 from .text import fold_lowered, strip_placeholders, turkish_lower
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# A present-tense verb ("yazıyorum", "geliyor", "ödüyorsunuz"): its root, the linking vowel left out.
+_PRESENT = re.compile(r"(?P<root>\w{2,}?)[ıiuü]yor\w*")
+# Consonants Turkish softens between vowels ("kitap" → "kitabı", "renk" → "rengi"), and their hard forms.
+_HARDENED = {"b": "p", "c": "ç", "d": "t", "g": "k", "ğ": "k"}
+_VOWELS = frozenset("aeıioöuü")
 _APOSTROPHE = re.compile(r"[’‘'`´]")
 
 # Qdrant's Turkish stop-word list (the Snowball/NLTK one), spelt out: words reach Qdrant already filtered.
@@ -102,6 +109,24 @@ def trigrams(word: str, span: int = 6) -> list[str]:
     return [padded[i : i + 3] for i in range(len(padded) - 2)]
 
 
+def verb_root(word: str) -> str:
+    """Return the root of a present-tense verb ("yazıyorum" → "yaz"); other words come back unchanged."""
+    match = _PRESENT.fullmatch(word)
+    return match.group("root") if match else word
+
+
+def prefix(word: str, n: int = 5) -> str:
+    """Return the first `n` letters of a lower-cased `word`, a softened consonant at the cut hardened.
+
+    "takibini" → "takip" meets "takip", "hesabım" → "hesap" meets "hesap": a b/c/d/g/ğ as the n-th letter
+    with a vowel after it is the soft form of p/ç/t/k. A word of n letters or fewer is left as it is.
+    """
+    head = word[:n]
+    if len(word) > n and head[-1] in _HARDENED and word[n] in _VOWELS:
+        return head[:-1] + _HARDENED[head[-1]]
+    return head
+
+
 class TurkishBm25:
     """BM25 encoder: exact stems and prefixes, folded prefixes and trigrams of Turkish words."""
 
@@ -128,7 +153,7 @@ class TurkishBm25:
     def model_id(self) -> str:
         p = self.params
         return (
-            f"bm25-{p.language}-v2-informal-deascii-stem+p{p.prefix_len}+f{p.prefix_len}+g3h{p.gram_span}x{p.gram_weight:g}"
+            f"bm25-{p.language}-v3-informal-deascii-root-stem+p{p.prefix_len}h+f{p.prefix_len}h+g3h{p.gram_span}x{p.gram_weight:g}"
             f"-k{p.k}-b{p.b}-avg{p.avg_len:g}"
         )
 
@@ -136,11 +161,12 @@ class TurkishBm25:
         p = self.params
         n = p.prefix_len
         folded = [fold_lowered(w) for w in words]
+        heads = [prefix(w, n) for w in words]
         # One-letter marks keep the streams apart: the stem "kart" and the prefix "pkart" never collide.
         return [
-            (self._stems, " ".join(words), 1.0),
-            (self._tokens, " ".join(f"p{w[:n]}" for w in words), 1.0),
-            (self._tokens, " ".join(f"f{w[:n]}" for w in folded), 1.0),
+            (self._stems, " ".join(verb_root(w) for w in words), 1.0),
+            (self._tokens, " ".join(f"p{h}" for h in heads), 1.0),
+            (self._tokens, " ".join(f"f{fold_lowered(h)}" for h in heads), 1.0),
             (
                 self._tokens,
                 " ".join(f"g{g}" for w in folded for g in trigrams(w, p.gram_span)),

@@ -223,6 +223,31 @@ def test_index_info_names_backend_and_embedder(cli) -> None:  # noqa: ANN001
     )
 
 
+def test_index_reencode_brings_an_index_of_an_older_bm25_encoding_back_without_ingesting_again(
+    cli,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
+    meta_file = tmp_path / "data" / "index" / "index.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta_file.write_text(
+        json.dumps({**meta, "sparse": "bm25-turkish-stem+p5-k1.2-b0.75-avg150"}), encoding="utf-8"
+    )
+    code, out = cli("search", "--tenant", "acme", "taşıt kredisi")
+    assert code == 2 and "invekto-knowledge index reencode" in out
+
+    code, out = cli("index", "reencode")
+    assert code == 0, out
+    chunks = json.loads(cli("index", "info")[1])["points"]
+    assert f"{chunks} chunks re-encoded (bm25-turkish-stem+p5-k1.2-b0.75-avg150 -> " in out
+    code, out = cli("search", "--tenant", "acme", "--json", "tasit kredisi sartlari")
+    assert code == 0 and "Taşıt kredisi" in json.loads(out)["hits"][0]["text"]
+    code, out = cli("index", "reencode")
+    assert code == 0 and out.strip().endswith(
+        "the index already holds this release's BM25 encoding: nothing to do"
+    )
+
+
 def test_configuration_mistakes_are_one_line_not_a_traceback(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("INVEKTO_LLM_PROVIDER", "anthropic")
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)

@@ -6,7 +6,7 @@ import pytest
 
 from retrieval.deasciify import restore_diacritics
 from retrieval.informal import written_forms
-from retrieval.sparse import TurkishBm25, is_stopword, sparse_words
+from retrieval.sparse import TurkishBm25, is_stopword, prefix, sparse_words, verb_root
 from retrieval.text import fold_turkish, strip_placeholders
 
 # (as typed, written form): the forms customers use on WhatsApp.
@@ -143,6 +143,45 @@ def test_a_placeholder_gives_no_sparse_token() -> None:
     bm25 = TurkishBm25()
     assert not bm25.embed_query("[TELEFON] [TCKN] [EPOSTA] [IBAN] [KART]")
     assert bm25.embed_document("Aradım [TELEFON]") == bm25.embed_document("Aradım")
+
+
+@pytest.mark.parametrize(
+    ("word", "head"),
+    [
+        ("takibini", "takip"),  # takip → takibi: the b at the cut is p again
+        ("hesabım", "hesap"),
+        ("yemeği", "yemek"),
+        ("kanadı", "kanat"),
+        ("kargom", "kargo"),  # no softened consonant at the cut
+        ("takip", "takip"),
+        ("sebep", "sebep"),
+        ("kitabd", "kitab"),  # no vowel after the cut: not a softened consonant
+        ("ada", "ada"),  # shorter than the prefix
+    ],
+)
+def test_the_prefix_hardens_a_softened_consonant_at_the_cut(word: str, head: str) -> None:
+    assert prefix(word) == head
+
+
+def test_a_softened_form_meets_the_hard_one_in_both_prefix_streams() -> None:
+    bm25 = TurkishBm25()
+    doc = set(bm25.embed_document("Kargo takip numarası").indices)
+    assert len(set(bm25.embed_query("takibini").indices) & doc) > len(
+        set(bm25.embed_query("takvimi").indices) & doc
+    )
+
+
+@pytest.mark.parametrize(
+    ("word", "root"),
+    [("yazıyorum", "yaz"), ("yapıyorsunuz", "yap"), ("geliyor", "gel"), ("ödüyoruz", "öd"), ("okuyor", "ok")],
+)
+def test_a_present_tense_verb_gives_its_root_to_the_stem_stream(word: str, root: str) -> None:
+    assert verb_root(word) == root
+
+
+@pytest.mark.parametrize("word", ["yorum", "koyu", "ayyor", "kuyruk", "yazı"])
+def test_words_that_are_no_present_tense_keep_their_form(word: str) -> None:
+    assert verb_root(word) == word
 
 
 def test_the_encoding_names_itself_apart_from_the_first_release() -> None:

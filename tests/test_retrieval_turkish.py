@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import pytest
+from qdrant_edge import Bm25
 
 from ingestion.redact import redact
 from retrieval.embedders import UseMultilingualEmbedder
-from retrieval.index import KnowledgeIndex, QueryOptions
+from retrieval.index import KnowledgeIndex, QueryOptions, reencode_sparse
 from retrieval.models import Chunk
 from retrieval.settings import Settings
+from retrieval.sparse import TurkishBm25
 from retrieval.store import IndexMeta, StoreError
 
 FAQ = {
@@ -124,37 +124,63 @@ def _settings(tmp_path: Path, backend: str) -> Settings:
     )
 
 
-def _age_index(settings: Settings, tmp_path: Path) -> None:
-    """Make the index on disk look as if the first release (another sparse encoding) had built it."""
-    if settings.store == "edge":
-        path = settings.index_dir / "index.json"
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        path.write_text(json.dumps({**meta, "sparse": OLD_SPARSE}), encoding="utf-8")
-        return
-    from qdrant_client import QdrantClient
+class _FirstReleaseBm25(TurkishBm25):
+    """The first release's BM25: the Snowball stem of each word as written, nothing more."""
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        client = QdrantClient(path=str(tmp_path / "qdrant"))
-        info = client.get_collection(settings.collection)
-        meta = dict(info.config.metadata or {})
-        client.update_collection(settings.collection, metadata={**meta, "sparse": OLD_SPARSE})
-        client.close()
+    @property
+    def model_id(self) -> str:
+        return OLD_SPARSE
+
+    def _streams(self, words: list[str]) -> list[tuple[Bm25, str, float]]:
+        return [(self._stems, " ".join(words), 1.0)]
 
 
 @pytest.mark.parametrize("backend", ["edge", "server-local"])
-def test_an_index_built_with_the_old_sparse_encoding_is_refused_with_how_to_reindex(
-    tmp_path: Path, use_embedder: UseMultilingualEmbedder, backend: str
+def test_an_index_of_an_older_bm25_encoding_is_refused_until_reencoded_then_finds_what_a_fresh_one_finds(
+    tmp_path: Path, use_embedder: UseMultilingualEmbedder, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = _settings(tmp_path, backend)
-    with KnowledgeIndex(settings, embedder=use_embedder) as idx:
-        idx.upsert(_knowledge("shop"))
-    _age_index(settings, tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr("retrieval.index.TurkishBm25", _FirstReleaseBm25)
+        with KnowledgeIndex(settings, embedder=use_embedder) as idx:
+            idx.upsert(_knowledge("shop"))
+            idx.upsert(_knowledge("other"))
+            # The old encoding has no trigram stream: a typo ("kargm") meets no word at all.
+            assert not idx.search("shop", "kargm", QueryOptions(fusion="bm25")).hits
+            dense_before = {
+                h.doc_id: h.dense_score
+                for h in idx.search("shop", "kargom nerde", QueryOptions(limit=12)).hits
+            }
     with pytest.raises(StoreError) as err:
         KnowledgeIndex(settings, embedder=use_embedder)
     message = str(err.value)
-    assert OLD_SPARSE in message and "Re-index" in message and "ingest" in message
-    assert ("INVEKTO_DATA_DIR" if backend == "edge" else "INVEKTO_COLLECTION") in message
+    assert OLD_SPARSE in message and "invekto-knowledge index reencode" in message
+
+    seen: list[int] = []
+    done, before = reencode_sparse(settings, progress=seen.append, embedder=use_embedder)
+    assert done == 2 * (len(FAQ) + len(CHATS)) == sum(seen)
+    assert before == OLD_SPARSE
+    assert reencode_sparse(settings, embedder=use_embedder) == (0, TurkishBm25().model_id)
+
+    fresh_settings = _settings(tmp_path / "fresh", backend)
+    with (
+        KnowledgeIndex(settings, embedder=use_embedder) as idx,
+        KnowledgeIndex(fresh_settings, embedder=use_embedder) as fresh,
+    ):
+        fresh.upsert(_knowledge("shop"))
+        fresh.upsert(_knowledge("other"))
+        assert idx.count("shop") == idx.count("other") == len(FAQ) + len(CHATS)
+        assert all(
+            "argo" in h.text for h in idx.search("shop", "kargm", QueryOptions(fusion="bm25")).hits[:3]
+        )
+        for query in ("iade nasil yapcam", "taksit yapiyomusunuz", "kargom nerde", "kargm nerde"):
+            got = idx.search("shop", query, QueryOptions(fusion="bm25", limit=12)).hits
+            want = fresh.search("shop", query, QueryOptions(fusion="bm25", limit=12)).hits
+            assert [(h.doc_id, h.text) for h in got] == [(h.doc_id, h.text) for h in want]
+            assert [h.score for h in got] == pytest.approx([h.score for h in want])
+        # The dense vectors were kept as they were.
+        after = idx.search("shop", "kargom nerde", QueryOptions(limit=12)).hits
+        assert {h.doc_id: h.dense_score for h in after} == pytest.approx(dense_before)
 
 
 def test_an_index_of_this_encoding_opens_again(tmp_path: Path, use_embedder: UseMultilingualEmbedder) -> None:

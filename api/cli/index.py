@@ -1,4 +1,4 @@
-"""`invekto-knowledge search`, `index info|optimize` and `prune`: the index and the stored records, from
+"""`invekto-knowledge search`, `index info|optimize|reencode` and `prune`: the index and the stored records, from
 the command line."""
 
 from __future__ import annotations
@@ -93,6 +93,36 @@ def index_optimize() -> None:
     with _open_index(load_settings()) as index:
         ran = index.store.optimize()
         typer.echo("optimized" if ran else "already optimal")
+
+
+@index_app.command("reencode")
+def index_reencode() -> None:
+    """Encode every chunk's BM25 vector again with this release's encoding, after an upgrade that changed
+    it (the service refuses the index until then). Dense vectors are kept; nothing is ingested again.
+    Run it with the service stopped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from retrieval.index import reencode_sparse
+    from retrieval.store import StoreError
+
+    with Progress(
+        TextColumn("[bold]BM25 vectors"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("reencode", total=None)
+        try:
+            done, before = reencode_sparse(load_settings(), progress=lambda n: bar.advance(task, n))
+        except StoreError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    if done == 0:
+        typer.echo("the index already holds this release's BM25 encoding: nothing to do")
+    else:
+        typer.echo(f"{done} chunks re-encoded ({before} -> this release's encoding)")
 
 
 def prune(
