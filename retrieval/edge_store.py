@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from .edge_build import SPARSE_FULL_SCAN, shard_config
+from .edge_build import INDEXES_ON_DISK, SPARSE_FULL_SCAN, keyword_index_params, shard_config
 from .models import SearchFilters, SearchHit
 from .sparse import SparseVector
 from .store import (
@@ -104,19 +104,29 @@ def _trim_heap() -> None:
 
 
 def outdated_segments(shard_dir: Path) -> int:
-    """Return how many of the shard's segments hold a sparse index written with another full-scan threshold
-    than today's (SPARSE_FULL_SCAN): the engine reads it from each segment's own configuration file."""
+    """Return how many of the shard's segments were written with other index settings than today's: a
+    sparse full-scan threshold other than SPARSE_FULL_SCAN, or (INDEXES_ON_DISK) a built BM25 index or
+    payload keyword index held in the heap. The engine reads them from each segment's own files."""
     outdated = 0
-    for config_file in (shard_dir / "segments").glob("*/segment.json"):
+    for segment in (shard_dir / "segments").iterdir() if (shard_dir / "segments").is_dir() else ():
         try:
-            sparse = json.loads(config_file.read_text(encoding="utf-8"))["config"]["sparse_vector_data"][
-                SPARSE
-            ]
-            threshold = sparse["index"]["full_scan_threshold"]
-        except (OSError, ValueError, KeyError, TypeError):
+            config = json.loads((segment / "segment.json").read_text(encoding="utf-8"))["config"]
+            sparse_index = config["sparse_vector_data"][SPARSE]["index"]
+            stale = sparse_index["full_scan_threshold"] != SPARSE_FULL_SCAN
+            if INDEXES_ON_DISK:
+                stale |= sparse_index.get("index_type") == "ImmutableRam"
+                stale |= _payload_index_in_heap(segment / "payload_index" / "config.json")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # a layout this check does not know: leave the segment as it is
-        outdated += threshold != SPARSE_FULL_SCAN
+        outdated += stale
     return outdated
+
+
+def _payload_index_in_heap(config_file: Path) -> bool:
+    if not config_file.exists():
+        return False
+    fields = json.loads(config_file.read_text(encoding="utf-8")).get("indexed_fields") or {}
+    return any(not params.get("on_disk") for params in fields.values())
 
 
 class EdgeStore:
@@ -150,8 +160,9 @@ class EdgeStore:
                     )
                 self._shard = qe.EdgeShard.create(str(shard_dir), self._config(meta.dim))
                 for field_name in KEYWORD_FIELDS:
-                    schema = qe.KeywordIndexParams(is_tenant=field_name == "tenant_id")
-                    self._shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
+                    self._shard.update(
+                        qe.UpdateOperation.create_field_index(field_name, keyword_index_params(field_name))
+                    )
                 self._write_meta(meta)
                 self._meta = meta
             else:
@@ -471,8 +482,9 @@ class EdgeStore:
             copied = 0
             try:
                 for field_name in KEYWORD_FIELDS:
-                    schema = qe.KeywordIndexParams(is_tenant=field_name == "tenant_id")
-                    new.update(qe.UpdateOperation.create_field_index(field_name, schema))
+                    new.update(
+                        qe.UpdateOperation.create_field_index(field_name, keyword_index_params(field_name))
+                    )
                 offset = None
                 while True:
                     records, offset = self._shard.scroll(

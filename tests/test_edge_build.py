@@ -206,15 +206,22 @@ def test_a_pointer_that_cannot_be_written_keeps_the_old_generation(tmp_path: Pat
         store.close()
 
 
-def test_an_index_written_with_older_sparse_settings_is_rewritten_once_on_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("setting", "older"),
+    [
+        ("SPARSE_FULL_SCAN", None),  # the engine's default sparse full-scan threshold
+        ("INDEXES_ON_DISK", False),  # the BM25 and payload keyword indexes read into the heap on open
+    ],
+)
+def test_an_index_written_with_older_index_settings_is_rewritten_once_on_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, older: object
 ) -> None:
     import retrieval.edge_build as edge_build
     import retrieval.edge_store as edge_store
 
-    # An older release wrote its segments with the engine's default sparse full-scan threshold.
-    monkeypatch.setattr(edge_build, "SPARSE_FULL_SCAN", None)
-    monkeypatch.setattr(edge_store, "SPARSE_FULL_SCAN", None)
+    # An older release wrote its segments with other settings.
+    monkeypatch.setattr(edge_build, setting, older)
+    monkeypatch.setattr(edge_store, setting, older)
     store = EdgeStore(tmp_path, META)
     points = _points(0, 400)
     store.upsert(points)
