@@ -101,14 +101,14 @@ def open_store(settings: Settings, meta: IndexMeta, *, check_encoding: bool = Tr
     try:
         check_meta(store.meta(), meta, where)
         if check_encoding:
-            check_sparse(store.meta(), meta, where, settings)
+            check_sparse(store.meta(), meta, where)
     except StoreError:
         store.close()
         raise
     return store
 
 
-def check_sparse(found: IndexMeta | None, wanted: IndexMeta, where: str, settings: Settings) -> None:
+def check_sparse(found: IndexMeta | None, wanted: IndexMeta, where: str) -> None:
     """Raise StoreError when an existing index holds BM25 vectors of another sparse encoding than this one.
 
     Old and new vectors share no token ids, so mixing them would silently make every old chunk
@@ -132,7 +132,8 @@ def reencode_sparse(
 
     Dense vectors and payloads are kept; the text is read back from each payload. An index that already
     holds this encoding is left as it is (0 points). Both backends; the edge index is rewritten into a new
-    generation and swapped in, a Qdrant server collection is updated in place.
+    generation, swapped in and optimised (blocking, as `index optimize`), a Qdrant server collection is
+    updated in place.
     """
     bm25 = TurkishBm25()
     embedder = embedder or load_embedder(settings.embedder)  # its id and size: an index of another is refused
@@ -148,6 +149,9 @@ def reencode_sparse(
             raise StoreError(f"The {store.backend} backend cannot re-encode BM25 vectors")
         done = int(rewrite(lambda payload: bm25.embed_document(payload_text(payload)), meta, progress))
         log.info("BM25 vectors re-encoded: %d points, %s -> %s", done, before, meta.sparse)
+        # The edge index was rewritten into a new shard: its HNSW is built now, while the service is stopped,
+        # not by the first searches scanning every point (a Qdrant server builds its own).
+        store.optimize()
         return done, before
     finally:
         store.close()

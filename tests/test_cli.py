@@ -238,7 +238,9 @@ def test_index_reencode_brings_an_index_of_an_older_bm25_encoding_back_without_i
 
     code, out = cli("index", "reencode")
     assert code == 0, out
-    chunks = json.loads(cli("index", "info")[1])["points"]
+    info = json.loads(cli("index", "info")[1])
+    chunks = info["points"]
+    assert info["unindexed_dense"] == 0
     assert f"{chunks} chunks re-encoded (bm25-turkish-stem+p5-k1.2-b0.75-avg150 -> " in out
     code, out = cli("search", "--tenant", "acme", "--json", "tasit kredisi sartlari")
     assert code == 0 and "Taşıt kredisi" in json.loads(out)["hits"][0]["text"]
