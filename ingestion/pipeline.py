@@ -232,7 +232,9 @@ class Ingestor:
         # batch is written on a thread of its own while this one reads, screens and redacts the next
         # documents. In-process encoding stays on this thread: the encoder needs the GIL for most of its
         # work, and a second Python thread beside it slows it more than it saves.
-        writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-write") if self._writes_aside() else None
+        writer = (
+            ThreadPoolExecutor(1, thread_name_prefix="ingest-write") if self.index.encodes_aside else None
+        )
         in_flight: list[tuple[Future[Exception | None], list[_Pending]]] = []
 
         def finish(batch: list[_Pending], error: Exception | None) -> None:
@@ -344,10 +346,6 @@ class Ingestor:
         self.index.maintain()
         self.changed(tenant_id)
         return finished
-
-    def _writes_aside(self) -> bool:
-        """True when the index encodes in other processes (see Ingestor.run)."""
-        return bool(getattr(self.index, "encodes_aside", False))
 
     def _attempt_write(
         self,
