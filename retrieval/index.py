@@ -144,10 +144,9 @@ def reencode_sparse(
         before = (found.sparse if found else "") or "an unrecorded encoding"
         if found is not None and found.sparse == meta.sparse:
             return 0, before
-        rewrite = getattr(store, "reencode_sparse", None)
-        if rewrite is None:
-            raise StoreError(f"The {store.backend} backend cannot re-encode BM25 vectors")
-        done = int(rewrite(lambda payload: bm25.embed_document(payload_text(payload)), meta, progress))
+        done = store.reencode_sparse(
+            lambda payload: bm25.embed_document(payload_text(payload)), meta, progress
+        )
         log.info("BM25 vectors re-encoded: %d points, %s -> %s", done, before, meta.sparse)
         # The edge index was rewritten into a new shard: its HNSW is built now, while the service is stopped,
         # not by the first searches scanning every point (a Qdrant server builds its own).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -82,6 +82,16 @@ class VectorStore(Protocol):
 
     def chunks(self, tenant_id: str, doc_id: str | None = None) -> list[SearchHit]:
         """Return every stored chunk of the tenant (or of one of its documents), score 0, in id order."""
+        ...
+
+    def reencode_sparse(
+        self,
+        encode: Callable[[dict[str, Any]], SparseVector],
+        meta: IndexMeta,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Replace every point's BM25 vector with `encode(payload)`, keep the dense vectors and payloads,
+        record `meta` last; return the number of points (`retrieval.index.reencode_sparse`)."""
         ...
 
     def optimize(self) -> bool: ...
