@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     # Encode in a child process when the index runs in this one. None: on for `serve`, off elsewhere.
     encoder_process: bool | None = None
     # Processes that encode chunks for ingestion, beside the searches (each holds a copy of the model and
-    # stops after two idle minutes). None: one per CPU core (at most 4) for `serve`, none elsewhere; 0: chunks
-    # are encoded in the index's own process.
+    # stops after two idle minutes). None: one per CPU core (at most 4) for `serve` and for an `ingest` of
+    # 256 KB or more, none elsewhere; 0: chunks are encoded in the index's own process.
     encode_workers: int | None = Field(default=None, ge=0, le=64)
     store: Literal["edge", "server"] = "edge"
     qdrant_url: str | None = None

@@ -286,3 +286,36 @@ def test_ingesting_into_a_mistyped_tenant_is_refused_once_tenants_exist(cli) -> 
     assert "acmee" not in out
     code, out = cli("ingest", "files", "--tenant", "acmee", "--create-tenant", str(DBANK / "kredi.html"))
     assert code == 0 and "created tenant 'acmee'" in out
+
+
+def test_a_large_ingest_encodes_in_worker_processes_and_finds_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+
+    def ingest_and_search(data: str, size_limit: int) -> tuple[dict, list[dict]]:
+        monkeypatch.setenv("INVEKTO_DATA_DIR", str(tmp_path / data))
+        monkeypatch.setattr("api.cli.ingest.LARGE_INPUT_BYTES", size_limit)
+        out = runner.invoke(
+            app, ["ingest", "files", "--tenant", "dbank", "--json", str(DBANK / "kredi.html")]
+        )
+        assert out.exit_code == 0, out.output
+        job = json.loads(out.output[out.output.index("{") :])
+        found = runner.invoke(
+            app, ["search", "--tenant", "dbank", "--json", "tasit kredisi sartlari nelerdir"]
+        )
+        return job, json.loads(found.output)["hits"]
+
+    size = (DBANK / "kredi.html").stat().st_size
+    small_job, small_hits = ingest_and_search("small", size + 1)
+    large_job, large_hits = ingest_and_search("large", size)
+    assert small_job["encode_workers"] == 0 and large_job["encode_workers"] >= 1
+    assert large_job["files"][0]["chunks"] == small_job["files"][0]["chunks"] > 0
+    # The same chunks with the same vectors: the workers run the same encoders.
+    assert [h["text"] for h in large_hits] == [h["text"] for h in small_hits]
+    assert [h["score"] for h in large_hits] == pytest.approx([h["score"] for h in small_hits], abs=1e-5)
+    assert "Taşıt kredisi" in large_hits[0]["text"]
+
+    monkeypatch.setenv("INVEKTO_ENCODE_WORKERS", "0")  # a setting given is kept, whatever the size
+    explicit_job, _ = ingest_and_search("explicit", 0)
+    assert explicit_job["encode_workers"] == 0

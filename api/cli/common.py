@@ -17,6 +17,16 @@ from retrieval.settings import Settings, unknown_variables
 console = Console(stderr=True)
 
 
+# Encode workers started when INVEKTO_ENCODE_WORKERS is unset: one per core, at most this many (each
+# holds a copy of the model).
+MAX_DEFAULT_ENCODE_WORKERS = 4
+
+
+def default_encode_workers() -> int:
+    """Return how many encode worker processes to run when INVEKTO_ENCODE_WORKERS is unset."""
+    return min(os.cpu_count() or 1, MAX_DEFAULT_ENCODE_WORKERS)
+
+
 def load_settings() -> Settings:
     """Return the settings from INVEKTO_* variables and .env; a bad value or a setting that cannot work
     exits with one line naming the variable, an unknown INVEKTO_* variable is reported."""

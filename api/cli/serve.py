@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 
 from retrieval.settings import Settings
 
 from ..server import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS, ServeOptions, admin_token_problem
-from .common import fail, load_settings, open_context
-
-# Encode workers `serve` starts by default: one per core, at most this many (each holds a copy of the model).
-MAX_DEFAULT_ENCODE_WORKERS = 4
+from .common import default_encode_workers, fail, load_settings, open_context
 
 
 def serve(
@@ -74,7 +69,7 @@ def serve(
         encoder_process = settings.encoder_process is not False
     encode_workers = settings.encode_workers
     if encode_workers is None:
-        encode_workers = min(os.cpu_count() or 1, MAX_DEFAULT_ENCODE_WORKERS)
+        encode_workers = default_encode_workers()
     options = {"rate_limit": rate_limit, "rate_burst": burst, "compute_slots": compute_slots}
     settings = settings.model_copy(
         update={
