@@ -56,8 +56,8 @@ def _tenant_for_ingestion(ctx, tenant: str, create: bool) -> None:  # noqa: ANN0
 
 # Input of this size or more is encoded in worker processes, one per core (at most 4, as `serve` does):
 # each loads the model first (about 2 s), which a small input does not earn back. Measured on 2 cores
-# (`ingest files`, whole command): 600 passages (520 KB) 17.1-19.3 s in process, 14.8-15.1 s with two
-# workers; 5 passages 7.8-8.8 s and 10.1-10.3 s.
+# (`ingest files`, whole command): 1,500 passages (1.3 MB) 37.0-42.4 s in process, 26.4-26.6 s with two
+# workers; 600 passages (520 KB) 17.1-19.3 s and 14.8-15.1 s; 5 passages 7.8-8.8 s and 10.1-10.3 s.
 LARGE_INPUT_BYTES = 256 * 1024
 
 
