@@ -14,7 +14,6 @@ requests are answered.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 
 from ingestion.registry_models import Tenant
+from retrieval.embed_process import spawned_pool
 from retrieval.index_process import AnyIndex
 from retrieval.models import SearchHit
 
@@ -183,8 +183,9 @@ class TenantKnowledgeCache:
         if self._executor is None:
             return sources_at_odds(chunks, vocabulary)
         if self._worker is None:
-            spawn = multiprocessing.get_context("spawn")  # no fork of a threaded server
-            self._worker = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+            # Spawned (no fork of a threaded server), and it exits with this process even when that is
+            # killed: it would otherwise wait on its queue for ever.
+            self._worker = spawned_pool(1)
         try:
             return self._worker.submit(sources_at_odds, list(chunks)).result()
         except BrokenProcessPool:

@@ -71,7 +71,7 @@ def _embed_queries(spec: str, texts: list[str]) -> np.ndarray:
     return embed_queries(_model(spec), texts)
 
 
-def _spawned_pool(workers: int) -> ProcessPoolExecutor:
+def spawned_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes started with `spawn` (never fork a process that runs threads) that exit with this one."""
     return ProcessPoolExecutor(
         max_workers=workers,
@@ -125,7 +125,7 @@ class ProcessEmbedder:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _start(self) -> ProcessPoolExecutor:
-        return _spawned_pool(1)
+        return spawned_pool(1)
 
     def _call(self, fn: Any, *args: Any) -> Any:
         for attempt in (1, 2):
@@ -246,7 +246,7 @@ class EncodePool:
 
     def _start(self) -> ProcessPoolExecutor:
         """Return a new pool whose workers loaded the index's model; shut down again if they did not."""
-        pool = _spawned_pool(self.workers)
+        pool = spawned_pool(self.workers)
         try:
             model_id, _ = pool.submit(_describe, self.spec).result()
             if model_id != self._expect:

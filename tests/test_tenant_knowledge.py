@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from assist.policy import CALIBRATING_NOTE
 from assist.service import AssistService
 from retrieval.embedders import UseMultilingualEmbedder
 from tests.assist_env import SHOP, AssistEnv, ask, shop_env
+from tests.conftest import child_of_killed_parent, wait_for_exit
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +76,20 @@ def test_a_quick_derivation_is_waited_for(shop: AssistEnv) -> None:
         assert service.policy(SHOP).note != CALIBRATING_NOTE
     finally:
         service.close()
+
+
+def test_the_knowledge_worker_process_exits_when_the_server_is_killed(tmp_path: Path) -> None:
+    # The worker that finds sources at odds is started by the first background derivation; a server
+    # killed with SIGKILL cannot shut it down, and it would wait on its queue for ever.
+    script = (
+        "import time\n"
+        "from assist.tenant_knowledge import TenantKnowledgeCache\n"
+        "from assist.verify import TenantVocabulary\n"
+        "if __name__ == '__main__':\n"
+        "    cache = TenantKnowledgeCache(None, None, None, wait_s=1.0)\n"
+        "    cache._sources_at_odds([], TenantVocabulary([]))\n"
+        "    print(next(iter(cache._worker._processes)), flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    child = child_of_killed_parent(script, tmp_path)
+    assert wait_for_exit(child), f"knowledge worker {child} outlived its killed server"
