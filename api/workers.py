@@ -51,9 +51,18 @@ def _worker_main(
     options: ServeOptions,
     ready: Any,
     buckets: dict[str, SharedBuckets],
+    parent: int,
 ) -> None:
-    """One worker process: the app over the shared index, serving the supervisor's socket."""
+    """One worker process: the app over the shared index, serving the supervisor's socket.
+
+    It exits when the supervisor (`parent`) is gone: a supervisor killed with SIGKILL cannot stop its
+    workers, and an orphaned worker would keep the port and answer without its index.
+    """
     import uvicorn
+
+    from retrieval.embed_process import exit_with_parent
+
+    exit_with_parent(parent)
 
     from ingestion.pipeline import Ingestor
     from ingestion.pseudonym import guard_for, install_log_redaction
@@ -120,6 +129,7 @@ class Supervisor:
                 self.options,
                 ready,
                 {name: limiter.buckets for name, limiter in self._limiters.items()},
+                os.getpid(),
             ),
             name=f"invekto-http-{number}",
         )

@@ -30,8 +30,11 @@ _bm25: TurkishBm25 | None = None
 _PARENT_CHECK_S = 1.0
 
 
-def _exit_with_parent(parent: int) -> None:
-    # Runs in the child: a server killed with SIGKILL cannot shut its pool down, so the child notices.
+def exit_with_parent(parent: int) -> None:
+    """Exit this process as soon as `parent` is no longer its parent (checked every second).
+
+    Runs in a child: a server killed with SIGKILL cannot stop its children, so each notices by itself.
+    """
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(_PARENT_CHECK_S)
@@ -76,7 +79,7 @@ def spawned_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_exit_with_parent,
+        initializer=exit_with_parent,
         initargs=(os.getpid(),),
     )
 

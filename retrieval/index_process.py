@@ -30,7 +30,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
-from .embed_process import _exit_with_parent
+from .embed_process import exit_with_parent
 from .index import KnowledgeIndex, QueryOptions, SearchCall
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
 from .settings import Settings
@@ -207,9 +207,9 @@ def _read_calls(
 
 def _host(conn: Connection, settings: Settings, parent: int) -> None:
     """The child's entry point: open the index, say it is ready (or why not), answer calls."""
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     # Started as a daemon (the server never waits for it at exit), which multiprocessing forbids to have
-    # children; its encode workers (EncodePool) are its own, and they exit with it (_exit_with_parent).
+    # children; its encode workers (EncodePool) are its own, and they exit with it (exit_with_parent).
     multiprocessing.current_process().daemon = False
     # The writer thread's encoder takes the GIL back after every numpy call; with a search thread busy
     # beside it, the default 5 ms switch interval made it wait each time (96 passages encoded beside

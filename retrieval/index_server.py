@@ -23,7 +23,7 @@ import threading
 from multiprocessing.connection import Client, Connection, Listener, wait
 from typing import Any
 
-from .embed_process import _exit_with_parent
+from .embed_process import exit_with_parent
 from .index import KnowledgeIndex, SearchCall
 from .index_process import (
     _EXCLUSIVE,
@@ -172,7 +172,7 @@ def run_index_server(
     parent: int,
 ) -> None:
     """The index process's entry point: open the index, listen, say it is ready (or why not), serve."""
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     multiprocessing.current_process().daemon = False  # its encode workers are its own children
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     clients = _Clients()

@@ -164,3 +164,26 @@ def test_without_its_index_process_the_server_exits_with_an_error(tmp_path: Path
     assert served.process.wait(timeout=120) == 2
     assert "The index process exited" in served.log.read_text()
     assert len(workers) == 2 and all(wait_for_exit(pid, 30) for pid in workers)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_killed_server_leaves_no_process_behind_and_frees_its_port(tmp_path: Path) -> None:
+    # SIGKILL (the OOM killer, a container runtime) gives the server no chance to stop its children: each
+    # must notice by itself, or orphaned HTTP workers keep the port and answer without their index.
+    served = _serve(tmp_path / "data")
+    left = _descendants(served.process.pid)
+    assert len(_processes(served)) == 3, left
+    served.process.kill()
+    served.process.wait(timeout=30)
+    still = [pid for pid in left if not wait_for_exit(pid, 30)]
+    assert not still, [Path(f"/proc/{p}/cmdline").read_bytes() for p in still if Path(f"/proc/{p}").exists()]
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{served.url}/healthz", timeout=5)
