@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from qdrant_edge import Bm25, Bm25Config, DisabledStemmer, StopwordsSet, TokenizerType
 
@@ -90,12 +91,22 @@ def _scaled(vector: object, factor: float) -> SparseVector:
     return SparseVector(list(vector.indices), [v * factor for v in vector.values])  # type: ignore[attr-defined]
 
 
+# Per-word results are kept: a word's forms and tokens depend on the word alone, and the same words come
+# back in every chunk and query (a few thousand distinct words make up most of a tenant's text).
+_WORD_CACHE = 1 << 14
+
+
+@lru_cache(maxsize=_WORD_CACHE)
+def _indexed_forms(word: str) -> tuple[str, ...]:
+    forms = (restore_diacritics(form) for form in written_forms(word))
+    return tuple(w for w in forms if not is_stopword(w))
+
+
 def sparse_words(text: str) -> list[str]:
     """Return the words BM25 indexes for `text`: lower-cased, written forms with their diacritics, no
     placeholders or stop-words."""
     lowered = _APOSTROPHE.sub(" ", turkish_lower(strip_placeholders(text)))
-    words = (restore_diacritics(form) for word in _WORD.findall(lowered) for form in written_forms(word))
-    return [w for w in words if not is_stopword(w)]
+    return [form for word in _WORD.findall(lowered) for form in _indexed_forms(word)]
 
 
 def trigrams(word: str, span: int = 6) -> list[str]:
@@ -125,6 +136,18 @@ def prefix(word: str, n: int = 5) -> str:
     if len(word) > n and head[-1] in _HARDENED and word[n] in _VOWELS:
         return head[:-1] + _HARDENED[head[-1]]
     return head
+
+
+@lru_cache(maxsize=_WORD_CACHE)
+def _word_tokens(word: str, n: int, span: int) -> tuple[str, str, str, str]:
+    """Return one word's tokens in the four streams: its stem (a present-tense verb's root), its prefix,
+    its folded prefix, and its folded head's trigrams (space-separated).
+
+    One-letter marks keep the streams apart: the stem "kart" and the prefix "pkart" never collide.
+    """
+    head = prefix(word, n)
+    grams = " ".join(f"g{g}" for g in trigrams(fold_lowered(word), span))
+    return verb_root(word), f"p{head}", f"f{fold_lowered(head)}", grams
 
 
 class TurkishBm25:
@@ -159,19 +182,12 @@ class TurkishBm25:
 
     def _streams(self, words: list[str]) -> list[tuple[Bm25, str, float]]:
         p = self.params
-        n = p.prefix_len
-        folded = [fold_lowered(w) for w in words]
-        heads = [prefix(w, n) for w in words]
-        # One-letter marks keep the streams apart: the stem "kart" and the prefix "pkart" never collide.
+        tokens = [_word_tokens(w, p.prefix_len, p.gram_span) for w in words]
         return [
-            (self._stems, " ".join(verb_root(w) for w in words), 1.0),
-            (self._tokens, " ".join(f"p{h}" for h in heads), 1.0),
-            (self._tokens, " ".join(f"f{fold_lowered(h)}" for h in heads), 1.0),
-            (
-                self._tokens,
-                " ".join(f"g{g}" for w in folded for g in trigrams(w, p.gram_span)),
-                p.gram_weight,
-            ),
+            (self._stems, " ".join(t[0] for t in tokens), 1.0),
+            (self._tokens, " ".join(t[1] for t in tokens), 1.0),
+            (self._tokens, " ".join(t[2] for t in tokens), 1.0),
+            (self._tokens, " ".join(t[3] for t in tokens if t[3]), p.gram_weight),
         ]
 
     def _encode(self, words: list[str], query: bool) -> SparseVector:
