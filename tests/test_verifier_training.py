@@ -49,3 +49,20 @@ def test_a_self_test_easier_than_customer_traffic_shows_as_lost_precision() -> N
     assert (
         honest[0.9]["mode"] == "auto" and honest[0.9]["precision"] >= 0.9 and honest[0.9]["coverage"] >= 0.45
     )
+
+
+def test_the_shipped_verifier_was_trained_on_the_rows_the_pipeline_gives_now() -> None:
+    # The model reads features of what retrieval returns; when retrieval changes (a new BM25 encoding, a
+    # prior), the rows change and the model must be trained again (`invekto-knowledge eval train-verifier
+    # --bundle tests/data/shop-tr-dev`), or it keeps judging candidates it never saw.
+    from pathlib import Path
+
+    from assist.verify import default_model
+    from eval.verifier_training import collect_rows
+    from retrieval.settings import Settings
+
+    trained_on = default_model().trained_on
+    bundle = Path(__file__).parent / "data" / "shop-tr-dev"
+    assert trained_on["bundles"] == [bundle.name]
+    rows = collect_rows(Settings(_env_file=None), [bundle], show_progress=False)  # type: ignore[call-arg]
+    assert (len(rows.y), sum(rows.y)) == (trained_on["rows"], trained_on["positives"])
