@@ -35,6 +35,7 @@ def exit_with_parent(parent: int) -> None:
 
     Runs in a child: a server killed with SIGKILL cannot stop its children, so each notices by itself.
     """
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(_PARENT_CHECK_S)

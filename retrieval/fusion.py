@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 
 from .models import SearchHit
 
@@ -31,9 +30,7 @@ def _ranked(
         base = d or b
         assert base is not None
         out.append(
-            replace(
-                base, score=score, dense_score=d.score if d else None, sparse_score=b.score if b else None
-            )
+            base.rescored(score, dense_score=d.score if d else None, sparse_score=b.score if b else None)
         )
     return out
 
@@ -139,5 +136,5 @@ def weighted_by_source(hits: Sequence[SearchHit], weights: Mapping[str, float]) 
     """Return hydrated `hits` with each fused score multiplied by its source's weight (1.0 when not named),
     best first; ties keep their order. The raw cosine and BM25 stay as they were: they are absolute
     evidence for assist, not ranks."""
-    scaled = [replace(h, score=h.score * weights.get(h.source, 1.0)) for h in hits]
+    scaled = [h.rescored(h.score * weights.get(h.source, 1.0)) for h in hits]
     return sorted(scaled, key=lambda h: -h.score)

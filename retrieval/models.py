@@ -97,8 +97,31 @@ class SearchHit:
         """
         return source_ref(self.source, self.doc_id, self.chunk_id, self.metadata)
 
+    def rescored(self, score: float, **scores: float | None) -> SearchHit:
+        """Return a copy with `score` (and `dense_score` / `sparse_score` when given) replaced.
+
+        `dataclasses.replace` for the hot path: every query copies tens of candidates, and replace()
+        rebuilds each through `__init__` (about 5 µs); this copies the instance's fields (under 1 µs).
+        """
+        unknown = scores.keys() - {"dense_score", "sparse_score"}
+        if unknown:
+            raise TypeError(f"rescored() sets only dense_score and sparse_score, not {sorted(unknown)}")
+        copy = object.__new__(SearchHit)
+        state = copy.__dict__
+        state.update(self.__dict__)
+        state["score"] = score
+        state.update(scores)
+        return copy
+
     @classmethod
-    def from_payload(cls, pid: Any, score: float, payload: dict[str, Any]) -> SearchHit:
+    def from_payload(
+        cls,
+        pid: Any,
+        score: float,
+        payload: dict[str, Any],
+        dense_score: float | None = None,
+        sparse_score: float | None = None,
+    ) -> SearchHit:
         return cls(
             point_id=str(pid),
             tenant_id=payload.get("tenant_id", ""),
@@ -110,6 +133,8 @@ class SearchHit:
             title=payload.get("title", ""),
             section=payload.get("section", ""),
             metadata=dict(payload.get("metadata") or {}),
+            dense_score=dense_score,
+            sparse_score=sparse_score,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -112,8 +112,9 @@ def hydrated(
     for hit in hits:
         payload = payloads.get(hit.point_id)
         if payload is not None and payload.get("tenant_id") == tenant_id:
-            fresh = SearchHit.from_payload(hit.point_id, hit.score, payload)
-            out.append(replace(fresh, dense_score=hit.dense_score, sparse_score=hit.sparse_score))
+            out.append(
+                SearchHit.from_payload(hit.point_id, hit.score, payload, hit.dense_score, hit.sparse_score)
+            )
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retrieval.index import KnowledgeIndex, QueryOptions
-from retrieval.models import Chunk, SearchFilters
+from retrieval.models import Chunk, SearchFilters, SearchHit
 
 FAQ = [
     ("taşıt", "Taşıt kredisi için gelir belgesi, kimlik ve araç ruhsatı gerekir. Vade en fazla 48 aydır."),
@@ -119,3 +119,39 @@ def test_turkish_casing_matches_in_both_directions(index: KnowledgeIndex) -> Non
     )
     assert index.search("acme", "istanbul şubesi", QueryOptions(fusion="bm25")).hits[0].doc_id == "ist"
     assert index.search("acme", "ığdır", QueryOptions(fusion="bm25")).hits[0].doc_id == "ist"
+
+
+def test_a_rescored_hit_keeps_everything_but_its_scores() -> None:
+    hit = SearchHit.from_payload(
+        "p1",
+        0.5,
+        {
+            "tenant_id": "t",
+            "doc_id": "d",
+            "chunk_id": "c",
+            "text": "metin",
+            "source": "faq",
+            "metadata": {"a": 1},
+        },
+        dense_score=0.7,
+    )
+    fused = hit.rescored(0.9, sparse_score=12.0)
+    assert (fused.score, fused.dense_score, fused.sparse_score) == (0.9, 0.7, 12.0)
+    assert (fused.ref, fused.text, fused.metadata, fused.tenant_id) == (hit.ref, "metin", {"a": 1}, "t")
+    assert (hit.score, hit.sparse_score) == (0.5, None)  # the original is untouched
+    assert fused == SearchHit.from_payload(
+        "p1",
+        0.9,
+        {
+            "tenant_id": "t",
+            "doc_id": "d",
+            "chunk_id": "c",
+            "text": "metin",
+            "source": "faq",
+            "metadata": {"a": 1},
+        },
+        dense_score=0.7,
+        sparse_score=12.0,
+    )
+    with pytest.raises(TypeError, match="text"):
+        hit.rescored(1.0, text="başka")  # type: ignore[arg-type]
