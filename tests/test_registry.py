@@ -583,3 +583,28 @@ def test_settings_registry_url_creates_the_file_in_the_data_dir(settings: Settin
     with Registry(settings.registry_url) as reg:
         reg.create_tenant("acme", "Acme")
     assert (settings.data_dir / "registry.sqlite3").is_file()
+
+
+def test_a_write_the_database_refuses_for_too_long_fails_with_the_database_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process holds SQLite's write lock past the busy timeout: the writer gets SQLAlchemy's
+    # OperationalError (which the API turns into a problem response), and nothing half-written is left.
+    from sqlalchemy.exc import OperationalError
+
+    import ingestion.registry_db as registry_db
+
+    monkeypatch.setattr(registry_db, "_BUSY_TIMEOUT_MS", 300)
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    registry.create_tenant("acme", "Acme")
+    records = AssistRecords(registry)
+    other = sqlite3.connect(tmp_path / "r.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            records.record_audit("acme", "c-1", "suggest", retrieved_ids=[], decision="no_suggestion")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    records.record_audit("acme", "c-1", "suggest", retrieved_ids=[], decision="no_suggestion")
+    assert len(records.list_audit("acme")) == 1
