@@ -177,9 +177,13 @@ def run_api_benchmark(
     data_dir: Path | None = None,
     pause_ms: int = 0,
     workers: int = 1,
+    source: Path | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> dict[str, Any]:
     """Return req/s, latency percentiles, errors and server RSS of suggest under wrk load.
+
+    `source`: the checkout of this project whose `serve` is measured (its code runs, with this
+    environment's packages); None: this one.
 
     `workers` above 1: `serve --workers N` (N HTTP processes in front of one index process; the server's
     RSS is then the supervisor's, and its children's figure holds the workers and the index process).
@@ -194,6 +198,7 @@ def run_api_benchmark(
     wrk = shutil.which("wrk")
     if wrk is None:
         raise BenchError("wrk is not installed (apt-get install -y wrk)")
+    root = _checkout(source)
     corpus, queries = _read_jsonl(dataset / "corpus.jsonl"), _read_jsonl(dataset / "queries.jsonl")
     port, admin = free_port(), secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="invekto-bench-api-") as scratch:
@@ -215,7 +220,7 @@ def run_api_benchmark(
             cmd += ["--compute-slots", str(compute_slots)]
         if workers > 1:
             cmd += ["--workers", str(workers)]
-        server = subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parents[1])
+        server = subprocess.Popen(cmd, env=env, cwd=root)
         try:
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base, timeout=60) as client:
@@ -323,8 +328,106 @@ def run_api_benchmark(
         # Other work on the machine shows here (the benchmark itself adds about 2 on 2 cores).
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "api_version": API_VERSION,
+        "source": str(root),
+        "commit": _commit(root),
         "wrk_output": run.stdout,
     }
+
+
+def _checkout(source: Path | None) -> Path:
+    """Return the root of the checkout whose server runs: `source`, or the one this module is in."""
+    root = Path(__file__).resolve().parents[1] if source is None else Path(source).resolve()
+    if not (root / "api" / "cli" / "__main__.py").is_file():
+        raise BenchError(f"{root} is not a checkout of this project (no api/cli/__main__.py in it)")
+    return root
+
+
+def _commit(root: Path) -> str | None:
+    """Return the commit checked out at `root` (with "+changes" when its files differ), or None."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def run_api_comparison(
+    dataset: Path,
+    baseline: Path,
+    *,
+    rounds: int = 2,
+    data_dir: Path | None = None,
+    progress: Callable[[str], None] = lambda _msg: None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Return `run_api_benchmark` of the `baseline` checkout and of this one, alternately for `rounds`
+    rounds on one kept index, with each build's median.
+
+    This machine's throughput drifts between runs minutes apart; runs taken in turns meet the same drift,
+    so only they compare. The index is built once (by the first run) in `data_dir` or a temporary dir.
+    """
+    if rounds < 1:
+        raise BenchError("rounds must be at least 1")
+    builds = {"baseline": _checkout(baseline), "this build": _checkout(None)}
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="invekto-bench-compare-") as scratch:
+        data = Path(data_dir) if data_dir is not None else Path(scratch)
+        for n in range(rounds):
+            for build, root in builds.items():
+                progress(f"round {n + 1} of {rounds}: {build} ({root})")
+                report = run_api_benchmark(dataset, data_dir=data, source=root, progress=progress, **options)
+                runs.append({"build": build, "round": n + 1, **report})
+    summary = {}
+    for build in builds:
+        mine = [r for r in runs if r["build"] == build]
+        summary[build] = {
+            "commit": mine[0]["commit"],
+            "requests_per_s": _median([r["requests_per_s"] for r in mine]),
+            "p50_ms": _median([r["latency_ms"]["p50"] for r in mine]),
+            "p95_ms": _median([r["latency_ms"]["p95"] for r in mine]),
+            "p99_ms": _median([r["latency_ms"]["p99"] for r in mine]),
+            "errors": sum(r["errors"] for r in mine),
+        }
+    return {"rounds": rounds, "runs": runs, "summary": summary}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else round((ordered[middle - 1] + ordered[middle]) / 2, 1)
+
+
+def comparison_table(report: dict[str, Any]) -> str:
+    """Return the alternated runs of two builds and their medians as a Markdown table."""
+    lines = [
+        "| round | build | commit | req/s | p50 ms | p95 ms | p99 ms | errors |",
+        "|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["runs"]:
+        lat = r["latency_ms"]
+        lines.append(
+            f"| {r['round']} | {r['build']} | {r['commit'] or '-'} | {r['requests_per_s']:.1f} | {lat['p50']} | "
+            f"{lat['p95']} | {lat['p99']} | {r['errors']} |"
+        )
+    for build, m in report["summary"].items():
+        lines.append(
+            f"| median | {build} | {m['commit'] or '-'} | {m['requests_per_s']:.1f} | {m['p50_ms']} | "
+            f"{m['p95_ms']} | {m['p99_ms']} | {m['errors']} |"
+        )
+    first = report["runs"][0]
+    return (
+        "\n".join(lines)
+        + f"\n\nThe two builds run in turns on one index of {first['chunks_indexed']:,} chunks, "
+        f"{first['connections']} clients, {first['duration_s']:.0f} s each, same {first['cpu_count']}-core machine; "
+        "a difference smaller than the spread between one build's own runs is none.\n"
+    )
 
 
 def markdown_table(report: dict[str, Any]) -> str:

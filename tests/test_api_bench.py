@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.bench import markdown_table, run_api_benchmark
+from api.bench import BenchError, comparison_table, markdown_table, run_api_benchmark, run_api_comparison
 from tests.conftest import XQUAD_DEV
 
 
@@ -38,3 +38,25 @@ def test_paused_clients_offer_at_most_clients_over_pause(tmp_path: Path) -> None
     assert report["pause_ms"] == 200 and report["errors"] == 0
     assert 0 < report["requests_per_s"] <= 20
     assert "| 4 | 200 |" in markdown_table(report)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def test_two_builds_run_in_turns_on_one_index(tmp_path: Path) -> None:
+    # The baseline here is this same checkout: the point is the alternation, the labels and the medians.
+    root = Path(__file__).resolve().parents[1]
+    report = run_api_comparison(
+        XQUAD_DEV, root, rounds=1, data_dir=tmp_path / "data", chunks=60, connections=4, duration_s=2
+    )
+    assert [(r["build"], r["round"]) for r in report["runs"]] == [("baseline", 1), ("this build", 1)]
+    first, second = report["runs"]
+    assert first["errors"] == second["errors"] == 0
+    # Indexed once, by the first run; the second reused it.
+    assert (
+        second["chunks_indexed"] == first["chunks_indexed"]
+        and second["index_build_s"] == first["index_build_s"]
+    )
+    assert report["summary"]["this build"]["requests_per_s"] == second["requests_per_s"]
+    table = comparison_table(report)
+    assert "| median | baseline |" in table and "| median | this build |" in table
+    with pytest.raises(BenchError, match="not a checkout"):
+        run_api_comparison(XQUAD_DEV, tmp_path, rounds=1, chunks=60, duration_s=1)

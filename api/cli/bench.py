@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -173,24 +174,39 @@ def bench_api(
         help="Each client's pause between an answer and its next request (0: back to back, saturation).",
     ),
     workers: int = typer.Option(1, min=1, max=64, help="The server's --workers (HTTP worker processes)."),
+    baseline: Path | None = typer.Option(
+        None,
+        "--baseline",
+        help="Another checkout of this project (e.g. a git worktree of the last release): its server and "
+        "this one run in turns on one index, with each build's median.",
+    ),
+    rounds: int = typer.Option(2, min=1, help="With --baseline: rounds of one run per build."),
 ) -> None:
     """Load `POST /v1/assist/suggest` with wrk on loopback (extractive provider) and report req/s, latency, RSS."""
-    from ..bench import BenchError, markdown_table, run_api_benchmark
+    from ..bench import BenchError, comparison_table, markdown_table, run_api_benchmark, run_api_comparison
+
+    options: dict[str, Any] = {
+        "chunks": chunks,
+        "connections": connections,
+        "duration_s": duration,
+        "threads": threads,
+        "compute_slots": compute_slots,
+        "workers": workers,
+        "pause_ms": pause_ms,
+    }
+
+    def progress(msg: str) -> None:
+        console.print(f"[dim]{msg}[/dim]")
 
     try:
-        report = run_api_benchmark(
-            dataset,
-            chunks=chunks,
-            connections=connections,
-            duration_s=duration,
-            threads=threads,
-            compute_slots=compute_slots,
-            workers=workers,
-            data_dir=data_dir,
-            pause_ms=pause_ms,
-            progress=lambda msg: console.print(f"[dim]{msg}[/dim]"),
-        )
+        if baseline is not None:
+            compared = run_api_comparison(
+                dataset, baseline, rounds=rounds, data_dir=data_dir, progress=progress, **options
+            )
+            typer.echo(write_report(out, "api", "API load benchmark", compared, comparison_table(compared)))
+        else:
+            report = run_api_benchmark(dataset, data_dir=data_dir, progress=progress, **options)
+            typer.echo(write_report(out, "api", "API load benchmark", report, markdown_table(report)))
     except BenchError as exc:
         raise fail(str(exc), 2) from exc
-    typer.echo(write_report(out, "api", "API load benchmark", report, markdown_table(report)))
     typer.echo(f"wrote {out / 'api.json'} and {out / 'api.md'}")
