@@ -96,6 +96,7 @@ class TenantKnowledgeCache:
             else None
         )
         self._worker: ProcessPoolExecutor | None = None  # started with the first background derivation
+        self._worker_busy = False  # a call is in the worker (one derivation runs at a time)
 
     def get(self, tenant: Tenant) -> TenantKnowledge:
         """Return what was derived from the tenant's knowledge, derived again when its knowledge, its
@@ -143,7 +144,9 @@ class TenantKnowledgeCache:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._worker is not None:
-            self._worker.shutdown(wait=False, cancel_futures=True)
+            # An idle worker is joined, so the pool's semaphores are released before this process exits (the
+            # resource tracker reported them leaked); a busy one is not waited for.
+            self._worker.shutdown(wait=not self._worker_busy, cancel_futures=True)
 
     def _derivation(
         self, tenant: Tenant, stamp: tuple[int, int], thresholds: ResolveThresholds
@@ -187,11 +190,14 @@ class TenantKnowledgeCache:
             # killed: it would otherwise wait on its queue for ever.
             self._worker = spawned_pool(1)
         try:
+            self._worker_busy = True
             return self._worker.submit(sources_at_odds, list(chunks)).result()
         except BrokenProcessPool:
             log.warning("the knowledge worker process stopped; conflicts are found in the server process")
             self._worker = None
             return sources_at_odds(chunks, vocabulary)
+        finally:
+            self._worker_busy = False
 
     def _interim(
         self,

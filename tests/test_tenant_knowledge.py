@@ -3,6 +3,8 @@ for a large tenant's policy, and until the new policy is ready no automatic answ
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -93,3 +95,40 @@ def test_the_knowledge_worker_process_exits_when_the_server_is_killed(tmp_path: 
     )
     child = child_of_killed_parent(script, tmp_path)
     assert wait_for_exit(child), f"knowledge worker {child} outlived its killed server"
+
+
+def test_a_stopped_server_leaves_no_semaphore_of_its_knowledge_worker(tmp_path: Path) -> None:
+    # The worker that finds sources at odds is joined when the server stops (it is idle by then): the
+    # resource tracker has no "leaked semaphore objects" of its pool to report after SIGTERM.
+    import httpx
+
+    from api.bench import free_port
+    from tests.test_api_env import customer_asks, served_env, tenant_with_docs
+
+    port, log = free_port(), tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log"]
+    env = {k: v for k, v in served_env(tmp_path / "data").items() if k != "INVEKTO_KNOWLEDGE_WAIT_S"}
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(cmd, env=env, cwd=root, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, log.read_text(errors="replace")
+                try:
+                    if http.get("/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "not ready in 120 s"
+                time.sleep(0.2)
+            headers = tenant_with_docs(http, "acme")
+            while http.get("/v1/assist/policy", headers=headers).json()["note"] == CALIBRATING_NOTE:
+                assert time.monotonic() < deadline + 120, "the policy was not derived"
+                assert http.post("/v1/assist/suggest", json=customer_asks("iade kaç gün"), headers=headers)
+                time.sleep(0.5)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    output = log.read_text(errors="replace")
+    assert "leaked semaphore" not in output, output[-3000:]
