@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -399,9 +400,7 @@ def run_api_comparison(
 
 
 def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else round((ordered[middle - 1] + ordered[middle]) / 2, 1)
+    return round(statistics.median(values), 1)
 
 
 def comparison_table(report: dict[str, Any]) -> str:

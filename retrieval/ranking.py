@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from .embedders import EmbedderError
@@ -34,7 +33,7 @@ class CrossEncoderReranker:
         if not hits:
             return hits
         scores = self._model.predict([(query, h.text) for h in hits])
-        rescored = [replace(h, score=float(s)) for h, s in zip(hits, scores, strict=True)]
+        rescored = [h.rescored(float(s)) for h, s in zip(hits, scores, strict=True)]
         return sorted(rescored, key=lambda h: -h.score)
 
 

@@ -121,18 +121,21 @@ def test_turkish_casing_matches_in_both_directions(index: KnowledgeIndex) -> Non
     assert index.search("acme", "ığdır", QueryOptions(fusion="bm25")).hits[0].doc_id == "ist"
 
 
+PAYLOAD = {
+    "tenant_id": "t",
+    "doc_id": "d",
+    "chunk_id": "c",
+    "text": "metin",
+    "source": "faq",
+    "metadata": {"a": 1},
+}
+
+
 def test_a_rescored_hit_keeps_everything_but_its_scores() -> None:
     hit = SearchHit.from_payload(
         "p1",
         0.5,
-        {
-            "tenant_id": "t",
-            "doc_id": "d",
-            "chunk_id": "c",
-            "text": "metin",
-            "source": "faq",
-            "metadata": {"a": 1},
-        },
+        PAYLOAD,
         dense_score=0.7,
     )
     fused = hit.rescored(0.9, sparse_score=12.0)
@@ -142,14 +145,7 @@ def test_a_rescored_hit_keeps_everything_but_its_scores() -> None:
     assert fused == SearchHit.from_payload(
         "p1",
         0.9,
-        {
-            "tenant_id": "t",
-            "doc_id": "d",
-            "chunk_id": "c",
-            "text": "metin",
-            "source": "faq",
-            "metadata": {"a": 1},
-        },
+        PAYLOAD,
         dense_score=0.7,
         sparse_score=12.0,
     )
