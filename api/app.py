@@ -20,6 +20,7 @@ from assist.service import AssistService
 from ingestion.jobs import UPLOADS_DIR, IngestionJobs
 from ingestion.parse_worker import ParseLimits
 from retrieval import tracing
+from retrieval.heap import start_settled
 from retrieval.settings import Settings
 
 from .callbacks import RETRY_DELAYS_S, CallbackSender
@@ -127,11 +128,14 @@ def create_app(
     callback_retry_delays: Sequence[float] = RETRY_DELAYS_S,
     worker: WorkerRole | None = None,
     shared_limiters: Mapping[str, Any] | None = None,
+    settle_heap: bool = False,
 ) -> FastAPI:
     """Return the app; it opens a ServiceContext at startup unless given one, which the caller then closes
     (or the app at shutdown, with `owns_context`: uvicorn ends the process with the signal it caught, so
     code after uvicorn.run never runs). `callback_retry_delays`: the waits between job callback attempts.
-    `worker` and `shared_limiters` ("tenant", "auth"): one of several worker processes (api/workers.py)."""
+    `worker` and `shared_limiters` ("tenant", "auth"): one of several worker processes (api/workers.py).
+    `settle_heap`: a long-running server; what startup built is kept out of full garbage collections
+    (retrieval/heap.py)."""
     problem = admin_token_problem(settings)
     if problem:
         raise ValueError(problem)
@@ -142,6 +146,8 @@ def create_app(
         ctx = context if context is not None else await run_in_threadpool(ServiceContext.open, settings)
         try:
             await run_in_threadpool(_open_service, app, ctx, metrics, worker)
+            if settle_heap:
+                start_settled("server started")
             if worker is not None and worker.ready is not None:
                 worker.ready.set()
             yield

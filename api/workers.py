@@ -78,7 +78,12 @@ def _worker_main(
     context = ServiceContext(settings, index, registry, Ingestor(index, registry))
     shared = {name: SharedRateLimiter.attach(spec) for name, spec in buckets.items()}
     app = create_app(
-        settings, context, owns_context=True, worker=WorkerRole(number, ready), shared_limiters=shared
+        settings,
+        context,
+        owns_context=True,
+        worker=WorkerRole(number, ready),
+        shared_limiters=shared,
+        settle_heap=True,
     )
     config = options.config(app, settings)
     uvicorn.Server(config).run(sockets=[sock])

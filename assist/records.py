@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 
 from ingestion.registry import Registry
-from ingestion.registry_db import check_choice
+from ingestion.registry_db import WouldWait, check_choice
 from ingestion.registry_models import (
     AuditEntry,
     AuditKind,
@@ -115,14 +115,22 @@ class AssistRecords:
         confidence: float | None = None,
         latency_ms: int | None = None,
         suggestions: Sequence[Mapping[str, Any]] = (),
+        wait: bool = True,
     ) -> tuple[int, list[str]]:
         """Return the new audit entry's id and the ids of `suggestions` (see record_suggestions), stored
-        in one transaction. Callers pass ids and codes only, never message text (KVKK)."""
+        in one transaction. Callers pass ids and codes only, never message text (KVKK).
+
+        `wait=False`: raise WouldWait, with nothing stored, instead of waiting for the database (see
+        Registry.inserting), or when a conversation id that carries personal data needs its link too.
+        """
         check_choice(kind, AuditKind, "Audit kind")
-        rows = _suggestion_rows(tenant_id, self.ids.id(conversation_id), suggestions)
+        guarded = self.ids.id(conversation_id)
+        if not wait and guarded != conversation_id:
+            raise WouldWait("a conversation id with personal data is linked in a second transaction")
+        rows = _suggestion_rows(tenant_id, guarded, suggestions)
         audit = {
             "tenant_id": tenant_id,
-            "conversation_id": self.ids.id(conversation_id),
+            "conversation_id": guarded,
             "kind": kind,
             "retrieved_ids": list(retrieved_ids),
             "provider": provider,
@@ -132,7 +140,7 @@ class AssistRecords:
             "latency_ms": latency_ms,
             "created_at": utcnow(),
         }
-        with self.registry.inserting(tenant_id) as connection:
+        with self.registry.inserting(tenant_id, wait=wait) as connection:
             if rows:
                 connection.execute(_SUGGESTIONS_INSERT, rows)
             audit_id = connection.execute(_AUDIT_INSERT, audit).scalar_one()

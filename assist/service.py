@@ -16,13 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
 from ingestion.pipeline import Ingestor, tenant_redactor
 from ingestion.redact import Redactor
 from ingestion.registry import Registry
+from ingestion.registry_db import WouldWait
 from ingestion.registry_models import PiiPattern, Tenant, TenantSettings
 from retrieval.embedders import embed_queries
 from retrieval.index import QueryOptions, encoder_text
@@ -99,6 +100,16 @@ class _Conversation:
     tone: Tone
     # The latest message's language when it is neither Turkish nor English ("de", "ru"), else None.
     foreign: str | None = None
+
+
+class _SuggestDraft(NamedTuple):
+    """The suggestions of one request before they are stored."""
+
+    drafts: list[_Draft]
+    hits: list[SearchHit]
+    mode: str
+    failure: str | None
+    note: str | None
 
 
 @dataclass(frozen=True)
@@ -299,8 +310,10 @@ class AssistService:
         reason: str | None,
         confidence: float | None,
         suggestions: Sequence[dict[str, object]] = (),
+        wait: bool = True,
     ) -> list[str]:
-        """Store the audit row (and the suggestions, in the same transaction); return the suggestion ids."""
+        """Store the audit row (and the suggestions, in the same transaction); return the suggestion ids.
+        `wait=False`: WouldWait instead of waiting for the database (AssistRecords.record_audit)."""
         latency_ms = int((time.perf_counter() - started) * 1000)
         _, ids = self.records.record_audit(
             tenant_id,
@@ -313,6 +326,7 @@ class AssistService:
             confidence=confidence,
             latency_ms=latency_ms,
             suggestions=suggestions,
+            wait=wait,
         )
         log.info(
             "%s tenant=%s conversation=%s decision=%s reason=%s provider=%s latency_ms=%d",
@@ -344,13 +358,21 @@ class AssistService:
     async def suggest_async(
         self, tenant: str | Tenant, request: AssistRequest, run: Callable[..., Awaitable[Any]]
     ) -> SuggestResponse:
-        """suggest() for an event loop: the CPU steps go through `run` (the server's compute slots).
+        """suggest() for an event loop: what may wait goes through `run` (the server's compute slots).
 
         With the index in its own process, the search is awaited without holding a thread or a slot, so
         many searches queue in that process at once (and are encoded as one batch) while the slots serve
-        other requests.
+        other requests. Without an LLM the steps before and after the search are short pure Python and
+        run on the event loop itself: on a slot's thread they took turns for the GIL with the loop, which
+        cost more than the steps (suggest at 10k chunks, 32 clients: docs/benchmarks.md). The database
+        writes, and a tenant's knowledge still being derived, stay on a slot.
         """
-        step: _SuggestStep = await run(self._prepare_suggest, tenant, request)
+        inline = self.provider is None
+        step: _SuggestStep = (
+            self._prepare_suggest(tenant, request)
+            if inline
+            else await run(self._prepare_suggest, tenant, request)
+        )
         submit = getattr(self.index, "submit_search", None)
         if submit is None:
             result = await run(self._search, step.tenant_id, step.query.text)
@@ -359,8 +381,16 @@ class AssistService:
                 result = await asyncio.wrap_future(submit(step.tenant_id, step.query.text, _SEARCH))
                 if current is not None:
                     current.set_attribute("retrieval.hits", len(result.hits))
-        response: SuggestResponse = await run(self._finish_suggest, step, result)
-        return response
+        if not inline:
+            response: SuggestResponse = await run(self._finish_suggest, step, result)
+            return response
+        knowledge = self.knowledge.peek(step.conv.tenant) or await run(self.knowledge.get, step.conv.tenant)
+        with span("assist.answer"):
+            draft = self._draft_suggest(step, result, knowledge)
+            recorded = self._record_suggest_now(step, draft)
+            if recorded is None:
+                recorded = await run(self._record_suggest, step, draft)
+        return recorded
 
     @traced("assist.query")
     def _prepare_suggest(self, tenant: str | Tenant, request: AssistRequest) -> _SuggestStep:
@@ -370,13 +400,18 @@ class AssistService:
 
     @traced("assist.answer")
     def _finish_suggest(self, step: _SuggestStep, result: SearchResult) -> SuggestResponse:
-        conv, query, tenant_id = step.conv, step.query, step.tenant_id
-        knowledge = self.knowledge.get(conv.tenant)
+        draft = self._draft_suggest(step, result, self.knowledge.get(step.conv.tenant))
+        return self._record_suggest(step, draft)
+
+    def _draft_suggest(
+        self, step: _SuggestStep, result: SearchResult, knowledge: TenantKnowledge
+    ) -> _SuggestDraft:
+        """The suggestions for a search result, before anything is stored (no I/O without an LLM)."""
+        conv, query = step.conv, step.query
         with span("assist.verify"):
             hits, evidence = gather_evidence(
                 query.text, result.hits, knowledge.vocabulary, conflicted=knowledge.conflicted
             )
-        note = result.note
         threshold = knowledge.policy.threshold
         caution = {h.point_id: _caution(e, threshold) for h, e in zip(hits, evidence, strict=True)}
         drafts: list[_Draft] = []
@@ -410,7 +445,26 @@ class AssistService:
                         caution[reply.hit.point_id],
                     )
                 )
-        drafts = shortlist(drafts)
+        return _SuggestDraft(shortlist(drafts), hits, mode, failure, result.note)
+
+    def _record_suggest_now(self, step: _SuggestStep, draft: _SuggestDraft) -> SuggestResponse | None:
+        """_record_suggest if that is one write nobody else holds the database for; else None, nothing stored.
+
+        On the event loop a wait would hold every request: the write is tried without waiting, and one
+        that would wait (another writer, a database over the network, a gap question to store as well)
+        goes to a compute slot instead.
+        """
+        if not draft.drafts:
+            return None
+        try:
+            return self._record_suggest(step, draft, wait=False)
+        except WouldWait:
+            return None
+
+    def _record_suggest(self, step: _SuggestStep, draft: _SuggestDraft, wait: bool = True) -> SuggestResponse:
+        """Store the audit row and the suggestions (a gap question when there are none); the response."""
+        conv, query, tenant_id = step.conv, step.query, step.tenant_id
+        drafts, hits, mode, failure, note = draft
         # Knowledge is redacted at ingestion; redacting again guards what an LLM might echo.
         texts = [conv.redactor(d.text) for d in drafts]
         citations = [[_citation(h) for h in d.hits] for d in drafts]
@@ -434,6 +488,7 @@ class AssistService:
             reason=failure,
             confidence=drafts[0].confidence if drafts else None,
             suggestions=rows,
+            wait=wait,
         )
         suggestions = [
             Suggestion(

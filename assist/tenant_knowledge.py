@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 from ingestion.registry_models import Tenant
 from retrieval.embed_process import spawned_pool
+from retrieval.heap import settle_if_server
 from retrieval.index_process import AnyIndex
 from retrieval.models import SearchHit
 
@@ -129,6 +130,18 @@ class TenantKnowledgeCache:
             return future.result()
         return self._interim(tenant, cached, thresholds, stamp, now)
 
+    def peek(self, tenant: Tenant) -> TenantKnowledge | None:
+        """Return what `get` would without any check or wait (the last check is recent enough), else None."""
+        cached = self._knowledge.get(tenant.id)
+        if (
+            cached is None
+            or cached.interim
+            or time.monotonic() - cached.checked >= POLICY_RECHECK_S
+            or cached.thresholds != ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
+        ):
+            return None
+        return cached
+
     def _stamp(self, tenant_id: str) -> tuple[int, int]:
         """Return what says the tenant's knowledge or feedback changed: (indexed chunks, feedback rows)."""
         return self.index.count(tenant_id), self.records.count_feedback(tenant_id)
@@ -176,8 +189,11 @@ class TenantKnowledgeCache:
                 if self._pending.get(tenant.id, ((),))[0] == key:
                     del self._pending[tenant.id]
         with self._knowledge_lock:
-            if key[2] == self._generation.get(tenant.id, 0):  # not forgotten meanwhile
+            kept = key[2] == self._generation.get(tenant.id, 0)  # not forgotten meanwhile
+            if kept:
                 self._knowledge[tenant.id] = knowledge
+        if kept:  # it lives until the knowledge changes again
+            settle_if_server(f"knowledge of tenant {tenant.id} derived")
         return knowledge
 
     def _sources_at_odds(

@@ -43,6 +43,12 @@ from ingestion.registry_models import (
 
 _BUSY_TIMEOUT_MS = 10_000
 
+
+class WouldWait(RuntimeError):
+    """A write asked not to wait (`inserting(wait=False)`) would have to: another writer holds the
+    database, or it is not a local SQLite file (a network round trip). Nothing was written."""
+
+
 T = TypeVar("T")
 
 
@@ -148,11 +154,24 @@ def _create_sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        statement = f"BEGIN {connection.get_execution_options().get('sqlite_begin', 'DEFERRED')}"
+        options = connection.get_execution_options()
+        statement = f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}"
         # Straight to the driver: through exec_driver_sql this one statement cost a third of every
         # suggest's audit insert. Its errors are wrapped as SQLAlchemy wraps them ("database is locked").
+        driver = connection.connection.driver_connection
+        if options.get("sqlite_nowait"):
+            # Another process holds the write lock: fail at once instead of sleeping in the busy handler.
+            # BEGIN IMMEDIATE takes the lock; in WAL the commit does not wait for it again.
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute(statement)
+            except sqlite3.OperationalError as err:
+                raise WouldWait(f"the database is locked by another writer: {err}") from err
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            return
         try:
-            connection.connection.driver_connection.execute(statement)
+            driver.execute(statement)
         except sqlite3.Error as err:
             raise DBAPIError.instance(statement, None, err, sqlite3.Error) from err
 
@@ -185,13 +204,21 @@ class RegistryDatabase:
         self.ids = ids or IdGuard(secrets.token_bytes(32))
         parsed = engine_url(url)
         self._engine = _create_engine(parsed)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        shared = threading.RLock()
         self._lock: AbstractContextManager[Any] = (
-            threading.RLock()
-            if parsed.get_backend_name() == "sqlite" and _is_memory_sqlite(parsed)
-            else nullcontext()
+            shared if sqlite and _is_memory_sqlite(parsed) else nullcontext()
         )
+        # SQLite has one writer at a time. Writers of this process queue on a lock here: left to SQLite's
+        # busy handler, a waiting writer sleeps 1, 2, 5, 10, 15... ms between tries, and four suggest
+        # requests storing their audit rows at once waited that long for each other.
+        self._write_lock: AbstractContextManager[Any] = shared if sqlite else nullcontext()
         writer = self._engine.execution_options(sqlite_begin="IMMEDIATE")
         self._write_engine = writer
+        # Writes that may be tried without waiting: a SQLite file's (an in-memory one's lock is the reader's too).
+        self._nowait_engine = (
+            writer.execution_options(sqlite_nowait=True) if sqlite and not _is_memory_sqlite(parsed) else None
+        )
         self._reader = sessionmaker(self._engine, expire_on_commit=False)
         self._writer = sessionmaker(writer, expire_on_commit=False)
         # Where the schema stood before this open brought it to head (ingestion.migrations).
@@ -210,7 +237,7 @@ class RegistryDatabase:
 
     def _migrate(self) -> None:
         # Inside one write transaction: concurrent openers of a new database migrate it once.
-        with self._lock, self._write_engine.begin() as connection:
+        with self._write_lock, self._write_engine.begin() as connection:
             self.schema_on_open = migrations.upgrade(connection, repr(self._engine.url))
 
     def schema_state(self) -> migrations.SchemaState:
@@ -227,19 +254,38 @@ class RegistryDatabase:
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         """Yield a session in one transaction (a writing one takes SQLite's write lock at once)."""
         factory = self._writer if write else self._reader
-        with self._lock, factory() as session, session.begin():
+        with self._write_lock if write else self._lock, factory() as session, session.begin():
             yield session
 
     @contextmanager
-    def inserting(self, tenant_id: str) -> Iterator[Connection]:
-        """Yield a plain connection in one write transaction; LookupError for an unknown tenant."""
+    def inserting(self, tenant_id: str, *, wait: bool = True) -> Iterator[Connection]:
+        """Yield a plain connection in one write transaction; LookupError for an unknown tenant.
+
+        `wait=False`: raise WouldWait at once, before anything is written, when the write would wait for
+        another writer (of this process or another) or for a network (any database but a SQLite file).
+        A server's event loop writes this way and hands the write to a thread when it would wait.
+        """
         # Core inserts on a plain connection: no ORM session or unit of work on the hot path (every suggest
         # writes here). The tenant foreign key catches an unknown tenant.
+        engine = self._write_engine if wait or self._nowait_engine is None else self._nowait_engine
         try:
-            with self._lock, self._write_engine.begin() as connection:
+            with self._write_lock if wait else self._held_now(), engine.begin() as connection:
                 yield connection
         except IntegrityError as err:
             raise LookupError(f"No tenant {tenant_id!r}") from err
+
+    @contextmanager
+    def _held_now(self) -> Iterator[None]:
+        """Hold this process's write lock if it is free now, else raise WouldWait."""
+        if self._nowait_engine is None:
+            raise WouldWait("only a SQLite file is written without waiting")
+        lock: threading.RLock = self._write_lock  # type: ignore[assignment]
+        if not lock.acquire(blocking=False):
+            raise WouldWait("another writer of this process holds the database")
+        try:
+            yield
+        finally:
+            lock.release()
 
     def checkpoint(self) -> None:
         """After an erasure: SQLite copies the write-ahead log into the database and truncates it, so the

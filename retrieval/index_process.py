@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from .embed_process import exit_with_parent
+from .heap import start_settled
 from .index import KnowledgeIndex, QueryOptions, SearchCall
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
 from .settings import Settings
@@ -222,6 +223,7 @@ def _host(conn: Connection, settings: Settings, parent: int) -> None:
         return
     try:
         index.warm_up()
+        start_settled("index opened")
         conn.send((None, False, index.meta))
         _serve(conn, index)
     finally:

@@ -24,6 +24,7 @@ from multiprocessing.connection import Client, Connection, Listener, wait
 from typing import Any
 
 from .embed_process import exit_with_parent
+from .heap import start_settled
 from .index import KnowledgeIndex, SearchCall
 from .index_process import (
     _EXCLUSIVE,
@@ -190,6 +191,7 @@ def run_index_server(
         return
     try:
         index.warm_up()
+        start_settled("index opened")
         listener = Listener(address, family="AF_UNIX", authkey=authkey)
         os.chmod(address, 0o600)
     except BaseException as exc:

@@ -608,3 +608,93 @@ def test_a_write_the_database_refuses_for_too_long_fails_with_the_database_error
         other.close()
     records.record_audit("acme", "c-1", "suggest", retrieved_ids=[], decision="no_suggestion")
     assert len(records.list_audit("acme")) == 1
+
+
+def test_a_write_that_must_not_wait_says_so_and_stores_nothing(tmp_path: Path) -> None:
+    # A server's event loop stores a suggest's audit row only if it can at once; otherwise it hands the
+    # write to a thread. Another process holding SQLite's write lock: WouldWait at once (the busy
+    # handler would have slept up to its 10 s timeout and then failed with OperationalError instead).
+    from ingestion.registry_db import WouldWait
+
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    registry.create_tenant("acme", "Acme")
+    records = AssistRecords(registry)
+    suggestion = [
+        {"text": "Kargo ücretsizdir.", "strategy": "extractive", "confidence": 0.9, "citations": []}
+    ]
+    other = sqlite3.connect(tmp_path / "r.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(WouldWait, match="locked"):
+            records.record_audit(
+                "acme",
+                "c-1",
+                "suggest",
+                retrieved_ids=[],
+                decision="suggested",
+                suggestions=suggestion,
+                wait=False,
+            )
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert records.list_audit("acme") == []
+    # The same write once the database is free, and the connection waits again as before.
+    _, ids = records.record_audit(
+        "acme", "c-1", "suggest", retrieved_ids=[], decision="suggested", suggestions=suggestion, wait=False
+    )
+    assert len(ids) == 1 and len(records.list_audit("acme")) == 1
+    records.record_audit("acme", "c-2", "suggest", retrieved_ids=[], decision="no_suggestion")
+    assert len(records.list_audit("acme")) == 2
+
+    # A writer of this process holds the database: WouldWait too, nothing stored; it finishes its write.
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with registry.transaction():
+            holding.set()
+            release.wait(10)
+
+    writer = threading.Thread(target=hold)
+    writer.start()
+    assert holding.wait(10)
+    try:
+        with pytest.raises(WouldWait, match="this process"):
+            records.record_audit(
+                "acme", "c-3", "suggest", retrieved_ids=[], decision="no_suggestion", wait=False
+            )
+    finally:
+        release.set()
+        writer.join(10)
+    assert len(records.list_audit("acme")) == 2
+
+
+def test_only_a_sqlite_file_is_written_without_waiting(registry: Registry) -> None:
+    # In memory the one connection is every reader's too; PostgreSQL is a network round trip away.
+    from ingestion.registry_db import WouldWait
+
+    records = AssistRecords(registry)
+    file_backed = registry._engine.url.get_backend_name() == "sqlite" and registry._engine.url.database
+    if file_backed:
+        records.record_audit("acme", "c-1", "suggest", retrieved_ids=[], decision="no_suggestion", wait=False)
+        assert len(records.list_audit("acme")) == 1
+    else:
+        with pytest.raises(WouldWait):
+            records.record_audit(
+                "acme", "c-1", "suggest", retrieved_ids=[], decision="no_suggestion", wait=False
+            )
+        assert records.list_audit("acme") == []
+
+
+def test_a_conversation_id_with_personal_data_is_not_written_without_waiting(tmp_path: Path) -> None:
+    # Its subject link is a second transaction: the whole write goes where it may wait.
+    from ingestion.registry_db import WouldWait
+
+    registry = Registry(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    registry.create_tenant("acme", "Acme")
+    records = AssistRecords(registry)
+    with pytest.raises(WouldWait):
+        records.record_audit(
+            "acme", "+905321234567", "suggest", retrieved_ids=[], decision="no_suggestion", wait=False
+        )
+    assert records.list_audit("acme") == []

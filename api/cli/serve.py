@@ -95,7 +95,7 @@ def serve(
         _serve_workers(settings, workers, serving)
         return
     with open_context(settings) as ctx:
-        app = create_app(settings, ctx, owns_context=True)
+        app = create_app(settings, ctx, owns_context=True, settle_heap=True)
         uvicorn.Server(serving.config(app, settings)).run()
 
 
