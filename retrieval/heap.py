@@ -7,11 +7,11 @@ the oldest generation, so a full pass came every ~2 s and held the GIL 110–160
 process at 10k chunks, 32 clients back to back): every request in flight waited for it.
 
 A server process calls `start_settled()` once its startup is done, and `settle_if_server()` runs where
-more such state has just been built (a tenant's knowledge derived); other processes (the CLI, eval,
-tests) are left as they are. Settling collects once and moves every object alive into the permanent
-generation, which full passes skip. Objects that die later are still freed by their reference counts; only garbage in reference
-cycles among them waits for the next `settle()`, which unfreezes first, so nothing piles up across
-changes.
+more such state has just been built (a tenant's knowledge derived; at most every MIN_SETTLE_INTERVAL_S);
+other processes (the CLI, eval, tests) are left as they are. Settling collects once and moves every
+object alive into the permanent generation, which full passes skip. Objects that die later are still
+freed by their reference counts; only garbage in reference cycles among them waits for the next
+`settle()`, which unfreezes first, so nothing piles up across changes.
 """
 
 from __future__ import annotations
@@ -23,18 +23,27 @@ import time
 
 log = logging.getLogger(__name__)
 
-_lock = threading.Lock()
+# A settle is itself a full collection with the GIL held (about 130 ms beside a 10k-chunk tenant). When
+# knowledge changes often (feedback arriving for many tenants), a server settles at most this often; a
+# change within the interval is settled once, when it has passed.
+MIN_SETTLE_INTERVAL_S = 10.0
+
+_lock = threading.RLock()
 _server = False
+_last = float("-inf")  # time.monotonic() of the last settle
+_deferred: threading.Timer | None = None
 
 
 def settle(reason: str) -> float:
     """Collect, then keep every object alive now out of full collections; return the seconds it took."""
+    global _last
     with _lock:
         began = time.perf_counter()
         gc.unfreeze()
         gc.collect()
         gc.freeze()
         took = time.perf_counter() - began
+        _last = time.monotonic()
     log.debug(
         "heap settled (%s): %d objects kept out of full collections, %.0f ms",
         reason,
@@ -52,5 +61,24 @@ def start_settled(reason: str) -> float:
 
 
 def settle_if_server(reason: str) -> float | None:
-    """Settle the heap if this process is a server (`start_settled`); return the seconds, or None."""
-    return settle(reason) if _server else None
+    """Settle the heap if this process is a server (`start_settled`): now, or once MIN_SETTLE_INTERVAL_S
+    has passed since the last settle. Return the seconds it took now, or None."""
+    global _deferred
+    if not _server:
+        return None
+    with _lock:
+        wait = _last + MIN_SETTLE_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            if _deferred is None:
+                _deferred = threading.Timer(wait, _settle_deferred, args=(reason,))
+                _deferred.daemon = True
+                _deferred.start()
+            return None
+        return settle(reason)
+
+
+def _settle_deferred(reason: str) -> None:
+    global _deferred
+    with _lock:
+        _deferred = None
+        settle(f"{reason} (deferred)")

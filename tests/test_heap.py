@@ -4,6 +4,7 @@ keeping garbage for ever: a real app over a real index and SQLite registry for t
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,10 @@ def api_context(tmp_path: Path, use_embedder: Embedder) -> Iterator[ServiceConte
 def _process_as_it_was() -> Iterator[None]:
     yield
     heap._server = False
+    heap._last = float("-inf")
+    if heap._deferred is not None:
+        heap._deferred.cancel()
+        heap._deferred = None
     gc.unfreeze()
 
 
@@ -50,7 +55,8 @@ def test_settled_objects_are_skipped_by_full_collections_and_freed_at_the_next_s
     assert alive() is None
 
 
-def test_only_a_server_settles_when_its_state_changes() -> None:
+def test_only_a_server_settles_when_its_state_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(heap, "MIN_SETTLE_INTERVAL_S", 0.0)
     assert heap.settle_if_server("knowledge derived") is None
     assert gc.get_freeze_count() == 0
     heap.start_settled("server started")
@@ -72,6 +78,7 @@ def test_a_server_settles_at_startup_and_when_a_tenant_knowledge_is_derived(
         return settle(reason)
 
     monkeypatch.setattr(heap, "settle", noted)
+    monkeypatch.setattr(heap, "MIN_SETTLE_INTERVAL_S", 0.0)
     app = create_app(api_context.settings, api_context, rate_limit=UNLIMITED, settle_heap=True)
     with TestClient(app) as client:
         assert reasons == ["server started"]
@@ -87,3 +94,29 @@ def test_an_app_that_is_not_a_server_leaves_the_collector_alone(api_context: Ser
         ingest(client, acme, FIXTURES / "kargo.md")
         assert client.get("/v1/assist/policy", headers=acme).status_code == 200
     assert gc.get_freeze_count() == 0
+
+
+def test_changes_close_together_are_settled_once_when_the_interval_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each settle holds the GIL for a full collection: knowledge derived for tenant after tenant within
+    # the interval is settled once, at its end, not once per tenant.
+    reasons: list[str] = []
+    settle = heap.settle
+    settled = threading.Event()
+
+    def noted(reason: str) -> float:
+        reasons.append(reason)
+        took = settle(reason)
+        settled.set()
+        return took
+
+    monkeypatch.setattr(heap, "settle", noted)
+    monkeypatch.setattr(heap, "MIN_SETTLE_INTERVAL_S", 0.5)
+    heap.start_settled("server started")
+    settled.clear()
+    for tenant in ("acme", "globex", "initech"):
+        assert heap.settle_if_server(f"knowledge of tenant {tenant} derived") is None
+    assert reasons == ["server started"]
+    assert settled.wait(10)
+    assert reasons == ["server started", "knowledge of tenant acme derived (deferred)"]
