@@ -102,14 +102,15 @@ class TenantKnowledgeCache:
     def get(self, tenant: Tenant) -> TenantKnowledge:
         """Return what was derived from the tenant's knowledge, derived again when its knowledge, its
         feedback or its settings changed (checked every POLICY_RECHECK_S)."""
+        known = self.peek(tenant)
+        if known is not None:
+            return known
         now = time.monotonic()
         cached = self._knowledge.get(tenant.id)
         thresholds = ResolveThresholds.from_tenant(tenant.settings.resolve_thresholds)
         same_settings = cached is not None and cached.thresholds == thresholds
         stamp: tuple[int, int] | None = None
-        if cached and same_settings and not cached.interim:
-            if now - cached.checked < POLICY_RECHECK_S:
-                return cached
+        if cached and same_settings and not cached.interim:  # last checked POLICY_RECHECK_S ago or more
             stamp = self._stamp(tenant.id)
             if cached.stamp == stamp:
                 cached.checked = now

@@ -267,9 +267,14 @@ class RegistryDatabase:
         """
         # Core inserts on a plain connection: no ORM session or unit of work on the hot path (every suggest
         # writes here). The tenant foreign key catches an unknown tenant.
-        engine = self._write_engine if wait or self._nowait_engine is None else self._nowait_engine
+        if wait:
+            lock, engine = self._write_lock, self._write_engine
+        elif self._nowait_engine is None:
+            raise WouldWait("only a SQLite file is written without waiting")
+        else:
+            lock, engine = self._held_now(), self._nowait_engine
         try:
-            with self._write_lock if wait else self._held_now(), engine.begin() as connection:
+            with lock, engine.begin() as connection:
                 yield connection
         except IntegrityError as err:
             raise LookupError(f"No tenant {tenant_id!r}") from err
@@ -277,8 +282,6 @@ class RegistryDatabase:
     @contextmanager
     def _held_now(self) -> Iterator[None]:
         """Hold this process's write lock if it is free now, else raise WouldWait."""
-        if self._nowait_engine is None:
-            raise WouldWait("only a SQLite file is written without waiting")
         lock: threading.RLock = self._write_lock  # type: ignore[assignment]
         if not lock.acquire(blocking=False):
             raise WouldWait("another writer of this process holds the database")
