@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from retrieval.index import EncodingAhead
 from retrieval.index_process import AnyIndex
 from retrieval.models import Chunk, Source
 from retrieval.store import StoreError
@@ -271,13 +272,17 @@ class Ingestor:
                 finish(batch, future.result())
 
         def flush() -> None:
-            settle()
             batch = list(pending)
             pending.clear()
             chunks = [c for *_, cs in batch for c in cs]
             if writer is not None and not (len(batch) == 1 and len(chunks) > self.batch_chunks):
-                in_flight.append((writer.submit(self._attempt_write, tenant_id, chunks, batch, None), batch))
+                # The encode workers start on this batch while the one before it is stored.
+                ahead = self.index.encode_ahead(chunks, batch_size=64)
+                settle()
+                write = writer.submit(self._attempt_write, tenant_id, chunks, batch, None, ahead)
+                in_flight.append((write, batch))
                 return
+            settle()
 
             def written(n: int) -> None:  # a large document's parts: progress inside the file
                 if progress and len(batch) == 1 and n < len(chunks):
@@ -343,9 +348,20 @@ class Ingestor:
                 # its documents are taken up again when the job resumes, as if never written.
                 writer.shutdown(wait=True)
         finished = self.registry.finish_job(job.id)
-        self.index.maintain()
+        self._start_build()
         self.changed(tenant_id)
         return finished
+
+    def _start_build(self) -> None:
+        """Start the HNSW build the new points call for, aside (KnowledgeIndex.maintain_async): the next
+        job is not held behind it, and searches and writes go on meanwhile. Whoever closes the index right
+        after a job waits for it first (`index.maintain()`), or the build is dropped and redone later."""
+        try:
+            building = self.index.maintain_async()
+        except Exception as exc:  # the points are stored and searchable; the next job's build takes them
+            log.warning("could not start the index build: %s", exc)
+            return
+        building.add_done_callback(_report_build)
 
     def _attempt_write(
         self,
@@ -353,16 +369,22 @@ class Ingestor:
         chunks: list[Chunk],
         pending: Sequence[tuple[IngestItem, int, int | None, Any]],
         written: Callable[[int], None] | None,
+        ahead: EncodingAhead | None = None,
     ) -> Exception | None:
-        """Write a batch (once more if the index process died mid-call); return the error, or None."""
+        """Write a batch (once more if the index process died mid-call); return the error, or None.
+
+        `ahead`: the batch's encoding, already started (KnowledgeIndex.encode_ahead)."""
         try:
             try:
-                self._write(tenant_id, chunks, pending, written)
+                self._write(tenant_id, chunks, pending, written, ahead)
             except StoreError as exc:  # e.g. the index process died mid-call: it starts again on the next
                 log.warning("writing to the index failed (%s); trying once more", exc)
                 self._write(tenant_id, chunks, pending, written)
         except Exception as exc:
             return exc
+        finally:
+            if ahead is not None:
+                ahead.discard()  # not all of it stored (the write failed): nothing is left waiting
         return None
 
     def _write(
@@ -371,9 +393,16 @@ class Ingestor:
         chunks: list[Chunk],
         pending: Sequence[tuple[IngestItem, int, int | None, Any]],
         written: Callable[[int], None] | None = None,
+        ahead: EncodingAhead | None = None,
     ) -> None:
         """Upsert a batch in parts of `batch_chunks` (`written` is told the count after each), then drop
-        the older versions of the documents it updates (idempotent)."""
+        the older versions of the documents it updates (idempotent). `ahead` is the encoding of all of
+        `chunks`, started earlier."""
+        if ahead is not None and len(chunks) <= self.batch_chunks:
+            self.index.upsert(chunks, batch_size=64, ahead=ahead)
+            if written:
+                written(len(chunks))
+            chunks = []
         for start in range(0, len(chunks), self.batch_chunks):
             self.index.upsert(chunks[start : start + self.batch_chunks], batch_size=64)
             if written:
@@ -447,3 +476,9 @@ def iter_files(paths: Iterable[Path]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def _report_build(building: Future[Any]) -> None:
+    error = building.exception()
+    if error is not None:
+        log.warning("the index build failed: %s", error)

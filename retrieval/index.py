@@ -26,6 +26,9 @@ from .text import strip_placeholders
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 4_000
+# Batches an upsert keeps with the encode workers beyond the one it stores: each worker has its next part
+# queued when it finishes one, so none waits while this process stores.
+AHEAD_BATCHES = 2
 
 
 def indexed_text(chunk: Chunk) -> str:
@@ -50,6 +53,22 @@ def _with_head(title: str, section: str, text: str) -> str:
 def encoder_text(text: str) -> str:
     """Return `text` as both encoders see it: redaction placeholders left out (the stored text keeps them)."""
     return strip_placeholders(text)
+
+
+@dataclass
+class EncodingAhead:
+    """Chunks whose encoding the encode workers started (`KnowledgeIndex.encode_ahead`): one waiting
+    call per batch, each to be called once, by the upsert that stores them or by `discard`."""
+
+    batches: list[list[Chunk]]
+    pending: list[Callable[[], tuple[np.ndarray, list[Any]]]]
+
+    def discard(self) -> None:
+        """Wait for and drop what is still being encoded (its workers are released all the same)."""
+        waiting, self.pending = self.pending, []
+        for result in waiting:
+            with contextlib.suppress(Exception):
+                result()
 
 
 @dataclass(frozen=True)
@@ -189,24 +208,58 @@ class KnowledgeIndex:
         return self.encode_pool is not None
 
     # ----- writes -----
+    def encode_ahead(self, chunks: Sequence[Chunk], *, batch_size: int = 64) -> EncodingAhead | None:
+        """Start encoding `chunks` in the encode workers now and return what `upsert(chunks, ahead=...)`
+        stores; None without workers (in-process encoding happens in upsert).
+
+        A writer calls it for its next batch before it waits for the one being stored, so the workers
+        encode while this process stores, writes the registry and reads the next documents.
+        """
+        pool = self.encode_pool
+        if pool is None or not chunks:
+            return None
+        batches = [list(chunks[start : start + batch_size]) for start in range(0, len(chunks), batch_size)]
+        return EncodingAhead(
+            batches, [pool.submit([encoder_text(indexed_text(c)) for c in b]) for b in batches]
+        )
+
     def upsert(
-        self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None
+        self,
+        chunks: Sequence[Chunk],
+        *,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+        ahead: EncodingAhead | None = None,
     ) -> int:
         """Embed and store `chunks` (idempotent by point id); returns how many were written.
 
-        With encode workers, they compute both vectors, the next batch's while this one is stored."""
-        batches = [chunks[start : start + batch_size] for start in range(0, len(chunks), batch_size)]
-        texts = [[encoder_text(indexed_text(c)) for c in batch] for batch in batches]
+        With encode workers, they compute both vectors, up to AHEAD_BATCHES batches ahead of the one being
+        stored; `ahead` (from encode_ahead on these same chunks) was started earlier."""
+        if ahead is not None and [c.point_id for b in ahead.batches for c in b] != [
+            c.point_id for c in chunks
+        ]:
+            ahead.discard()
+            ahead = None
         pool = self.encode_pool
-        pending = pool.submit(texts[0]) if pool is not None and batches else None
+        if ahead is not None:
+            batches, pending = ahead.batches, list(ahead.pending)
+            ahead.pending.clear()
+        else:
+            batches = [
+                list(chunks[start : start + batch_size]) for start in range(0, len(chunks), batch_size)
+            ]
+            pending = []
+        texts = [[encoder_text(indexed_text(c)) for c in batch] for batch in batches] if not pending else []
+        if pool is not None and not pending:
+            pending = [pool.submit(t) for t in texts[:AHEAD_BATCHES]]
         written = 0
         try:
             for n, batch in enumerate(batches):
-                if pending is not None:
-                    waiting, pending = pending, None
-                    dense, sparse = waiting()
-                    if pool is not None and n + 1 < len(batches):
-                        pending = pool.submit(texts[n + 1])
+                if pending:
+                    dense, sparse = pending.pop(0)()
+                    queued = n + 1 + len(pending)
+                    if pool is not None and texts and queued < len(batches):
+                        pending.append(pool.submit(texts[queued]))
                 else:
                     dense = self.embedder.embed_documents(texts[n])
                     sparse = [self.bm25.embed_document(text) for text in texts[n]]
@@ -218,9 +271,9 @@ class KnowledgeIndex:
                 if progress:
                     progress(len(points))
         finally:
-            if pending is not None:
+            for waiting in pending:
                 with contextlib.suppress(Exception):
-                    pending()  # a batch no longer stored: its workers are released all the same
+                    waiting()  # a batch no longer stored: its workers are released all the same
         return written
 
     def delete_document(self, tenant_id: str, doc_id: str) -> None:

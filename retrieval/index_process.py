@@ -32,7 +32,7 @@ from typing import Any
 
 from .embed_process import exit_with_parent
 from .heap import start_settled
-from .index import KnowledgeIndex, QueryOptions, SearchCall
+from .index import EncodingAhead, KnowledgeIndex, QueryOptions, SearchCall
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
 from .settings import Settings
 from .store import IndexMeta, StoreError
@@ -377,12 +377,22 @@ class HostedIndex:
         with asyncio.wrap_future, holding no thread meanwhile)."""
         return self._submit("search", tenant_id, query, options, filters)
 
+    def encode_ahead(self, chunks: Sequence[Chunk], *, batch_size: int = 64) -> EncodingAhead | None:
+        """None: the index process encodes each step of an upsert as it arrives (KnowledgeIndex.encode_ahead)."""
+        return None
+
     def upsert(
-        self, chunks: Sequence[Chunk], *, batch_size: int = 64, progress: Callable[[int], None] | None = None
+        self,
+        chunks: Sequence[Chunk],
+        *,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+        ahead: EncodingAhead | None = None,
     ) -> int:
         """Embed and store `chunks` (idempotent by point id); returns how many were written.
 
-        Sent in steps of at most WRITE_STEP chunks, so searches interleave with a long ingestion.
+        Sent in steps of at most WRITE_STEP chunks, so searches interleave with a long ingestion. `ahead`
+        is always None here (encode_ahead returns None): the signature is KnowledgeIndex.upsert's.
         """
         written, step = 0, max(1, min(batch_size, WRITE_STEP))
         for start in range(0, len(chunks), step):
@@ -411,7 +421,11 @@ class HostedIndex:
     def maintain(self) -> bool:
         """Build the HNSW index when enough points are unindexed; returns once the build (aside, in a process
         of its own) serves. The child's searches and other writes go on meanwhile."""
-        return bool(self._call("maintain"))
+        return bool(self.maintain_async().result())
+
+    def maintain_async(self) -> Future[Any]:
+        """maintain() without waiting: the future is True once the build serves (KnowledgeIndex.maintain_async)."""
+        return self._submit("maintain")
 
     def compact(self) -> int:
         """Rewrite the index without what was deleted (KnowledgeIndex.compact); blocks the child's searches."""

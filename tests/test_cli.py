@@ -53,6 +53,15 @@ def test_ingest_search_list_delete_round_trip_in_a_real_process(tmp_path: Path) 
     assert "Taşıt kredisi için şartlar nelerdir" in hits[0]["text"]
 
 
+def test_ingest_leaves_the_index_built_before_it_exits(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    # The job starts the HNSW build aside; the command waits for it instead of dropping it at exit.
+    monkeypatch.setenv("INVEKTO_OPTIMIZE_THRESHOLD", "2")
+    code, out = cli("ingest", "files", "--tenant", "acme", str(DBANK / "kredi.html"))
+    assert code == 0, out
+    info = json.loads(cli("index", "info")[1])
+    assert info["points"] >= 2 and info["unindexed_dense"] == 0 and info["building"] == 0
+
+
 def test_ingest_reports_a_bad_file_and_keeps_the_good_one(cli, tmp_path: Path) -> None:  # noqa: ANN001
     bad = tmp_path / "bozuk.pdf"
     bad.write_bytes(b"%PDF-1.4 not really")

@@ -13,7 +13,7 @@ import pytest
 
 from retrieval.embed_process import EncodePool, ProcessEmbedder
 from retrieval.embedders import EmbedderError, UseMultilingualEmbedder
-from retrieval.index import KnowledgeIndex
+from retrieval.index import KnowledgeIndex, QueryOptions
 from retrieval.models import Chunk
 from retrieval.settings import Settings
 from retrieval.sparse import TurkishBm25
@@ -153,3 +153,33 @@ def test_an_index_with_encode_workers_writes_searchable_chunks_and_stops_them_on
         assert index.search("acme", "araç kredisi şartları").hits[0].doc_id == "kredi"
     for pid in workers:
         assert wait_for_exit(pid)
+
+
+def _shop_chunks(tenant: str, n: int) -> list[Chunk]:
+    topics = [
+        "Taşıt kredisi için gelir belgesi ve ruhsat gerekir.",
+        "Kayıp kartınızı mobil uygulamadan kapatın.",
+    ]
+    return [Chunk(tenant, f"d{i}", "0", f"{topics[i % 2]} Belge {i}.") for i in range(n)]
+
+
+def test_chunks_encoded_ahead_are_stored_as_an_upsert_encodes_them(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", encode_workers=2, _env_file=None)  # type: ignore[call-arg]
+    with KnowledgeIndex(settings) as index:
+        chunks = _shop_chunks("acme", 150)
+        ahead = index.encode_ahead(chunks, batch_size=64)
+        assert ahead is not None and len(ahead.pending) == 3  # every batch is with the workers already
+        assert index.upsert(chunks, batch_size=64, ahead=ahead) == 150
+        assert not ahead.pending
+        # An encoding started for other chunks is dropped, not stored under these ones.
+        others = _shop_chunks("other", 10)
+        stale = index.encode_ahead(others[:5])
+        assert index.upsert(others, ahead=stale) == 10
+        assert stale is not None and not stale.pending
+        # Each chunk got its own vector: searching a chunk's exact text finds it at cosine 1.
+        for i in (0, 7, 100, 149):
+            found = index.search("acme", chunks[i].text, QueryOptions(limit=1)).hits[0]
+            assert found.doc_id == f"d{i}" and found.dense_score == pytest.approx(1.0, abs=1e-4)
+        assert index.count("acme") == 150 and index.count("other") == 10
+    with KnowledgeIndex(settings.model_copy(update={"encode_workers": 0})) as index:
+        assert index.encode_ahead(_shop_chunks("acme", 3)) is None  # encoded in upsert, in this process

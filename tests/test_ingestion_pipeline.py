@@ -338,3 +338,34 @@ def test_writes_beside_reading_lose_nothing_and_report_with_no_write_in_flight(t
     finally:
         index.close()
         registry.close()
+
+
+def test_a_job_does_not_wait_for_the_index_build_it_starts(tmp_path: Path, use_embedder) -> None:  # noqa: ANN001
+    """The HNSW build a job's new points call for runs aside: the job (and the next tenant's job behind
+    it) is not held behind it, searches go on meanwhile, and the build then serves."""
+    settings = Settings(data_dir=tmp_path / "data", optimize_threshold=20, _env_file=None)  # type: ignore[call-arg]
+    index = KnowledgeIndex(settings, embedder=use_embedder)
+    registry = Registry(settings.registry_url)
+    ingestor = Ingestor(index, registry)
+    try:
+        for tenant in ("acme", "other"):
+            ingestor.ensure_tenant(tenant)
+        docs = [
+            TextDocument(f"sss-{n:02d}", f"Soru {n}: kargo {n} günde gelir, ücreti {n}0 TL.")
+            for n in range(30)
+        ]
+        job = ingestor.run("acme", "files", text_items("acme", docs))
+        assert job.status == "succeeded"
+        assert index.store.info()["building"] == 1  # type: ignore[attr-defined]
+        small = ingestor.run(
+            "other", "files", text_items("other", [TextDocument("saat", "Mağaza 10'da açılır.")])
+        )
+        assert small.status == "succeeded"
+        assert index.search("other", "mağaza kaçta açılıyor").hits[0].doc_id == "saat"
+        index.maintain()  # waits for the build the first job started, if it still runs
+        info = index.store.info()  # type: ignore[attr-defined]
+        assert info["building"] == 0 and info["unindexed_dense"] < settings.optimize_threshold
+        assert index.search("acme", "kargo 7 günde").hits[0].doc_id == "sss-07"
+    finally:
+        index.close()
+        registry.close()

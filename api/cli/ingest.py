@@ -116,6 +116,8 @@ def _run(
                     f"encoding in {workers} worker processes ({input_bytes / 1024:,.0f} KB of input)"
                 )
             job = ctx.ingestor.run(tenant, kind, items, progress=report)
+            # The job started the index build its new points call for: it finishes before the index closes.
+            ctx.index.maintain()
     _print_job(job, as_json, workers)
     if job.status == "failed":
         raise typer.Exit(1)
