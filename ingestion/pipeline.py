@@ -278,8 +278,13 @@ class Ingestor:
             if writer is not None and not (len(batch) == 1 and len(chunks) > self.batch_chunks):
                 # The encode workers start on this batch while the one before it is stored.
                 ahead = self.index.encode_ahead(chunks, batch_size=64)
-                settle()
-                write = writer.submit(self._attempt_write, tenant_id, chunks, batch, None, ahead)
+                try:
+                    settle()
+                    write = writer.submit(self._attempt_write, tenant_id, chunks, batch, None, ahead)
+                except BaseException:
+                    if ahead is not None:
+                        ahead.discard()  # the workers are released; the job resumes without it
+                    raise
                 in_flight.append((write, batch))
                 return
             settle()
