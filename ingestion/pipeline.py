@@ -402,8 +402,8 @@ class Ingestor:
     ) -> None:
         """Upsert a batch in parts of `batch_chunks` (`written` is told the count after each), then drop
         the older versions of the documents it updates (idempotent). `ahead` is the encoding of all of
-        `chunks`, started earlier."""
-        if ahead is not None and len(chunks) <= self.batch_chunks:
+        `chunks`, started earlier: they are stored in one upsert, which uses it."""
+        if ahead is not None:
             self.index.upsert(chunks, batch_size=64, ahead=ahead)
             if written:
                 written(len(chunks))

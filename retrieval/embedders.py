@@ -148,13 +148,19 @@ class TokenRowsKept:
         """How many token ids' rows are kept."""
         return self._kept
 
+    def _embedded(self, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write the dequantised embedding rows of `ids` into `out` (the package's per-chunk scale)."""
+        b = self._b
+        chunk = ids % self._pkg._NUM_CHUNKS
+        np.copyto(out, b.table[ids])
+        out *= b.scale[chunk, None]
+        out += b.lo[chunk, None]
+        return out
+
     def _compute(self, ids: np.ndarray) -> np.ndarray:
         """Return, per id, its projected layer-normalised row, then each CNN window position's product."""
         b, cnn = self._b, self._cnn
-        chunk = ids % self._pkg._NUM_CHUNKS
-        emb = b.table[ids].astype(np.float32)
-        emb *= b.scale[chunk, None]
-        emb += b.lo[chunk, None]
+        emb = self._embedded(ids, np.empty((len(ids), self._emb), dtype=np.float32))
         x = emb @ b.proj_W
         x += b.proj_b
         self._pkg._layernorm(x, b.ln_g_all, b.ln_b_all, b.eps)
@@ -194,11 +200,7 @@ class TokenRowsKept:
         rows = self.rows(distinct)[where]
 
         feats = np.empty((n_tokens, b._feat_dim), dtype=np.float32)
-        chunk = flat % pkg._NUM_CHUNKS
-        emb = feats[:, :emb_dim]
-        np.copyto(emb, b.table[flat])
-        emb *= b.scale[chunk, None]
-        emb += b.lo[chunk, None]
+        self._embedded(flat, feats[:, :emb_dim])
         idx = b._window_index(starts, lens, n_tokens)
         buf = np.empty((n_tokens + 1, cnn), dtype=np.float32)
         buf[n_tokens] = 0.0

@@ -55,6 +55,14 @@ def encoder_text(text: str) -> str:
     return strip_placeholders(text)
 
 
+def _batches(chunks: Sequence[Chunk], size: int) -> list[list[Chunk]]:
+    return [list(chunks[start : start + size]) for start in range(0, len(chunks), size)]
+
+
+def _encoder_texts(chunks: Sequence[Chunk]) -> list[str]:
+    return [encoder_text(indexed_text(c)) for c in chunks]
+
+
 @dataclass
 class EncodingAhead:
     """Chunks whose encoding the encode workers started (`KnowledgeIndex.encode_ahead`): one waiting
@@ -218,10 +226,8 @@ class KnowledgeIndex:
         pool = self.encode_pool
         if pool is None or not chunks:
             return None
-        batches = [list(chunks[start : start + batch_size]) for start in range(0, len(chunks), batch_size)]
-        return EncodingAhead(
-            batches, [pool.submit([encoder_text(indexed_text(c)) for c in b]) for b in batches]
-        )
+        batches = _batches(chunks, batch_size)
+        return EncodingAhead(batches, [pool.submit(_encoder_texts(b)) for b in batches])
 
     def upsert(
         self,
@@ -235,30 +241,28 @@ class KnowledgeIndex:
 
         With encode workers, they compute both vectors, up to AHEAD_BATCHES batches ahead of the one being
         stored; `ahead` (from encode_ahead on these same chunks) was started earlier."""
-        if ahead is not None and [c.point_id for b in ahead.batches for c in b] != [
-            c.point_id for c in chunks
-        ]:
-            ahead.discard()
+        if ahead is not None and (
+            not ahead.pending
+            or [c.point_id for b in ahead.batches for c in b] != [c.point_id for c in chunks]
+        ):
+            ahead.discard()  # already used, or started for other chunks
             ahead = None
         pool = self.encode_pool
+        # `texts`: what is still to be sent to the workers, or encoded here (none when it came ahead).
         if ahead is not None:
-            batches, pending = ahead.batches, list(ahead.pending)
-            ahead.pending.clear()
+            batches, texts = ahead.batches, []
+            pending, ahead.pending = ahead.pending, []
         else:
-            batches = [
-                list(chunks[start : start + batch_size]) for start in range(0, len(chunks), batch_size)
-            ]
-            pending = []
-        texts = [[encoder_text(indexed_text(c)) for c in batch] for batch in batches] if not pending else []
-        if pool is not None and not pending:
-            pending = [pool.submit(t) for t in texts[:AHEAD_BATCHES]]
+            batches = _batches(chunks, batch_size)
+            texts = [_encoder_texts(batch) for batch in batches]
+            pending = [pool.submit(t) for t in texts[:AHEAD_BATCHES]] if pool is not None else []
         written = 0
         try:
             for n, batch in enumerate(batches):
                 if pending:
                     dense, sparse = pending.pop(0)()
                     queued = n + 1 + len(pending)
-                    if pool is not None and texts and queued < len(batches):
+                    if pool is not None and queued < len(texts):
                         pending.append(pool.submit(texts[queued]))
                 else:
                     dense = self.embedder.embed_documents(texts[n])

@@ -369,3 +369,32 @@ def test_a_job_does_not_wait_for_the_index_build_it_starts(tmp_path: Path, use_e
     finally:
         index.close()
         registry.close()
+
+
+def test_with_encode_workers_each_chunk_is_encoded_once(tmp_path: Path) -> None:
+    """A batch sent to the workers ahead of its write is the one stored, even when the documents that fill
+    it go past the batch size: nothing is encoded twice."""
+    settings = Settings(data_dir=tmp_path / "data", encode_workers=1, _env_file=None)  # type: ignore[call-arg]
+    index = KnowledgeIndex(settings)
+    registry = Registry(settings.registry_url)
+    ingestor = Ingestor(index, registry, batch_chunks=4)
+    assert index.encode_pool is not None
+    sent: list[str] = []
+    submit = index.encode_pool.submit
+
+    def counted(texts):  # noqa: ANN001, ANN202
+        sent.extend(texts)
+        return submit(texts)
+
+    index.encode_pool.submit = counted  # type: ignore[method-assign]
+    try:
+        ingestor.ensure_tenant("acme")
+        # Three chunks a document: two of them fill a batch of four and go past it (six chunks).
+        text = "\n\n".join(f"Bölüm {n}. Kargo {n} günde gelir, ücreti {n}0 TL. " * 20 for n in range(3))
+        docs = [TextDocument(f"uzun-{n}", text.replace("Kargo", f"Kargo{n}")) for n in range(5)]
+        job = ingestor.run("acme", "files", text_items("acme", docs))
+        assert job.status == "succeeded" and job.chunks_written == 3 * len(docs)
+        assert len(sent) == job.chunks_written == index.count("acme")
+    finally:
+        index.close()
+        registry.close()
