@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import pickle
 import queue
+import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -66,9 +67,33 @@ WRITE_STEP = 16
 _READY_POLL_S = 0.5
 SWITCH_INTERVAL_S = 0.001
 _CLOSE_TIMEOUT_S = 30.0
+# How long closing waits for the reply reader to leave the connection it is about to close.
+_READER_EXIT_S = 10.0
 
 
 # ----- the child -----
+
+
+def release(conn: Connection, reader: threading.Thread | None) -> None:
+    """Close `conn` once the thread reading it has stopped.
+
+    Closing a connection another thread is still reading frees its file descriptor while that thread
+    can still read it: the next socket opened in this process takes the same number, and the old
+    reader swallows its first bytes (a new connection then fails its handshake). So the reader is
+    woken first (shutdown ends its read, the descriptor stays reserved), and the descriptor is freed
+    only after it has gone.
+    """
+    if reader is not None and reader is not threading.current_thread():
+        try:
+            with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed, or not a socket: the reader has seen the end
+        reader.join(_READER_EXIT_S)
+        if reader.is_alive():
+            log.warning("the index reply reader did not stop; its connection is left open")
+            return
+    conn.close()
 
 
 def _portable(exc: BaseException) -> Exception:
@@ -248,6 +273,7 @@ class HostedIndex:
         self._closed = False
         self._dead: str | None = None
         self._conn: Connection | None = None
+        self._reader: threading.Thread | None = None
         self._process: multiprocessing.process.BaseProcess | None = None
         self._pending: dict[int, Future[Any]] = {}
         self.meta: IndexMeta = self._start()
@@ -289,9 +315,10 @@ class HostedIndex:
             raise value
         pending: dict[int, Future[Any]] = {}
         self._conn, self._process, self._pending, self._dead = conn, process, pending, None
-        threading.Thread(
+        self._reader = threading.Thread(
             target=self._read, args=(conn, process, pending), name="index-replies", daemon=True
-        ).start()
+        )
+        self._reader.start()
         return value  # type: ignore[no-any-return]
 
     def _read(self, conn: Connection, process: Any, pending: dict[int, Future[Any]]) -> None:
@@ -347,7 +374,7 @@ class HostedIndex:
     def _restart(self) -> None:
         # Called with the lock held; the old child has exited (its reader saw the pipe close).
         if self._conn is not None:
-            self._conn.close()
+            release(self._conn, self._reader)
         log.warning("starting the index process again")
         meta = self._start()
         if meta != self.meta:
@@ -445,7 +472,7 @@ class HostedIndex:
             if self._closed:
                 return
             self._closed = True
-            conn, process = self._conn, self._process
+            conn, process, reader = self._conn, self._process, self._reader
             if conn is None or process is None:
                 return
             try:
@@ -462,7 +489,7 @@ class HostedIndex:
         if process.is_alive():
             process.kill()
             process.join(5)
-        conn.close()
+        release(conn, reader)
 
     def __enter__(self) -> HostedIndex:
         return self

@@ -251,9 +251,10 @@ class RemoteIndex(HostedIndex):
         pending: dict[int, Any] = {}
         handle = _ServerHandle()
         self._conn, self._process, self._pending, self._dead = conn, handle, pending, None  # type: ignore[assignment]
-        threading.Thread(
+        self._reader = threading.Thread(
             target=self._read, args=(conn, handle, pending), name="index-replies", daemon=True
-        ).start()
+        )
+        self._reader.start()
         return meta  # type: ignore[no-any-return]
 
 

@@ -202,9 +202,14 @@ def test_same_answers_as_in_process_and_close_releases_everything(tmp_path: Path
     index.upsert(_chunks("acme"))
     hosted_rankings = [_ranking(index, "acme", q) for q in QUESTIONS]
     child = index.pid
+    reader = index._reader
+    assert reader is not None and reader.is_alive()
     index.close()
     index.close()  # idempotent
     assert child is not None
+    # The reply reader has left the connection before it was closed: a reader still inside it would
+    # read whatever socket next takes the freed descriptor (a new connection's handshake).
+    assert not reader.is_alive()
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
     with pytest.raises(StoreError, match="closed"):

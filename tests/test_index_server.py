@@ -74,6 +74,18 @@ def test_workers_share_one_index(server: tuple[BaseProcess, str, Path]) -> None:
     second.close()
 
 
+def test_workers_that_leave_and_come_back_at_once_each_connect(server: tuple[BaseProcess, str, Path]) -> None:
+    # A connection is closed only after its reply reader has left it; closing it under the reader freed
+    # the descriptor the next connection then took, and the old reader swallowed its handshake.
+    _, address, data_dir = server
+    for _ in range(40):
+        worker = RemoteIndex(_settings(data_dir), address, KEY)
+        worker.count("acme")
+        reader = worker._reader
+        worker.close()
+        assert reader is not None and not reader.is_alive()
+
+
 def test_a_wrong_key_is_refused(server: tuple[BaseProcess, str, Path]) -> None:
     _, address, data_dir = server
     with pytest.raises(Exception, match="(?i)auth|digest|reached"):
