@@ -121,6 +121,12 @@ class _Replies:
             except OSError:
                 pass  # the parent is gone; the reading loop sees it too and stops
 
+    def close(self) -> None:
+        """Close the connection between answers: one being sent is finished first, later ones fail
+        quietly (a descriptor freed during a send could be taken by a new connection and get the rest)."""
+        with self._lock:
+            self._conn.close()
+
 
 def _run(index: KnowledgeIndex, op: str, args: tuple[Any, ...]) -> Any:
     if op == "store_info":

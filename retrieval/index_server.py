@@ -69,8 +69,11 @@ class _Clients:
             self.replies[conn] = _Replies(conn)
 
     def drop(self, conn: Connection) -> None:
-        self.replies.pop(conn, None)
-        conn.close()
+        replies = self.replies.pop(conn, None)
+        if replies is not None:
+            replies.close()
+        else:
+            conn.close()
 
 
 def _accept(listener: Listener, clients: _Clients, meta: IndexMeta) -> None:
