@@ -320,6 +320,8 @@ class KnowledgeIndex:
         future = aside()
 
         def report(f: Future[bool]) -> None:
+            if f.exception() is not None:
+                return  # whoever waits on the future gets the error (an ingestion job logs it)
             log.info(
                 "index optimised: %d points in %.1fs (%s)",
                 info.get("points", 0),

@@ -371,6 +371,46 @@ def test_a_job_does_not_wait_for_the_index_build_it_starts(tmp_path: Path, use_e
         registry.close()
 
 
+def test_a_failed_index_build_is_logged_once_and_the_job_stands(
+    tmp_path: Path,
+    use_embedder,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A build that fails aside (disk full, say) does not fail the job whose points are stored: the job
+    says so once in the log, its chunks are found (exact search), and the next maintain() builds."""
+    from concurrent.futures import Future
+
+    settings = Settings(data_dir=tmp_path / "data", optimize_threshold=20, _env_file=None)  # type: ignore[call-arg]
+    index = KnowledgeIndex(settings, embedder=use_embedder)
+    registry = Registry(settings.registry_url)
+    ingestor = Ingestor(index, registry)
+    built = index.store.optimize_aside  # type: ignore[attr-defined]
+
+    def failing() -> Future[bool]:
+        future: Future[bool] = Future()
+        future.set_exception(OSError(28, "No space left on device"))
+        return future
+
+    try:
+        ingestor.ensure_tenant("acme")
+        monkeypatch.setattr(index.store, "optimize_aside", failing)
+        docs = [TextDocument(f"sss-{n:02d}", f"Soru {n}: kargo {n} günde gelir.") for n in range(30)]
+        with caplog.at_level("INFO"):
+            job = ingestor.run("acme", "files", text_items("acme", docs))
+        assert job.status == "succeeded"
+        failures = [r for r in caplog.records if "build failed" in r.getMessage()]
+        assert len(failures) == 1 and "No space left" in failures[0].getMessage()
+        assert not [r for r in caplog.records if r.levelname == "ERROR"]  # no traceback from a callback
+        assert index.search("acme", "kargo 7 günde").hits[0].doc_id == "sss-07"
+        monkeypatch.setattr(index.store, "optimize_aside", built)
+        assert index.maintain() is True
+        assert index.store.info()["unindexed_dense"] < settings.optimize_threshold  # type: ignore[attr-defined]
+    finally:
+        index.close()
+        registry.close()
+
+
 def test_with_encode_workers_each_chunk_is_encoded_once(tmp_path: Path) -> None:
     """A batch sent to the workers ahead of its write is the one stored, even when the documents that fill
     it go past the batch size: nothing is encoded twice."""
