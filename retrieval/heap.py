@@ -16,10 +16,14 @@ freed by their reference counts; only garbage in reference cycles among them wai
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
+from functools import cache
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ def settle(reason: str) -> float:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
+        release_free_memory()
         took = time.perf_counter() - began
         _last = time.monotonic()
     log.debug(
@@ -51,6 +56,30 @@ def settle(reason: str) -> float:
         took * 1000,
     )
     return took
+
+
+@cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
+        return None
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim  # type: ignore[no-any-return]
+
+
+def release_free_memory() -> bool:
+    """Give the memory the C allocator holds free back to the system (glibc's malloc_trim); return
+    whether it could be asked. Memory freed after building a tenant's knowledge stays in the allocator's
+    arenas otherwise, counted in the process's RSS (about 30 MB after a 10k-chunk tenant). The call
+    leaves the GIL free while it walks the arenas."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def start_settled(reason: str) -> float:

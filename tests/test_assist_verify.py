@@ -3,11 +3,20 @@ must meet the tenant's precision target on evidence, or auto-resolution stays of
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from assist.confidence import blocked_reason, gather_evidence
 from assist.language import match_form
-from assist.policy import EvidenceSample, choose_policy, precision_lower_bound, samples_needed
+from assist.policy import (
+    EvidenceSample,
+    choose_policy,
+    precision_lower_bound,
+    precision_reaches,
+    samples_needed,
+)
 from assist.self_test import OUT_OF_DOMAIN, answers_probe, knowledge_probes
 from assist.verify import (
     TenantVocabulary,
@@ -97,6 +106,33 @@ def test_precision_bound_and_how_much_evidence_a_target_needs() -> None:
     assert precision_lower_bound(100, 100) == pytest.approx(0.9705, abs=1e-3)
     assert precision_lower_bound(95, 100) < precision_lower_bound(100, 100)
     assert samples_needed(0.98) == 149 and samples_needed(0.9) == 29
+
+
+def test_the_precision_bound_is_the_clopper_pearson_bound_scipy_gives() -> None:
+    beta = pytest.importorskip("scipy.stats").beta
+    cases = [(r, n) for n in range(1, 40) for r in range(n + 1)]
+    cases += [(r, n) for n in (100, 149, 300, 2_000) for r in (1, n // 2, n - 7, n - 1, n)]
+    for right, total in cases:
+        for level in (0.9, 0.95, 0.99):
+            expected = float(beta.ppf(1 - level, right, total - right + 1)) if right else 0.0
+            assert precision_lower_bound(right, total, level) == pytest.approx(expected, abs=1e-9)
+            for target in (0.5, 0.9, 0.95, 0.98):
+                assert precision_reaches(right, total, target, level) == (expected >= target)
+
+
+def test_choosing_a_policy_does_not_load_scipy_stats() -> None:
+    # scipy.stats is about 70 MB in every serving process; the policy needs one quantile of it.
+    code = (
+        "import sys\n"
+        "from assist.service import AssistService\n"
+        "from assist.policy import EvidenceSample, choose_policy\n"
+        "samples = [EvidenceSample(0.5 + i / 400, i % 20 != 0, 'self_test') for i in range(200)]\n"
+        "policy = choose_policy(samples, target=0.9)\n"
+        "assert policy.mode == 'auto' and policy.precision_lower_bound >= 0.9, policy\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_threshold_is_the_lowest_one_whose_answers_meet_the_target() -> None:
