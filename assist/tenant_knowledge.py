@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # How often a tenant's knowledge is checked for changes that call for a new auto-answer policy.
 POLICY_RECHECK_S = 30.0
+# The process that finds sources at odds stops after this long without a derivation (it holds about
+# 170 MB, and knowledge changes rarely); the next derivation starts it again (about 2 s).
+WORKER_IDLE_S = 120.0
 
 
 @dataclass
@@ -98,6 +101,9 @@ class TenantKnowledgeCache:
         )
         self._worker: ProcessPoolExecutor | None = None  # started with the first background derivation
         self._worker_busy = False  # a call is in the worker (one derivation runs at a time)
+        self._worker_lock = threading.Lock()
+        self._worker_idle: threading.Timer | None = None  # stops the worker after WORKER_IDLE_S without work
+        self._closed = False
 
     def get(self, tenant: Tenant) -> TenantKnowledge:
         """Return what was derived from the tenant's knowledge, derived again when its knowledge, its
@@ -157,10 +163,15 @@ class TenantKnowledgeCache:
         """Stop deriving in the background (a derivation under way finishes; none starts)."""
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._worker is not None:
+        with self._worker_lock:
+            self._closed = True
+            if self._worker_idle is not None:
+                self._worker_idle.cancel()
+            worker, self._worker = self._worker, None
+        if worker is not None:
             # An idle worker is joined, so the pool's semaphores are released before this process exits (the
             # resource tracker reported them leaked); a busy one is not waited for.
-            self._worker.shutdown(wait=not self._worker_busy, cancel_futures=True)
+            worker.shutdown(wait=not self._worker_busy, cancel_futures=True)
 
     def _derivation(
         self, tenant: Tenant, stamp: tuple[int, int], thresholds: ResolveThresholds
@@ -202,19 +213,43 @@ class TenantKnowledgeCache:
     ) -> tuple[tuple[Conflict, ...], tuple[StaleSource, ...]]:
         if self._executor is None:
             return sources_at_odds(chunks, vocabulary)
-        if self._worker is None:
-            # Spawned (no fork of a threaded server), and it exits with this process even when that is
-            # killed: it would otherwise wait on its queue for ever.
-            self._worker = spawned_pool(1)
-        try:
+        with self._worker_lock:
+            if self._closed:
+                return sources_at_odds(chunks, vocabulary)
+            if self._worker_idle is not None:
+                self._worker_idle.cancel()
+                self._worker_idle = None
+            if self._worker is None:
+                # Spawned (no fork of a threaded server), and it exits with this process even when that is
+                # killed: it would otherwise wait on its queue for ever.
+                self._worker = spawned_pool(1)
+            worker = self._worker
             self._worker_busy = True
-            return self._worker.submit(sources_at_odds, list(chunks)).result()
+        try:
+            return worker.submit(sources_at_odds, list(chunks)).result()
         except BrokenProcessPool:
             log.warning("the knowledge worker process stopped; conflicts are found in the server process")
-            self._worker = None
+            with self._worker_lock:
+                if self._worker is worker:
+                    self._worker = None
             return sources_at_odds(chunks, vocabulary)
         finally:
-            self._worker_busy = False
+            with self._worker_lock:
+                self._worker_busy = False
+                if self._worker is not None and not self._closed:
+                    # Knowledge changes in bursts (a server's first requests, an upload): the worker waits
+                    # a while for the next derivation, then gives its memory back.
+                    self._worker_idle = threading.Timer(WORKER_IDLE_S, self._stop_idle_worker)
+                    self._worker_idle.daemon = True
+                    self._worker_idle.start()
+
+    def _stop_idle_worker(self) -> None:
+        with self._worker_lock:
+            if self._worker_busy or self._worker is None:
+                return
+            worker, self._worker, self._worker_idle = self._worker, None, None
+        worker.shutdown(wait=True)
+        log.info("the knowledge worker process stopped after %.0f s without work", WORKER_IDLE_S)
 
     def _interim(
         self,

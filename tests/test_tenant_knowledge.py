@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from assist import tenant_knowledge
 from assist.policy import CALIBRATING_NOTE
 from assist.service import AssistService
+from assist.verify import TenantVocabulary
 from retrieval.embedders import UseMultilingualEmbedder
 from tests.assist_env import SHOP, AssistEnv, ask, shop_env
 from tests.conftest import child_of_killed_parent, wait_for_exit
@@ -78,6 +80,29 @@ def test_a_quick_derivation_is_waited_for(shop: AssistEnv) -> None:
         assert service.policy(SHOP).note != CALIBRATING_NOTE
     finally:
         service.close()
+
+
+def test_an_idle_knowledge_worker_gives_its_memory_back_and_starts_again(
+    shop: AssistEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process that finds sources at odds holds about 170 MB; knowledge changes rarely, so it stops
+    # once idle, and the next derivation starts it again with the same result.
+    monkeypatch.setattr(tenant_knowledge, "WORKER_IDLE_S", 0.5)
+    service = _background(shop, wait_s=120.0)
+    cache = service.knowledge
+    try:
+        chunks = shop.index.chunks(SHOP)
+        vocabulary = TenantVocabulary(chunks)
+        first = cache._sources_at_odds(chunks, vocabulary)
+        assert cache._worker is not None
+        pid = next(iter(cache._worker._processes))
+        assert wait_for_exit(pid, 30), "the idle knowledge worker kept running"
+        assert cache._worker is None
+        assert cache._sources_at_odds(chunks, vocabulary) == first
+        assert cache._worker is not None and next(iter(cache._worker._processes)) != pid
+    finally:
+        service.close()
+    assert cache._worker is None and (cache._worker_idle is None or not cache._worker_idle.is_alive())
 
 
 def test_the_knowledge_worker_process_exits_when_the_server_is_killed(tmp_path: Path) -> None:
