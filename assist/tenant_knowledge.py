@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 
 from ingestion.registry_models import Tenant
-from retrieval.embed_process import spawned_pool
+from retrieval.embed_process import spawned_pool, start_idle_timer
 from retrieval.heap import settle_if_server
 from retrieval.index_process import AnyIndex
 from retrieval.models import SearchHit
@@ -239,9 +239,7 @@ class TenantKnowledgeCache:
                 if self._worker is not None and not self._closed:
                     # Knowledge changes in bursts (a server's first requests, an upload): the worker waits
                     # a while for the next derivation, then gives its memory back.
-                    self._worker_idle = threading.Timer(WORKER_IDLE_S, self._stop_idle_worker)
-                    self._worker_idle.daemon = True
-                    self._worker_idle.start()
+                    self._worker_idle = start_idle_timer(WORKER_IDLE_S, self._stop_idle_worker)
 
     def _stop_idle_worker(self) -> None:
         with self._worker_lock:

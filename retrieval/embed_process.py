@@ -75,6 +75,15 @@ def _embed_queries(spec: str, texts: list[str]) -> np.ndarray:
     return embed_queries(_model(spec), texts)
 
 
+def start_idle_timer(seconds: float, stop: Callable[[], None]) -> threading.Timer:
+    """Start and return a daemon timer calling `stop` after `seconds`: an idle pool's shutdown, cancelled
+    by the next piece of work."""
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def spawned_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes started with `spawn` (never fork a process that runs threads) that exit with this one."""
     return ProcessPoolExecutor(
@@ -272,9 +281,7 @@ class EncodePool:
         with self._lock:
             self._busy -= 1
             if self._busy == 0 and self._pool is not None and self.idle_s > 0:
-                self._idle = threading.Timer(self.idle_s, self._stop_if_idle)
-                self._idle.daemon = True
-                self._idle.start()
+                self._idle = start_idle_timer(self.idle_s, self._stop_if_idle)
 
     def _stop_if_idle(self) -> None:
         with self._lock:
