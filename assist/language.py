@@ -15,16 +15,14 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from typing import Any
 
+from retrieval.language import ENGLISH_MARKERS as _ENGLISH_MARKERS
+from retrieval.language import TURKISH_MARKERS as _TURKISH_MARKERS
+from retrieval.language import detect_language, word_set
 from retrieval.text import fold_turkish, normalise_for_match
 
 from .models import Language
 
 PREFIX_LEN = 5
-
-
-def word_set(word_list: str) -> frozenset[str]:
-    """Return the folded words of a whitespace-separated word list (how the lists below are written)."""
-    return frozenset(fold_turkish(w) for w in word_list.split())
 
 
 # Question words, particles, pronouns and fillers: they say nothing about the topic of a question.
@@ -50,22 +48,6 @@ ENGLISH_FUNCTION_WORDS = word_set(
 )
 FUNCTION_WORDS = TURKISH_FUNCTION_WORDS | ENGLISH_FUNCTION_WORDS
 
-# Words that tell the languages apart; shared loanwords and names say nothing.
-_TURKISH_MARKERS = word_set(
-    """
-    ve bir bu için ile mi mı mu mü ne nasıl neden var yok değil da de ki ben sen siz biz çok daha
-    gibi kadar merhaba teşekkürler teşekkür lütfen evet hayır nerede zaman olarak ama misiniz
-    musunuz mısınız miyim mıyım istiyorum yardım sipariş siparişim
-    """
-)
-_ENGLISH_MARKERS = word_set(
-    """
-    the a an is are was were be do does did i you my your we it this that what where when how why
-    which can could would should will have has to of for with and not please hello hi thanks thank
-    want need order
-    """
-)
-_TURKISH_LETTERS = re.compile(r"[çğışöüÇĞİŞÖÜ]")
 # Letters only Turkish uses (ö and ü are German too).
 _ONLY_TURKISH_LETTERS = re.compile(r"[çğışÇĞİŞ]")
 # Cyrillic, Greek, Arabic and Persian letters: never Turkish or English.
@@ -93,20 +75,6 @@ def content_terms(text: str) -> set[str]:
 def terms_of_match_form(form: str) -> set[str]:
     """Return `content_terms` of text that is already in match form."""
     return {w[:PREFIX_LEN] for w in form.split() if w not in FUNCTION_WORDS and (len(w) > 1 or w.isdigit())}
-
-
-def detect_language(text: str) -> Language | None:
-    """Return "tr" or "en" for `text`, or None when it carries no evidence either way (e.g. "ok")."""
-    tokens = words(text)
-    turkish = sum(1 for w in tokens if w in _TURKISH_MARKERS)
-    english = sum(1 for w in tokens if w in _ENGLISH_MARKERS)
-    if _TURKISH_LETTERS.search(text):
-        turkish += 2
-    if english > turkish:
-        return "en"
-    if turkish:
-        return "tr"
-    return None
 
 
 # Languages a customer of a Turkish business may write in; the detector chooses only among these.

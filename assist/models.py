@@ -6,9 +6,10 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from retrieval.language import Language
+
 Role = Literal["customer", "agent", "bot", "system"]
 Strategy = Literal["llm", "extractive", "past_reply"]
-Language = Literal["tr", "en"]
 Tone = Literal["siz", "sen"]
 FeedbackAction = Literal["accepted", "edited", "rejected"]
 HandoffReason = Literal[

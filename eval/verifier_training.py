@@ -19,7 +19,7 @@ certify keep the labelled customer messages at the precision target?
 
 from __future__ import annotations
 
-import random
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from assist.service import SEARCH_LIMIT, AssistService
 from assist.verify import FEATURES, TenantVocabulary, VerifierModel, candidate_features
 from retrieval.embedders import Embedder
 from retrieval.index import QueryOptions
+from retrieval.language import detect_language
 from retrieval.settings import Settings
 
 from .answers import eval_request
@@ -90,6 +91,10 @@ def collect_rows(
             vocabulary = TenantVocabulary(chunks)
             for query in tqdm(bundle.queries, desc=f"labelled {path.name}", disable=not show_progress):
                 text = service.search_query(EVAL_TENANT, eval_request(query)).text
+                if detect_language(text) == "en":
+                    # The features compare Turkish words: for an English question they are all zero
+                    # whether the source is right or not, and the rows would only blur the Turkish ones.
+                    continue
                 hits = ev.index.search(EVAL_TENANT, text, options).hits
                 relevant = frozenset(query.relevant_ids)
                 group = f"{path.name}:{query.id}"
@@ -158,15 +163,19 @@ def decision_records(
     return records
 
 
+def fold_of_group(group: str, folds: int, seed: int = 13) -> int:
+    """Return the fold of a row group, from its name alone: adding or removing a query or a probe leaves
+    every other group in its fold, so two runs on changed data compare the same splits."""
+    return zlib.crc32(f"{seed}:{group}".encode()) % folds
+
+
 def cross_validate(rows: TrainingRows, folds: int = 5, seed: int = 13) -> dict[str, Any]:
     """Return out-of-fold quality: risk–coverage, calibration and the top candidate's hit rate."""
     groups = np.array(rows.group)
     labelled = np.array(rows.labelled)
     oof = np.zeros(len(rows.y))
-    queries = sorted(rows.queries)
-    random.Random(seed).shuffle(queries)
     # Folds over labelled queries only: the rows made from the knowledge always stay in training.
-    fold_of = {q: i % folds for i, q in enumerate(queries)}
+    fold_of = {q: fold_of_group(q, folds, seed) for q in rows.queries}
     for k in range(folds):
         test = np.array([labelled[i] and fold_of.get(groups[i]) == k for i in range(len(groups))])
         model = fit(rows, {}, mask=~test)
@@ -198,9 +207,7 @@ def simulate_policy(
     builds it (the most probable source of each probe, right or not) and `choose_policy` its threshold;
     the labelled queries then show the precision that threshold really gives: `wrong` of `answered`.
     """
-    groups = sorted(set(rows.group))
-    random.Random(seed).shuffle(groups)
-    fold_of = {g: i % folds for i, g in enumerate(groups)}
+    fold_of = {g: fold_of_group(g, folds, seed) for g in set(rows.group)}
     fold = np.array([fold_of[g] for g in rows.group])
     oof = np.zeros(len(rows.y))
     x = np.array(rows.x, dtype=float)

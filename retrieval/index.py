@@ -16,6 +16,7 @@ import numpy as np
 from .embed_process import EncodePool, ProcessEmbedder
 from .embedders import Embedder, embed_queries, load_embedder
 from .fusion import fuse, weighted_by_source
+from .language import detect_language
 from .models import Chunk, SearchFilters, SearchHit, SearchResult
 from .ranking import CrossEncoderReranker, mmr
 from .settings import Settings
@@ -420,7 +421,9 @@ class KnowledgeIndex:
         dense_hits, sparse_hits = self.store.candidates(tenant_id, dense_vec, sparse_vec, prefetch, filters)
         t2 = time.perf_counter()
         method = opts.fusion or s.fusion
-        weight = s.dense_weight if opts.dense_weight is None else opts.dense_weight
+        weight = opts.dense_weight
+        if weight is None:
+            weight = s.english_dense_weight if detect_language(query) == "en" else s.dense_weight
         rerank = opts.rerank if opts.rerank is not None else bool(s.rerank_model)
         lam = opts.mmr_lambda if opts.mmr_lambda is not None else s.mmr_lambda
         weights = {

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     fusion: FusionMethod = "score"
     # Weight of the dense (semantic) score in score-level fusion; BM25 gets 1 - dense_weight.
     dense_weight: float = Field(default=0.4, ge=0.0, le=1.0)
+    # The same for a question written in English: BM25 is built for Turkish (stems, folded letters,
+    # spoken forms) and finds only noise in English words, so the multilingual dense side decides.
+    english_dense_weight: float = Field(default=1.0, ge=0.0, le=1.0)
     rrf_k: int = 60
     # Candidates per side before fusion: 30 and 50 give the same dev metrics (R@1 0.954, R@10 1.0); 30 is cheaper.
     prefetch_limit: int = 30

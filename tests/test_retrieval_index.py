@@ -18,7 +18,7 @@ from retrieval.models import Chunk
 from retrieval.settings import Settings
 from retrieval.store import StoreError
 from retrieval.text import normalise_for_match, turkish_lower
-from tests.conftest import XQUAD_DEV, read_jsonl
+from tests.conftest import SHOP_TR_DEV, XQUAD_DEV, read_jsonl
 
 
 def test_turkish_lower_follows_turkish_rules() -> None:
@@ -216,3 +216,36 @@ def test_source_weights_come_from_the_environment_and_bad_names_are_refused(
         monkeypatch.setenv("INVEKTO_SOURCE_WEIGHTS", bad)
         with pytest.raises(ValueError, match="source_weights"):
             Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_an_english_question_to_turkish_knowledge_is_ranked_by_meaning(tmp_path: Path, use_embedder) -> None:  # noqa: ANN001
+    """BM25 is built for Turkish: for an English question it matches noise ("item", "have"), so the
+    multilingual dense side ranks alone; Turkish questions keep the hybrid ranking."""
+    import csv
+
+    with (SHOP_TR_DEV / "knowledge" / "faq.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    chunks = [Chunk("acme", r["id"], "0", f"{r['soru']}\n{r['cevap']}", title=r["soru"]) for r in rows]
+    english = {
+        "How many days do I have to return an item?": "sss-023",
+        "I forgot my password, how can I reset it?": "sss-046",
+        "How much is shipping? Is it free above some amount?": "sss-011",
+        "Do you have a student discount?": "sss-056",
+        "How can I track my order?": "sss-013",
+    }
+    settings = Settings(data_dir=tmp_path / "data", _env_file=None)  # type: ignore[call-arg]
+    with KnowledgeIndex(settings, embedder=use_embedder) as index:
+        index.upsert(chunks)
+        for question, doc in english.items():
+            assert index.search("acme", question).hits[0].doc_id == doc, question
+        # The Turkish ranking is what the weights give it (here: the hybrid's).
+        turkish = "kupon kodunu nereye yaziyorum"
+        assert index.search("acme", turkish).hits[0].doc_id == (
+            index.search("acme", turkish, QueryOptions(dense_weight=settings.dense_weight)).hits[0].doc_id
+        )
+        # One weight for both languages brings the noise back: most of them are not first.
+        hybrid = [
+            index.search("acme", q, QueryOptions(dense_weight=settings.dense_weight)).hits[0].doc_id
+            for q in english
+        ]
+        assert sum(doc == want for doc, want in zip(hybrid, english.values(), strict=True)) <= 2

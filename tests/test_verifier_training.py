@@ -7,7 +7,7 @@ import random
 import pytest
 
 from assist.verify import FEATURES
-from eval.verifier_training import TrainingRows, simulate_policy
+from eval.verifier_training import TrainingRows, fold_of_group, simulate_policy
 
 pytest.importorskip("sklearn")
 
@@ -66,3 +66,13 @@ def test_the_shipped_verifier_was_trained_on_the_rows_the_pipeline_gives_now() -
     assert trained_on["bundles"] == [bundle.name]
     rows = collect_rows(Settings(_env_file=None), [bundle], show_progress=False)  # type: ignore[call-arg]
     assert (len(rows.y), sum(rows.y)) == (trained_on["rows"], trained_on["positives"])
+
+
+def test_folds_are_balanced_and_a_query_keeps_its_fold_when_others_come_and_go() -> None:
+    names = [f"shop-tr-dev:q-{n:04d}" for n in range(1000)]
+    folds = [fold_of_group(name, 5) for name in names]
+    assert all(150 <= folds.count(k) <= 250 for k in range(5))
+    # The fold follows from the name and seed alone: a run without half of the queries (or with new ones)
+    # splits the rest as before, so figures of two runs on changed data compare the same splits.
+    assert [fold_of_group(name, 5) for name in names[::2]] == folds[::2]
+    assert [fold_of_group(name, 5, seed=14) for name in names] != folds
