@@ -45,29 +45,43 @@ def admin_token_problem(settings: Settings) -> str | None:
 
 
 def _deadline_protocol(header_timeout_s: float, body_timeout_s: float) -> type:
-    """Return uvicorn's h11 protocol with a header deadline and a body idle limit."""
+    """Return uvicorn's httptools protocol (a C parser) with a header deadline and a body idle limit.
+
+    A connection must send a request's line and headers within `header_timeout_s` of its first byte (or
+    of connecting): trickling them does not move the deadline. Each piece of a body starts the
+    `body_timeout_s` idle limit again. Between requests uvicorn's keep-alive timeout applies.
+    """
     import asyncio
 
-    import h11
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    class DeadlineH11Protocol(H11Protocol):
+    class DeadlineHttpToolsProtocol(HttpToolsProtocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             self._deadline: asyncio.TimerHandle | None = None
             self._waiting_for: str | None = None
+            self._phase: str | None = None  # "headers", "body", or None between requests
             super().connection_made(transport)
             self._expect("headers", header_timeout_s)
 
         def data_received(self, data: bytes) -> None:
+            if self._phase is None and self._waiting_for != "headers":
+                self._expect("headers", header_timeout_s)  # the first byte of the next request
             super().data_received(data)
-            state = self.conn.their_state
-            if state is h11.IDLE:  # (the rest of) a request line and headers: the deadline does not move
-                if self._waiting_for != "headers":
-                    self._expect("headers", header_timeout_s)
-            elif state is h11.SEND_BODY:  # every piece of body starts the idle limit again
+            if self._phase == "body":  # every piece of body starts the idle limit again
                 self._expect("body", body_timeout_s)
-            else:
-                self._stop_waiting()
+
+        def on_message_begin(self) -> None:
+            self._phase = "headers"
+            super().on_message_begin()
+
+        def on_headers_complete(self) -> None:
+            self._phase = "body"
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._phase = None
+            self._stop_waiting()
+            super().on_message_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_waiting()
@@ -91,13 +105,11 @@ def _deadline_protocol(header_timeout_s: float, body_timeout_s: float) -> type:
             self._deadline, self._waiting_for = None, None
             if self.transport.is_closing():
                 return
-            if what == "headers" and self.conn.their_state is not h11.IDLE:
-                return  # the request arrived meanwhile
             client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
             log.info("closing the connection of %s: no complete request %s in time", client, what)
             self.transport.close()
 
-    return DeadlineH11Protocol
+    return DeadlineHttpToolsProtocol
 
 
 def uvicorn_config(
@@ -112,7 +124,7 @@ def uvicorn_config(
     max_connections: int = MAX_CONNECTIONS,
     log_format: str | None = None,
 ) -> uvicorn.Config:
-    """Return the uvicorn settings of one worker process: h11 with read deadlines, a connection cap,
+    """Return the uvicorn settings of one worker process: httptools with read deadlines, a connection cap,
     and the log format (`log_format`, else the app's INVEKTO_LOG_FORMAT; see api/logs.py)."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG

@@ -131,6 +131,8 @@ def _crash_at(index_dir: Path, step: str) -> None:
     store.upsert(_points(10_000, 40))
     store.delete_document("t3", "d0")
     if step == "during_build":
+        # The machine goes down: the paused build with it (left stopped, it would outlive the test).
+        os.kill(process.pid, signal.SIGKILL)
         os._exit(9)
     os.kill(process.pid, signal.SIGCONT)
     future.result(timeout=120)
