@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from retrieval.language import ENGLISH_MARKERS as _ENGLISH_MARKERS
 from retrieval.language import TURKISH_MARKERS as _TURKISH_MARKERS
-from retrieval.language import detect_language, word_set
-from retrieval.text import fold_turkish, normalise_for_match
+from retrieval.language import detect_language, match_form, word_set
 
 from .models import Language
 
@@ -52,14 +51,6 @@ FUNCTION_WORDS = TURKISH_FUNCTION_WORDS | ENGLISH_FUNCTION_WORDS
 _ONLY_TURKISH_LETTERS = re.compile(r"[çğışÇĞİŞ]")
 # Cyrillic, Greek, Arabic and Persian letters: never Turkish or English.
 _NON_LATIN = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0600-\u06ff]")
-
-
-@lru_cache(maxsize=4096)
-def match_form(text: str) -> str:
-    """Return `text` normalised for matching: Turkish lower case, no punctuation, diacritics folded.
-
-    Cached: a request reads the same retrieved chunks' sentences several times."""
-    return fold_turkish(normalise_for_match(text))
 
 
 def words(text: str) -> list[str]:

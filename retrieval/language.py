@@ -9,11 +9,21 @@ answer in the customer's language.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 from .text import fold_turkish, normalise_for_match
 
 Language = Literal["tr", "en"]
+
+
+@lru_cache(maxsize=4096)
+def match_form(text: str) -> str:
+    """Return `text` normalised for matching: Turkish lower case, no punctuation, diacritics folded.
+
+    Cached: a request reads the same retrieved chunks' sentences several times (and tells each one's
+    language)."""
+    return fold_turkish(normalise_for_match(text))
 
 
 def word_set(word_list: str) -> frozenset[str]:
@@ -41,7 +51,7 @@ _TURKISH_LETTERS = re.compile(r"[çğışöüÇĞİŞÖÜ]")
 
 def detect_language(text: str) -> Language | None:
     """Return "tr" or "en" for `text`, or None when it carries no evidence either way (e.g. "ok")."""
-    tokens = fold_turkish(normalise_for_match(text)).split()
+    tokens = match_form(text).split()
     turkish = sum(1 for w in tokens if w in TURKISH_MARKERS)
     english = sum(1 for w in tokens if w in ENGLISH_MARKERS)
     if _TURKISH_LETTERS.search(text):
