@@ -319,13 +319,17 @@ class HostedIndex:
             process.join(_CLOSE_TIMEOUT_S)
             conn.close()
             raise value
+        self._serve_replies(conn, process)
+        return value  # type: ignore[no-any-return]
+
+    def _serve_replies(self, conn: Connection, process: Any) -> None:
+        """Make `conn` (to `process`) the live connection and start the thread that reads its replies."""
         pending: dict[int, Future[Any]] = {}
         self._conn, self._process, self._pending, self._dead = conn, process, pending, None
         self._reader = threading.Thread(
             target=self._read, args=(conn, process, pending), name="index-replies", daemon=True
         )
         self._reader.start()
-        return value  # type: ignore[no-any-return]
 
     def _read(self, conn: Connection, process: Any, pending: dict[int, Future[Any]]) -> None:
         # Hands each answer to the thread waiting for it; when the child goes, fails what it left.

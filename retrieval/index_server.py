@@ -251,13 +251,7 @@ class RemoteIndex(HostedIndex):
         if failed:
             conn.close()
             raise meta
-        pending: dict[int, Any] = {}
-        handle = _ServerHandle()
-        self._conn, self._process, self._pending, self._dead = conn, handle, pending, None  # type: ignore[assignment]
-        self._reader = threading.Thread(
-            target=self._read, args=(conn, handle, pending), name="index-replies", daemon=True
-        )
-        self._reader.start()
+        self._serve_replies(conn, _ServerHandle())
         return meta  # type: ignore[no-any-return]
 
 
